@@ -1,0 +1,62 @@
+//! `-config.expand-env`: replaces `${VAR}` and `${VAR:-default}` with the environment's values before
+//! the YAML is parsed. An undefined variable becomes the empty string (as in Promtail); `$$` is a
+//! literal `$`. Line numbers are unchanged as long as values contain no newline.
+
+/// Expands `${VAR}`, `${VAR:-default}` and `$$` in `text`, looking variables up with `lookup`.
+pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            match body.find('}') {
+                Some(end) => {
+                    let inner = &body[..end];
+                    let (name, default) = match inner.split_once(":-") {
+                        Some((n, d)) => (n, Some(d)),
+                        None => (inner, None),
+                    };
+                    let value = lookup(name).filter(|v| !(v.is_empty() && default.is_some()));
+                    out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
+                    rest = &body[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "LOKI" => Some("http://loki:3100".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables_defaults_and_escapes() {
+        assert_eq!(expand("url: ${LOKI}/push", env), "url: http://loki:3100/push");
+        assert_eq!(expand("${MISSING:-http://x}", env), "http://x");
+        assert_eq!(expand("${EMPTY:-d}", env), "d");
+        assert_eq!(expand("a${MISSING}b", env), "ab");
+        assert_eq!(expand("price: $$5 and regex (.*)$", env), "price: $5 and regex (.*)$");
+        assert_eq!(expand("${unterminated", env), "${unterminated");
+    }
+}

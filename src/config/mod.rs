@@ -1,0 +1,178 @@
+//! Configuration: Promtail's YAML schema, read in two phases (as ripgrep does with its flags).
+//!
+//! 1. [`schema`]: the raw text, optionally `${ENV}`-expanded ([`expand`]), is deserialized into serde
+//!    structs that mirror Promtail's schema. Typos, wrong types, bad durations, bad regexes and options
+//!    lokiship does not implement are errors naming the line ([`error`]).
+//! 2. [`load`] then checks what spans several keys and compiles every scrape config's pipeline, so
+//!    that nothing starts unless the whole configuration is usable.
+
+pub mod error;
+pub mod expand;
+pub mod schema;
+pub mod stages;
+pub mod values;
+
+pub use error::ConfigError;
+pub use schema::Config;
+
+use crate::pipeline::Pipeline;
+
+/// How to read the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Expand `${VAR}` and `${VAR:-default}` before parsing.
+    pub expand_env: bool,
+    /// Unknown keys inside pipeline stages are errors instead of warnings.
+    pub strict: bool,
+}
+
+/// A configuration that passed both phases.
+pub struct Loaded {
+    pub config: Config,
+    /// One compiled pipeline per entry of `scrape_configs`.
+    pub pipelines: Vec<Pipeline>,
+    /// Things worth telling the operator that do not stop lokiship (with file and line).
+    pub warnings: Vec<String>,
+}
+
+/// Reads, expands, parses and validates the configuration file at `path`.
+pub fn load_file(path: &str, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    load_str(path, &text, opts)
+}
+
+/// Parses and validates configuration `text`; `file` names it in messages.
+pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let text = if opts.expand_env {
+        expand::expand(text, |name| std::env::var(name).ok())
+    } else {
+        text.to_string()
+    };
+    let mut ignored = Vec::new();
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let mut config: Config = serde_ignored::deserialize(de, |path| ignored.push(path.to_string()))
+        .map_err(|e| ConfigError::from_yaml(file, &e))?;
+
+    let mut warnings = Vec::new();
+    for path in ignored {
+        let key = path.rsplit('.').next().unwrap_or(&path).to_string();
+        let line = line_of_ignored(&text, &path);
+        let err = ConfigError::new(
+            file,
+            line,
+            format!("unknown option \"{key}\" in pipeline stage {path}: Promtail ignores it, so does lokiship"),
+        );
+        if opts.strict {
+            return Err(ConfigError::new(file, line, format!("unknown option \"{key}\" in {path}")));
+        }
+        warnings.push(err.to_string());
+    }
+
+    if let Some(client) = config.client.take() {
+        config.clients.insert(0, client);
+    }
+    let lines = LineFinder { text: &text, file };
+    for (i, client) in config.clients.iter().enumerate() {
+        let url = reqwest::Url::parse(&client.url)
+            .map_err(|e| lines.error("url:", 0, format!("clients[{i}].url {:?} is not a valid URL: {e}", client.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(lines.error("url:", 0, format!("clients[{i}].url must be http or https, not {:?}", url.scheme())));
+        }
+        if let Some(auth) = &client.basic_auth {
+            if !auth.password.is_empty() && !auth.password_file.is_empty() {
+                return Err(lines.error("password_file:", 0, format!("clients[{i}].basic_auth: set password or password_file, not both")));
+            }
+        }
+        if !client.bearer_token.is_empty() && !client.bearer_token_file.is_empty() {
+            return Err(lines.error("bearer_token_file:", 0, format!("clients[{i}]: set bearer_token or bearer_token_file, not both")));
+        }
+    }
+    if config.wal.enabled {
+        return Err(lines.error("wal:", 0, "wal is not supported yet"));
+    }
+    if config.target_config.stdin {
+        return Err(lines.error("stdin:", 0, "target_config.stdin is not supported yet"));
+    }
+
+    let mut pipelines = Vec::with_capacity(config.scrape_configs.len());
+    let mut seen = std::collections::HashSet::new();
+    for sc in &config.scrape_configs {
+        let job_line = lines.find(&format!("job_name: {}", sc.job_name), 0)
+            .or_else(|| lines.find(&sc.job_name, 0))
+            .unwrap_or(0);
+        if !seen.insert(sc.job_name.clone()) {
+            return Err(ConfigError::new(file, Some(job_line), format!("duplicate job_name {:?}", sc.job_name)));
+        }
+        if !sc.encoding.is_empty() {
+            return Err(lines.error("encoding:", job_line, "encoding is not supported yet"));
+        }
+        if sc.decompression.enabled {
+            return Err(lines.error("decompression:", job_line, "decompression is not supported yet"));
+        }
+        for st in &sc.static_configs {
+            for name in st.labels.keys() {
+                if !name.starts_with("__") && !values::is_valid_label_name(name) {
+                    return Err(lines.error(name, job_line, format!("invalid label name {name:?} in job {:?}", sc.job_name)));
+                }
+            }
+            if !st.labels.contains_key("__path__") {
+                warnings.push(format!("{file}:{job_line}: job {:?} has a static config without __path__: it reads nothing", sc.job_name));
+            }
+        }
+        let pipeline = Pipeline::build(&sc.pipeline_stages, &sc.job_name).map_err(|e| {
+            let line = lines.find(&format!("{}:", e.stage), job_line);
+            ConfigError::new(file, line, format!("job {:?}: {}", sc.job_name, e))
+        })?;
+        pipelines.push(pipeline);
+    }
+    Ok(Loaded { config, pipelines, warnings })
+}
+
+/// Finds the line of a key for errors found after parsing, when serde no longer knows positions.
+struct LineFinder<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl LineFinder<'_> {
+    /// The first line at or after `after` (1-based) that contains `needle`.
+    fn find(&self, needle: &str, after: usize) -> Option<usize> {
+        self.text
+            .lines()
+            .enumerate()
+            .skip(after.saturating_sub(1))
+            .find(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i + 1)
+    }
+
+    fn error(&self, needle: &str, after: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.file, self.find(needle, after), message)
+    }
+}
+
+/// The line of an ignored key, from serde_ignored's path (`scrape_configs.1.pipeline_stages.0.json.foo`):
+/// the first occurrence of `foo:` after the start of that scrape config.
+fn line_of_ignored(text: &str, path: &str) -> Option<usize> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let key = parts.last()?;
+    let job_index: usize = parts
+        .iter()
+        .position(|p| *p == "scrape_configs")
+        .and_then(|i| parts.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let finder = LineFinder { text, file: "" };
+    let mut after = 0;
+    for _ in 0..=job_index {
+        after = finder.find("job_name", after + 1).unwrap_or(after);
+    }
+    let pattern = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| {
+            l.trim_start().trim_start_matches("- ").starts_with(&pattern)
+                || l.contains(&format!("{{{pattern}")) || l.contains(&format!(" {pattern}"))
+        })
+        .map(|(i, _)| i + 1)
+}

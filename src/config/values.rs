@@ -1,0 +1,215 @@
+//! Value types of the configuration that validate themselves while the YAML is read, so that a bad
+//! duration, size, regex or label name is reported with the line it stands on.
+
+use serde::de::{self, Deserialize, Deserializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A Go/Prometheus duration: `500ms`, `1m30s`, `2h`, `1d`, `1w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GoDuration(pub Duration);
+
+impl GoDuration {
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+}
+
+/// Parses a Go duration string. Accepts a sign-less sequence of `<number><unit>` pairs.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("invalid duration {text:?}: expected a number at {rest:?}"));
+        }
+        let value: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: bad number {:?}", &rest[..num_len]))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let nanos_per = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            "w" => 7.0 * 86400e9,
+            "y" => 365.0 * 86400e9,
+            "" => return Err(format!("invalid duration {text:?}: missing unit (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ns, us, ms, s, m, h, d or w)"
+                ))
+            }
+        };
+        total += value * nanos_per;
+    }
+    Ok(Duration::from_nanos(total as u64))
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = GoDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 10s or 5m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<GoDuration, E> {
+                parse_duration(v).map(GoDuration).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<GoDuration, E> {
+                if v == 0 {
+                    Ok(GoDuration(Duration::ZERO))
+                } else {
+                    Err(E::custom(format!("invalid duration {v}: missing unit (write {v}s or {v}ms)")))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<GoDuration, E> {
+                self.visit_u64(v.max(1) as u64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes: an integer, or a string such as `256KB`, `1MiB`, `10mb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ByteSize(pub u64);
+
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("invalid size {text:?}: unknown unit {other:?} (use B, KB, MB or GB)")),
+    };
+    Ok((value * mult) as u64)
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size in bytes such as 1048576 or 256KB")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                parse_byte_size(v).map(ByteSize).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A compiled regular expression (Go RE2 syntax is a subset of Rust's `regex`).
+#[derive(Clone, Debug)]
+pub struct Regex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Regex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text)
+            .map(Regex)
+            .map_err(|e| de::Error::custom(format!("invalid regular expression {text:?}: {e}")))
+    }
+}
+
+/// Is `name` a valid Loki label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A label name, checked against Loki's syntax.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelName(pub String);
+
+impl<'de> Deserialize<'de> for LabelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if is_valid_label_name(&name) {
+            Ok(LabelName(name))
+        } else {
+            Err(de::Error::custom(format!(
+                "invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+            )))
+        }
+    }
+}
+
+/// A Promtail option lokiship does not implement yet: reading it is an error naming it, so that a
+/// config never silently loses a feature.
+#[derive(Debug, Clone, Copy)]
+pub struct Unsupported;
+
+/// The marker in error messages that `config::error` turns into "X is not supported yet".
+pub const UNSUPPORTED_MARKER: &str = "\u{1}unsupported";
+
+impl<'de> Deserialize<'de> for Unsupported {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(de::Error::custom(UNSUPPORTED_MARKER))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
+        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("256KB"), Ok(256 * 1024));
+        assert_eq!(parse_byte_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_byte_size("42"), Ok(42));
+        assert!(parse_byte_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn label_names() {
+        assert!(is_valid_label_name("user"));
+        assert!(is_valid_label_name("_x9"));
+        assert!(!is_valid_label_name("9x"));
+        assert!(!is_valid_label_name("a-b"));
+        assert!(!is_valid_label_name(""));
+    }
+}

@@ -1,0 +1,28 @@
+//! lokiship: a log shipper for Grafana Loki that reads Promtail's configuration.
+//!
+//! Data flows one way, **source → pipeline → client**, and acknowledgements flow back: a source's
+//! position advances only for lines that Loki accepted (or that were dropped for a permanent reason).
+//!
+//! - [`config`]: Promtail's YAML schema, `${ENV}` expansion, validation with line numbers.
+//! - [`source`]: where lines come from (files) and the acknowledgement bookkeeping behind positions.
+//! - [`pipeline`]: Promtail's stages turning a line into labels, metadata, a timestamp and an output line.
+//! - [`client`]: batching, protobuf + snappy encoding, sending with retries and backoff.
+//! - [`server`]: `/metrics` and `/ready`.
+
+pub mod client;
+pub mod config;
+pub mod entry;
+pub mod metrics;
+pub mod pipeline;
+pub mod run;
+pub mod server;
+pub mod source;
+
+/// The Loki push API messages generated from `proto/push.proto`.
+pub mod logproto {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+}
+
+/// The version reported by `-version` and in the `User-Agent` header.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

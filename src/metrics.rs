@@ -1,0 +1,172 @@
+//! Every metric lokiship exports, in one place. Names follow Promtail's so that existing dashboards and
+//! alerts keep working; lokiship's own metrics start with `lokiship_`.
+//!
+//! prometheus-client appends `_total` to counter names, so counters are registered without it.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabels {
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub host: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub status_code: String,
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: String,
+    pub reason: String,
+}
+
+/// All metrics. Obtain with [`metrics()`].
+pub struct Metrics {
+    pub registry: Registry,
+    pub sent_entries: Family<HostLabels, Counter>,
+    pub sent_bytes: Family<HostLabels, Counter>,
+    pub dropped_entries: Family<DropLabels, Counter>,
+    pub dropped_bytes: Family<DropLabels, Counter>,
+    pub encoded_bytes: Family<HostLabels, Counter>,
+    pub batch_retries: Family<HostLabels, Counter>,
+    pub request_duration: Family<RequestLabels, Histogram>,
+    pub read_bytes: Family<PathLabels, Counter>,
+    pub read_lines: Family<PathLabels, Counter>,
+    pub file_bytes: Family<PathLabels, Gauge>,
+    pub files_active: Gauge,
+    pub targets_active: Gauge,
+    pub pipeline_dropped_lines: Family<ReasonLabels, Counter>,
+    pub pipeline_errors: Family<StageLabels, Counter>,
+    pub invalid_utf8_lines: Family<PathLabels, Counter>,
+    pub file_errors: Family<ReasonLabels, Counter>,
+    pub positions_write_errors: Counter,
+}
+
+fn build() -> Metrics {
+    let mut registry = Registry::default();
+    let m = Metrics {
+        sent_entries: Family::default(),
+        sent_bytes: Family::default(),
+        dropped_entries: Family::default(),
+        dropped_bytes: Family::default(),
+        encoded_bytes: Family::default(),
+        batch_retries: Family::default(),
+        request_duration: Family::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        }),
+        read_bytes: Family::default(),
+        read_lines: Family::default(),
+        file_bytes: Family::default(),
+        files_active: Gauge::default(),
+        targets_active: Gauge::default(),
+        pipeline_dropped_lines: Family::default(),
+        pipeline_errors: Family::default(),
+        invalid_utf8_lines: Family::default(),
+        file_errors: Family::default(),
+        positions_write_errors: Counter::default(),
+        registry: Registry::default(),
+    };
+    registry.register("promtail_sent_entries", "Entries sent to Loki", m.sent_entries.clone());
+    registry.register("promtail_sent_bytes", "Bytes of log lines sent to Loki", m.sent_bytes.clone());
+    registry.register(
+        "promtail_dropped_entries",
+        "Entries dropped after failing to send, or rejected by Loki",
+        m.dropped_entries.clone(),
+    );
+    registry.register("promtail_dropped_bytes", "Bytes of log lines dropped", m.dropped_bytes.clone());
+    registry.register("promtail_encoded_bytes", "Compressed bytes of push requests", m.encoded_bytes.clone());
+    registry.register("promtail_batch_retries", "Push requests retried", m.batch_retries.clone());
+    registry.register(
+        "promtail_request_duration_seconds",
+        "Duration of push requests, by HTTP status code",
+        m.request_duration.clone(),
+    );
+    registry.register("promtail_read_bytes", "Bytes read from files", m.read_bytes.clone());
+    registry.register("promtail_read_lines", "Lines read from files", m.read_lines.clone());
+    registry.register("promtail_file_bytes", "Size of tailed files", m.file_bytes.clone());
+    registry.register("promtail_files_active", "Files being tailed", m.files_active.clone());
+    registry.register("promtail_targets_active", "Active targets", m.targets_active.clone());
+    registry.register(
+        "logentry_dropped_lines",
+        "Lines dropped by pipeline stages, by reason",
+        m.pipeline_dropped_lines.clone(),
+    );
+    registry.register(
+        "lokiship_pipeline_errors",
+        "Entries a stage could not process (shipped unchanged unless configured to drop)",
+        m.pipeline_errors.clone(),
+    );
+    registry.register(
+        "lokiship_invalid_utf8_lines",
+        "Lines whose invalid UTF-8 bytes were replaced with U+FFFD",
+        m.invalid_utf8_lines.clone(),
+    );
+    registry.register(
+        "lokiship_file_errors",
+        "Errors opening or reading files, by reason",
+        m.file_errors.clone(),
+    );
+    registry.register(
+        "lokiship_positions_write_errors",
+        "Failed writes of the positions file",
+        m.positions_write_errors.clone(),
+    );
+    Metrics { registry, ..m }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(build)
+}
+
+/// The metrics in the OpenMetrics text format.
+pub fn render() -> String {
+    let mut out = String::new();
+    // Encoding into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
+    out
+}
+
+/// Counts a line dropped by a pipeline stage.
+pub fn pipeline_dropped(reason: &str) {
+    metrics()
+        .pipeline_dropped_lines
+        .get_or_create(&ReasonLabels { reason: reason.to_string() })
+        .inc();
+}
+
+/// Counts an entry a stage could not process.
+pub fn pipeline_error(stage: &str, reason: &str) {
+    metrics()
+        .pipeline_errors
+        .get_or_create(&StageLabels {
+            stage: stage.to_string(),
+            reason: reason.to_string(),
+        })
+        .inc();
+}

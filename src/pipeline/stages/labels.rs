@@ -1,0 +1,153 @@
+//! The label stages: `labels`, `structured_metadata`, `static_labels`, `labeldrop`, `labelallow`.
+//!
+//! `labels` and `structured_metadata` copy extracted values (the source defaults to the name);
+//! a value that was not extracted, or is empty, sets nothing.
+
+use crate::config::values::LabelName;
+use crate::pipeline::{Processing, Stage, Verdict};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy)]
+enum Target {
+    Labels,
+    StructuredMetadata,
+}
+
+/// `labels` and `structured_metadata`.
+pub struct LabelsStage {
+    /// (name, source)
+    mapping: Vec<(String, String)>,
+    target: Target,
+}
+
+impl LabelsStage {
+    pub fn labels(config: &BTreeMap<LabelName, Option<String>>) -> Self {
+        Self::new(config.iter().map(|(k, v)| (k.0.clone(), v.clone())), Target::Labels)
+    }
+
+    pub fn structured_metadata(config: &BTreeMap<String, Option<String>>) -> Self {
+        Self::new(config.iter().map(|(k, v)| (k.clone(), v.clone())), Target::StructuredMetadata)
+    }
+
+    fn new(config: impl Iterator<Item = (String, Option<String>)>, target: Target) -> Self {
+        let mapping = config
+            .map(|(name, source)| {
+                let source = source.filter(|s| !s.is_empty()).unwrap_or_else(|| name.clone());
+                (name, source)
+            })
+            .collect();
+        Self { mapping, target }
+    }
+}
+
+impl Stage for LabelsStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        for (name, source) in &self.mapping {
+            let Some(value) = entry.extracted.get(source).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            match self.target {
+                Target::Labels => entry.labels.insert(name, value),
+                Target::StructuredMetadata => {
+                    let value = value.to_string();
+                    match entry.structured_metadata.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => entry.structured_metadata.push((name.clone(), value)),
+                    }
+                }
+            }
+        }
+        Verdict::Keep
+    }
+}
+
+/// `static_labels`: fixed labels.
+pub struct StaticLabelsStage {
+    labels: Vec<(String, String)>,
+}
+
+impl StaticLabelsStage {
+    pub fn new(config: &BTreeMap<LabelName, Option<String>>) -> Self {
+        Self {
+            labels: config
+                .iter()
+                .filter_map(|(k, v)| v.clone().filter(|v| !v.is_empty()).map(|v| (k.0.clone(), v)))
+                .collect(),
+        }
+    }
+}
+
+impl Stage for StaticLabelsStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        for (name, value) in &self.labels {
+            entry.labels.insert(name, value.as_str());
+        }
+        Verdict::Keep
+    }
+}
+
+/// `labeldrop`: removes the named labels.
+pub struct LabelDropStage {
+    names: Vec<String>,
+}
+
+impl LabelDropStage {
+    pub fn new(names: &[String]) -> Self {
+        Self { names: names.to_vec() }
+    }
+}
+
+impl Stage for LabelDropStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        for name in &self.names {
+            entry.labels.remove(name);
+        }
+        Verdict::Keep
+    }
+}
+
+/// `labelallow`: keeps only the named labels.
+pub struct LabelAllowStage {
+    names: Vec<String>,
+}
+
+impl LabelAllowStage {
+    pub fn new(names: &[String]) -> Self {
+        Self { names: names.to_vec() }
+    }
+}
+
+impl Stage for LabelAllowStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        entry.labels.retain(|name, _| self.names.iter().any(|n| n == name));
+        Verdict::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::stages::test_util::run;
+
+    #[test]
+    fn labels_and_metadata_come_from_extracted_values() {
+        let stages = r#"
+- json: {expressions: {user: user.username, verb: verb, id: auditID, empty: e}}
+- labels: {user: "", action: verb, empty: , missing: }
+- structured_metadata: {audit_id: id}
+"#;
+        let (e, _) = run(stages, r#"{"user":{"username":"alice"},"verb":"get","auditID":"a-1","e":""}"#);
+        assert_eq!(e.labels.render(), r#"{action="get", user="alice"}"#);
+        assert_eq!(e.structured_metadata, vec![("audit_id".to_string(), "a-1".to_string())]);
+    }
+
+    #[test]
+    fn static_drop_and_allow() {
+        let stages = r#"
+- static_labels: {env: prod, team: infra, region: eu}
+- labeldrop: [team]
+- labelallow: [env, region, absent]
+"#;
+        let (e, _) = run(stages, "x");
+        assert_eq!(e.labels.render(), r#"{env="prod", region="eu"}"#);
+    }
+}

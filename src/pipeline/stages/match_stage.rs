@@ -1,0 +1,92 @@
+//! `match`: runs nested stages on entries that match a LogQL selector (`action: keep`, the default),
+//! or drops matching entries (`action: drop`).
+
+use crate::config::stages::MatchStage as Config;
+use crate::pipeline::selector::Selector;
+use crate::pipeline::{run_stages, BuildError, Processing, Stage, Verdict};
+
+pub struct MatchStage {
+    selector: Selector,
+    action: Action,
+    stages: Vec<Box<dyn Stage>>,
+}
+
+enum Action {
+    Keep,
+    Drop(String),
+}
+
+impl MatchStage {
+    pub fn new(config: &Config, job: &str) -> Result<Self, BuildError> {
+        let selector = Selector::parse(&config.selector).map_err(|e| BuildError::new("match", format!("selector: {e}")))?;
+        let action = match config.action.as_deref() {
+            None | Some("") | Some("keep") => {
+                if config.stages.is_empty() {
+                    return Err(BuildError::new("match", "action keep needs nested stages"));
+                }
+                Action::Keep
+            }
+            Some("drop") => {
+                if !config.stages.is_empty() {
+                    return Err(BuildError::new("match", "action drop takes no nested stages"));
+                }
+                Action::Drop(config.drop_counter_reason.clone().unwrap_or_else(|| "match_stage".into()))
+            }
+            Some(other) => return Err(BuildError::new("match", format!("action must be keep or drop, not {other:?}"))),
+        };
+        let stages = config
+            .stages
+            .iter()
+            .map(|c| super::build(c, job))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { selector, action, stages })
+    }
+}
+
+impl Stage for MatchStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        if !self.selector.matches(&entry.labels, &entry.line) {
+            return Verdict::Keep;
+        }
+        match &self.action {
+            Action::Drop(reason) => Verdict::Drop(reason.clone()),
+            Action::Keep => run_stages(&self.stages, entry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::stages::test_util::run;
+    use crate::pipeline::Verdict;
+
+    const STAGES: &str = r#"
+- json: {expressions: {verb: verb}}
+- labels: {verb: }
+- match:
+    selector: '{verb="get"}'
+    stages:
+      - static_labels: {read: "yes"}
+- match:
+    selector: '{verb="watch"} |= "kube-system"'
+    action: drop
+    drop_counter_reason: noisy_watch
+"#;
+
+    #[test]
+    fn nested_stages_run_on_matches_only() {
+        let (e, v) = run(STAGES, r#"{"verb":"get"}"#);
+        assert_eq!(v, Verdict::Keep);
+        assert_eq!(e.labels.get("read"), Some("yes"));
+        let (e, _) = run(STAGES, r#"{"verb":"list"}"#);
+        assert_eq!(e.labels.get("read"), None);
+    }
+
+    #[test]
+    fn drop_action_drops_with_its_reason() {
+        let (_, v) = run(STAGES, r#"{"verb":"watch","ns":"kube-system"}"#);
+        assert_eq!(v, Verdict::Drop("noisy_watch".into()));
+        let (_, v) = run(STAGES, r#"{"verb":"watch","ns":"default"}"#);
+        assert_eq!(v, Verdict::Keep);
+    }
+}

@@ -1,0 +1,152 @@
+//! Acknowledgement bookkeeping: which prefix of a source has been delivered.
+//!
+//! A source registers every line it emits with its [`AckTracker`] (`register(end_offset)`), and the
+//! line carries an [`Ack`]. Each client that delivers the line (or drops it for a permanent reason)
+//! calls [`Ack::done`]. When every client has done so for every line before it, the tracker's
+//! `committed` offset moves past it. The positions file stores only committed offsets, so after a crash
+//! a source resumes at the first line that may not have reached Loki: at-least-once delivery.
+//!
+//! An `Ack` dropped without `done()` (shutdown before delivery) leaves the position where it was.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// Tracks the delivery of one source's lines, in the order the source read them.
+#[derive(Debug)]
+pub struct AckTracker {
+    /// How many acknowledgements a line needs: one per client.
+    required: u32,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Sequence number of `pending[0]`.
+    base_seq: u64,
+    /// Lines not yet committed: (end offset, acknowledgements so far).
+    pending: VecDeque<(u64, u32)>,
+    /// Offset up to which every line is delivered.
+    committed: u64,
+}
+
+impl AckTracker {
+    /// A tracker whose committed offset starts at `start`; each line needs `required` acknowledgements.
+    pub fn new(start: u64, required: u32) -> Arc<Self> {
+        Arc::new(Self {
+            required: required.max(1),
+            state: Mutex::new(State {
+                base_seq: 0,
+                pending: VecDeque::new(),
+                committed: start,
+            }),
+        })
+    }
+
+    /// Registers a line that ends at `end_offset` and returns the handle that acknowledges it.
+    pub fn register(self: &Arc<Self>, end_offset: u64) -> Ack {
+        let mut st = self.lock();
+        let seq = st.base_seq + st.pending.len() as u64;
+        st.pending.push_back((end_offset, 0));
+        Ack {
+            tracker: Arc::clone(self),
+            seq,
+        }
+    }
+
+    /// Moves the committed offset to `offset` when nothing is pending (e.g. skipped bytes of a line
+    /// that was never emitted).
+    pub fn advance_idle(&self, offset: u64) {
+        let mut st = self.lock();
+        if st.pending.is_empty() && offset > st.committed {
+            st.committed = offset;
+        }
+    }
+
+    /// Offset up to which every line has been delivered.
+    pub fn committed(&self) -> u64 {
+        self.lock().committed
+    }
+
+    /// Number of lines read but not yet delivered.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    fn acknowledge(&self, seq: u64) {
+        let mut st = self.lock();
+        let Some(index) = seq.checked_sub(st.base_seq) else {
+            return;
+        };
+        if let Some(slot) = st.pending.get_mut(index as usize) {
+            slot.1 += 1;
+        }
+        while let Some(&(end, acks)) = st.pending.front() {
+            if acks < self.required {
+                break;
+            }
+            st.pending.pop_front();
+            st.base_seq += 1;
+            st.committed = end;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked mid-update of plain integers.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The acknowledgement of one line. Cloned once per client.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    tracker: Arc<AckTracker>,
+    seq: u64,
+}
+
+impl Ack {
+    /// This client is done with the line: delivered, or dropped for good.
+    pub fn done(self) {
+        self.tracker.acknowledge(self.seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_the_delivered_prefix() {
+        let t = AckTracker::new(0, 1);
+        let a = t.register(10);
+        let b = t.register(25);
+        let c = t.register(40);
+        b.done();
+        assert_eq!(t.committed(), 0, "line 1 is still in flight");
+        a.done();
+        assert_eq!(t.committed(), 25);
+        drop(c);
+        assert_eq!(t.committed(), 25, "a dropped ack must not commit");
+        assert_eq!(t.in_flight(), 1);
+    }
+
+    #[test]
+    fn every_client_must_acknowledge() {
+        let t = AckTracker::new(5, 2);
+        let a = t.register(10);
+        a.clone().done();
+        assert_eq!(t.committed(), 5);
+        a.done();
+        assert_eq!(t.committed(), 10);
+    }
+
+    #[test]
+    fn idle_advance_only_when_nothing_is_pending() {
+        let t = AckTracker::new(0, 1);
+        let a = t.register(10);
+        t.advance_idle(20);
+        assert_eq!(t.committed(), 0);
+        a.done();
+        t.advance_idle(20);
+        assert_eq!(t.committed(), 20);
+    }
+}

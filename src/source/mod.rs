@@ -1,0 +1,4 @@
+//! Sources of log lines. Each emits [`crate::entry::Entry`]s whose [`ack::Ack`] moves the source's
+//! position once the clients delivered them.
+
+pub mod ack;
