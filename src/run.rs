@@ -1,0 +1,187 @@
+//! Wiring: builds the sources, pipelines and clients from a loaded configuration and runs them until
+//! a stop signal (or, with `exit_at_eof`, until every file was read).
+//!
+//! Drain order on shutdown: the file source stops reading → the clients push what they hold (bounded
+//! by their `timeout` once a stop signal came) → the positions are written a last time → the HTTP
+//! server stops.
+
+use crate::client::{Client, QUEUE_ENTRIES};
+use crate::config::schema::Config;
+use crate::config::Loaded;
+use crate::entry::{Entry, Labels};
+use crate::server::Readiness;
+use crate::source::file::discover::PathGlob;
+use crate::source::file::positions::{self, Positions};
+use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
+use crate::source::{EntrySink, Fanout, SinkClosed, Stop};
+use anyhow::{bail, Context};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// Run-time choices that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print entries to stdout instead of sending them; positions are not written.
+    pub dry_run: bool,
+    /// Stop once every file was read to its end and everything read was delivered.
+    pub exit_at_eof: bool,
+}
+
+/// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`).
+pub async fn run(loaded: Loaded, opts: RunOptions, stop_signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let Loaded { config, pipelines, .. } = loaded;
+    let pipelines: Vec<_> = pipelines.into_iter().map(Arc::new).collect();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(Readiness::default());
+
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let server = if config.server.disable {
+        None
+    } else {
+        let addr = listen_addr(&config)?;
+        let (bound, handle) = crate::server::serve(addr, ready.clone(), server_stop_rx)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(address = %bound, "HTTP server listening");
+        Some(handle)
+    };
+
+    // Clients (none in a dry run: entries go to stdout).
+    let mut client_tasks = Vec::new();
+    let sink: Arc<dyn EntrySink> = if opts.dry_run {
+        Arc::new(StdoutSink)
+    } else {
+        if config.clients.is_empty() {
+            bail!("no clients configured: add clients[].url to the config file or pass -client.url");
+        }
+        let mut senders = Vec::new();
+        for c in &config.clients {
+            let client = Client::new(c)?;
+            let (tx, rx) = mpsc::channel::<Entry>(QUEUE_ENTRIES);
+            senders.push(tx);
+            client_tasks.push(tokio::spawn(client.run(rx, shutdown_rx.clone())));
+        }
+        Arc::new(Fanout::new(senders))
+    };
+
+    let positions_path = std::path::PathBuf::from(&config.positions.filename);
+    let positions = Arc::new(Positions::load(&positions_path, config.positions.ignore_invalid_yaml)?);
+    let stop = Arc::new(Stop::new());
+    let source_config = file_source_config(&config, pipelines, &opts)?;
+    let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
+    let source_thread = source.spawn();
+    let saver = (!opts.dry_run).then(|| positions::spawn_saver(positions.clone(), config.positions.sync_period.0, stop.clone()));
+    ready.set(true);
+
+    // Run until a stop signal, or until the source finished by itself (exit_at_eof).
+    let source_done = tokio::task::spawn_blocking(move || source_thread.join());
+    tokio::pin!(source_done);
+    tokio::pin!(stop_signal);
+    let signalled = tokio::select! {
+        _ = &mut stop_signal => true,
+        _ = &mut source_done => false,
+    };
+    ready.set(false);
+    if signalled {
+        tracing::info!("stopping: no more reading; flushing what is batched");
+        let _ = shutdown_tx.send(true);
+    }
+    stop.stop();
+    if signalled {
+        let _ = source_done.await;
+    }
+    // The source thread has ended and dropped its sink: the client queues end after their last entries.
+    let clients = futures_join(client_tasks);
+    tokio::pin!(clients);
+    if signalled {
+        clients.await;
+    } else {
+        tokio::select! {
+            _ = &mut clients => {}
+            _ = &mut stop_signal => {
+                let _ = shutdown_tx.send(true);
+                clients.await;
+            }
+        }
+    }
+    if let Some(saver) = saver {
+        let _ = tokio::task::spawn_blocking(move || saver.join()).await;
+        if let Err(e) = positions.save() {
+            crate::metrics::metrics().positions_write_errors.inc();
+            tracing::error!(error = %e, "cannot write the positions file at shutdown");
+        }
+    }
+    let _ = server_stop_tx.send(true);
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
+    let host = if config.server.http_listen_address.is_empty() {
+        "0.0.0.0"
+    } else {
+        config.server.http_listen_address.as_str()
+    };
+    let text = if host.contains(':') { format!("[{host}]:{}", config.server.http_listen_port) } else { format!("{host}:{}", config.server.http_listen_port) };
+    text.parse().with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
+}
+
+fn file_source_config(config: &Config, pipelines: Vec<Arc<crate::pipeline::Pipeline>>, opts: &RunOptions) -> anyhow::Result<FileSourceConfig> {
+    let mut targets = Vec::new();
+    for (scrape, sc) in config.scrape_configs.iter().enumerate() {
+        for st in &sc.static_configs {
+            let Some(pattern) = st.labels.get("__path__") else { continue };
+            let glob = PathGlob::new(pattern, st.labels.get("__path_exclude__").map(String::as_str))
+                .with_context(|| format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name))?;
+            let labels: Labels = st
+                .labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__") || k.as_str() == crate::client::TENANT_LABEL)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            targets.push(Target { glob, labels, scrape });
+        }
+    }
+    crate::metrics::metrics().targets_active.set(targets.len() as i64);
+    let limits = &config.limits_config;
+    Ok(FileSourceConfig {
+        targets,
+        pipelines,
+        sync_period: config.target_config.sync_period.0.max(std::time::Duration::from_millis(10)),
+        poll_period: config.global.file_watch_config.min_poll_frequency.0.max(std::time::Duration::from_millis(10)),
+        max_line: if limits.max_line_size.0 == 0 { DEFAULT_MAX_LINE } else { limits.max_line_size.0 as usize },
+        truncate_long_lines: limits.max_line_size_truncate,
+        readline: limits.readline_rate_enabled.then(|| ReadlineLimit {
+            rate: limits.readline_rate,
+            burst: limits.readline_burst,
+            drop: limits.readline_rate_drop,
+        }),
+        acks_required: config.clients.len().max(1) as u32,
+        exit_at_eof: opts.exit_at_eof,
+    })
+}
+
+/// `-dry-run`: prints each entry as `timestamp<TAB>labels<TAB>structured metadata<TAB>line`.
+struct StdoutSink;
+
+impl EntrySink for StdoutSink {
+    fn send(&self, entry: Entry) -> Result<(), SinkClosed> {
+        let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let mut visible = entry.labels.clone();
+        visible.retain(|n, _| !n.starts_with("__"));
+        let sm: Labels = entry.structured_metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{ts}\t{}\t{}\t{}", visible.render(), sm.render(), entry.line).map_err(|_| SinkClosed)
+    }
+}

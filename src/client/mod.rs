@@ -1,0 +1,139 @@
+//! The Loki client: one task per configured endpoint.
+//!
+//! Entries arrive on a bounded channel (a full channel pauses the sources: backpressure instead of
+//! memory growth). They are grouped per tenant into [`batch::Batch`]es, each pushed when it reaches
+//! `batchsize` bytes or `batchwait` age. A push is retried until delivered or refused for good
+//! ([`send`]); then the lines' acknowledgements are completed, which lets the sources' positions move.
+//!
+//! Shutdown: the sources stop first and drop their senders; the channel then ends, and the client
+//! pushes what it holds, bounded by the client `timeout` once shutdown is signalled. What could not be
+//! delivered in time stays unacknowledged, so it is read again after the restart.
+
+pub mod batch;
+pub mod encode;
+pub mod send;
+
+use crate::config::schema::ClientConfig;
+use crate::entry::{Entry, Labels};
+use crate::metrics::{metrics, DropLabels};
+use batch::Batch;
+use send::{Outcome, Sender, SenderError};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Entries a client's queue holds before sources wait.
+pub const QUEUE_ENTRIES: usize = 4096;
+
+/// The label that sets an entry's tenant, overriding the client's `tenant_id`.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+
+pub struct Client {
+    sender: Sender,
+    batchwait: Duration,
+    batchsize: usize,
+    tenant: String,
+    external: Labels,
+}
+
+impl Client {
+    pub fn new(config: &ClientConfig) -> Result<Self, SenderError> {
+        Ok(Self {
+            sender: Sender::new(config)?,
+            batchwait: config.batchwait.0,
+            batchsize: config.batchsize.0 as usize,
+            tenant: config.tenant_id.clone(),
+            external: config
+                .external_labels
+                .iter()
+                .map(|(k, v)| (k.0.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// Runs until `rx` ends (all sources stopped) and everything held was pushed or abandoned.
+    pub async fn run(self, mut rx: mpsc::Receiver<Entry>, mut shutdown: watch::Receiver<bool>) {
+        let mut batches: HashMap<String, Batch> = HashMap::new();
+        let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                received = rx.recv() => {
+                    let Some(entry) = received else { break };
+                    let tenant = entry.labels.get(TENANT_LABEL).unwrap_or(&self.tenant).to_string();
+                    let selector = match batch::stream_selector(&entry.labels, &self.external) {
+                        Ok(s) => s,
+                        Err(why) => {
+                            self.drop_invalid(entry, why);
+                            continue;
+                        }
+                    };
+                    let size = batch::entry_size(&entry);
+                    let full = batches.get(&tenant).is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
+                    if full {
+                        if let Some(b) = batches.remove(&tenant) {
+                            if !self.push(b, &tenant, &mut shutdown).await {
+                                rx.close();
+                                return;
+                            }
+                        }
+                    }
+                    batches.entry(tenant).or_default().add(selector, entry);
+                }
+                _ = ticker.tick() => {
+                    let due: Vec<String> = batches
+                        .iter()
+                        .filter(|(_, b)| b.age() >= self.batchwait)
+                        .map(|(t, _)| t.clone())
+                        .collect();
+                    for tenant in due {
+                        if let Some(b) = batches.remove(&tenant) {
+                            if !self.push(b, &tenant, &mut shutdown).await {
+                                rx.close();
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (tenant, b) in batches {
+            if !self.push(b, &tenant, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
+    async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let entries = batch.entries();
+        let bytes = batch.bytes();
+        let (body, acks) = batch.into_body();
+        match self.sender.send(body, tenant, entries, bytes, shutdown).await {
+            Outcome::Delivered | Outcome::Dropped(_) => {
+                for ack in acks {
+                    ack.done();
+                }
+                true
+            }
+            Outcome::Abandoned => {
+                tracing::warn!(host = self.sender.host(), entries, "stopping before Loki accepted a batch; its lines will be read again at the next start");
+                false
+            }
+        }
+    }
+
+    fn drop_invalid(&self, entry: Entry, why: &'static str) {
+        tracing::warn!(host = self.sender.host(), labels = %entry.labels.render(), reason = why, "dropping an entry Loki would reject");
+        let labels = DropLabels {
+            host: self.sender.host().to_string(),
+            reason: "invalid_labels".into(),
+        };
+        metrics().dropped_entries.get_or_create(&labels).inc();
+        metrics().dropped_bytes.get_or_create(&labels).inc_by(entry.line.len() as u64);
+        if let Some(ack) = entry.ack {
+            ack.done();
+        }
+    }
+}

@@ -72,13 +72,13 @@ impl AckTracker {
         self.lock().pending.len()
     }
 
-    fn acknowledge(&self, seq: u64) {
+    fn acknowledge(&self, seq: u64, count: u32) {
         let mut st = self.lock();
         let Some(index) = seq.checked_sub(st.base_seq) else {
             return;
         };
         if let Some(slot) = st.pending.get_mut(index as usize) {
-            slot.1 += 1;
+            slot.1 += count;
         }
         while let Some(&(end, acks)) = st.pending.front() {
             if acks < self.required {
@@ -106,7 +106,12 @@ pub struct Ack {
 impl Ack {
     /// This client is done with the line: delivered, or dropped for good.
     pub fn done(self) {
-        self.tracker.acknowledge(self.seq);
+        self.tracker.acknowledge(self.seq, 1);
+    }
+
+    /// No client will see the line (a stage dropped it): done for all of them.
+    pub fn done_all(self) {
+        self.tracker.acknowledge(self.seq, self.tracker.required);
     }
 }
 
@@ -137,6 +142,13 @@ mod tests {
         assert_eq!(t.committed(), 5);
         a.done();
         assert_eq!(t.committed(), 10);
+    }
+
+    #[test]
+    fn done_all_completes_a_line_for_every_client() {
+        let t = AckTracker::new(0, 3);
+        t.register(7).done_all();
+        assert_eq!(t.committed(), 7);
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! A batch of entries for one tenant, grouped by stream, with the acknowledgements of its lines.
+
+use crate::entry::{Entry, Labels};
+use crate::logproto::{EntryAdapter, StreamAdapter};
+use crate::source::ack::Ack;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Entries waiting to be pushed together.
+pub struct Batch {
+    streams: HashMap<String, Vec<EntryAdapter>>,
+    /// Bytes of lines and structured metadata: what `batchsize` limits.
+    bytes: usize,
+    entries: usize,
+    acks: Vec<Ack>,
+    created: Instant,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self {
+            streams: HashMap::new(),
+            bytes: 0,
+            entries: 0,
+            acks: Vec::new(),
+            created: Instant::now(),
+        }
+    }
+
+    /// Adds an entry whose stream selector is `labels`.
+    pub fn add(&mut self, labels: String, entry: Entry) {
+        self.bytes += entry_size(&entry);
+        self.entries += 1;
+        if let Some(ack) = entry.ack {
+            self.acks.push(ack);
+        }
+        let adapter = super::encode::entry_adapter(entry.timestamp_ns, entry.line, &entry.structured_metadata);
+        self.streams.entry(labels).or_default().push(adapter);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    pub fn age(&self) -> std::time::Duration {
+        self.created.elapsed()
+    }
+
+    /// The encoded body and the acknowledgements to complete once it is delivered or dropped.
+    pub fn into_body(self) -> (Vec<u8>, Vec<Ack>) {
+        let streams = self
+            .streams
+            .into_iter()
+            .map(|(labels, entries)| StreamAdapter { labels, entries, hash: 0 })
+            .collect();
+        (super::encode::encode_push(streams), self.acks)
+    }
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What an entry counts against `batchsize`.
+pub fn entry_size(entry: &Entry) -> usize {
+    entry.line.len()
+        + entry
+            .structured_metadata
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>()
+}
+
+/// Loki's limit on label names per stream.
+pub const MAX_LABEL_NAMES: usize = 15;
+
+/// The stream selector an entry is sent under: its labels without `__`-prefixed ones, plus the client's
+/// external labels where the entry has none of that name. `Err` says why Loki would reject it.
+pub fn stream_selector(labels: &Labels, external: &Labels) -> Result<String, &'static str> {
+    let mut out = labels.clone();
+    out.retain(|name, value| !name.starts_with("__") && !value.is_empty());
+    for (name, value) in external.iter() {
+        if out.get(name).is_none() {
+            out.insert(name, value);
+        }
+    }
+    if out.is_empty() {
+        return Err("no labels");
+    }
+    if out.len() > MAX_LABEL_NAMES {
+        return Err("too many labels");
+    }
+    Ok(out.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_drops_internal_labels_and_adds_external_ones() {
+        let labels: Labels = [("job", "audit"), ("__path__", "/x"), ("cluster", "mine")].into_iter().collect();
+        let external: Labels = [("cluster", "prod"), ("region", "eu")].into_iter().collect();
+        assert_eq!(
+            stream_selector(&labels, &external).unwrap(),
+            r#"{cluster="mine", job="audit", region="eu"}"#
+        );
+    }
+
+    #[test]
+    fn selector_refuses_what_loki_would_reject() {
+        assert_eq!(stream_selector(&Labels::new(), &Labels::new()), Err("no labels"));
+        let many: Labels = (0..16).map(|i| (format!("l{i}"), "v".to_string())).collect();
+        assert_eq!(stream_selector(&many, &Labels::new()), Err("too many labels"));
+    }
+}

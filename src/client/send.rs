@@ -1,0 +1,303 @@
+//! Sends push bodies to one Loki endpoint, with retries and backoff.
+//!
+//! Retry rule (Promtail's, and Vector's): 429, 5xx and transport errors are retried with exponential
+//! backoff and full jitter between `backoff_config.min_period` and `max_period`, honouring a 429's
+//! `Retry-After`. Any other status is final: the body Loki answered is logged (its first KiB) and the
+//! entries are counted as dropped.
+//!
+//! Unlike Promtail, lokiship does not drop a batch after `max_retries` transient failures: that would
+//! lose lines that are still on disk. Past `max_retries` it logs an error and keeps retrying at
+//! `max_period`; reading pauses behind the full queue, and positions stay where they are, until Loki
+//! is back or lokiship is stopped.
+
+use crate::config::schema::ClientConfig;
+use crate::metrics::{metrics, DropLabels, HostLabels, RequestLabels};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Why a sender could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("client {host}: {message}")]
+    Config { host: String, message: String },
+}
+
+/// How a push ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Loki refused it for good; the reason is the `reason` label of the dropped metrics.
+    Dropped(&'static str),
+    /// Shutdown came before delivery; the lines were not acknowledged.
+    Abandoned,
+}
+
+pub struct Sender {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    host: String,
+    config: ClientConfig,
+    static_headers: HeaderMap,
+}
+
+impl Sender {
+    pub fn new(config: &ClientConfig) -> Result<Self, SenderError> {
+        let url = reqwest::Url::parse(&config.url).map_err(|e| SenderError::Config {
+            host: config.url.clone(),
+            message: format!("invalid url: {e}"),
+        })?;
+        let host = host_label(config, &url);
+        let err = |message: String| SenderError::Config {
+            host: host.clone(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .user_agent(format!("lokiship/{}", crate::VERSION))
+            .redirect(if config.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        if !config.proxy_from_environment {
+            builder = builder.no_proxy();
+        }
+        if !config.proxy_url.is_empty() {
+            let proxy = reqwest::Proxy::all(&config.proxy_url).map_err(|e| err(format!("proxy_url: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
+        let tls = &config.tls_config;
+        if !tls.server_name.is_empty() {
+            return Err(err("tls_config.server_name is not supported yet".into()));
+        }
+        let ca = read_inline_or_file(&tls.ca, &tls.ca_file).map_err(|e| err(format!("tls_config.ca_file: {e}")))?;
+        if let Some(pem) = ca {
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(format!("tls_config.ca_file: {e}")))? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let cert = read_inline_or_file(&tls.cert, &tls.cert_file).map_err(|e| err(format!("tls_config.cert_file: {e}")))?;
+        let key = read_inline_or_file(&tls.key, &tls.key_file).map_err(|e| err(format!("tls_config.key_file: {e}")))?;
+        match (cert, key) {
+            (Some(mut cert), Some(key)) => {
+                cert.push(b'\n');
+                cert.extend_from_slice(&key);
+                let identity =
+                    reqwest::Identity::from_pem(&cert).map_err(|e| err(format!("tls_config cert/key: {e}")))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err(err("tls_config needs both cert_file and key_file".into())),
+        }
+        if tls.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| err(format!("HTTP client: {e}")))?;
+
+        let mut static_headers = HeaderMap::new();
+        static_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+        static_headers.insert(USER_AGENT, HeaderValue::from_str(&format!("lokiship/{}", crate::VERSION)).map_err(|e| err(e.to_string()))?);
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(format!("header {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value).map_err(|e| err(format!("header {name:?}: {e}")))?;
+            static_headers.insert(name, value);
+        }
+        Ok(Self {
+            http,
+            url,
+            host,
+            config: config.clone(),
+            static_headers,
+        })
+    }
+
+    /// The `host` label of this client's metrics.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Pushes `body` for `tenant` until it is delivered or refused for good. Once `shutdown` is set,
+    /// attempts continue for at most the client `timeout`, then the batch is abandoned (unacknowledged,
+    /// so its lines are read again after the restart).
+    pub async fn send(
+        &self,
+        body: Vec<u8>,
+        tenant: &str,
+        entries: usize,
+        line_bytes: usize,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let mut deadline = shutdown.borrow().then(|| Instant::now() + self.config.timeout.0);
+        let host = HostLabels { host: self.host.clone() };
+        let m = metrics();
+        m.encoded_bytes.get_or_create(&host).inc_by(body.len() as u64);
+        let body = bytes::Bytes::from(body);
+        let backoff = &self.config.backoff_config;
+        let mut delay = backoff.min_period.0.max(Duration::from_millis(1));
+        let mut attempt: u32 = 0;
+        loop {
+            let started = Instant::now();
+            let result = self.request(body.clone(), tenant).await;
+            let status = match &result {
+                Ok((status, _, _)) => status.as_u16().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            m.request_duration
+                .get_or_create(&RequestLabels { status_code: status, host: self.host.clone() })
+                .observe(started.elapsed().as_secs_f64());
+            let mut retry_after = None;
+            match result {
+                Ok((status, _, _)) if status.is_success() => {
+                    m.sent_entries.get_or_create(&host).inc_by(entries as u64);
+                    m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
+                    return Outcome::Delivered;
+                }
+                Ok((status, headers, text)) if status.as_u16() == 429 => {
+                    if self.config.drop_rate_limited_batches {
+                        tracing::warn!(host = %self.host, body = %text, "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
+                        return self.dropped("rate_limited", entries, line_bytes);
+                    }
+                    retry_after = headers
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    tracing::warn!(host = %self.host, attempt, body = %text, "Loki rate-limited a batch (429); retrying");
+                }
+                Ok((status, _, text)) if status.is_server_error() => {
+                    tracing::warn!(host = %self.host, attempt, status = status.as_u16(), body = %text, "Loki failed a push; retrying");
+                }
+                Ok((status, _, text)) => {
+                    tracing::error!(host = %self.host, status = status.as_u16(), body = %text, entries, "Loki refused a batch; dropping it (not retried)");
+                    return self.dropped("ingester_error", entries, line_bytes);
+                }
+                Err(e) => {
+                    tracing::warn!(host = %self.host, attempt, error = %error_chain(&e), "push failed; retrying");
+                }
+            }
+            if deadline.is_none() && *shutdown.borrow() {
+                deadline = Some(Instant::now() + self.config.timeout.0);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Outcome::Abandoned;
+            }
+            attempt += 1;
+            m.batch_retries.get_or_create(&host).inc();
+            if attempt == backoff.max_retries {
+                tracing::error!(host = %self.host, attempts = attempt,
+                    "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");
+            }
+            let jittered = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+            let mut wait = retry_after.unwrap_or(jittered).min(backoff.max_period.0.max(Duration::from_millis(1)));
+            if let Some(d) = deadline {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
+            delay = (delay * 2).min(backoff.max_period.0.max(Duration::from_millis(1)));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop), if deadline.is_none() => {
+                    // Shutting down: one more attempt, bounded by the client timeout.
+                    deadline = Some(Instant::now() + self.config.timeout.0);
+                }
+            }
+        }
+    }
+
+    fn dropped(&self, reason: &'static str, entries: usize, line_bytes: usize) -> Outcome {
+        let labels = DropLabels { host: self.host.clone(), reason: reason.into() };
+        metrics().dropped_entries.get_or_create(&labels).inc_by(entries as u64);
+        metrics().dropped_bytes.get_or_create(&labels).inc_by(line_bytes as u64);
+        Outcome::Dropped(reason)
+    }
+
+    async fn request(&self, body: bytes::Bytes, tenant: &str) -> Result<(reqwest::StatusCode, HeaderMap, String), reqwest::Error> {
+        let mut req = self.http.post(self.url.clone()).headers(self.static_headers.clone()).body(body);
+        if !tenant.is_empty() {
+            req = req.header("X-Scope-OrgID", tenant);
+        }
+        if let Some(auth) = self.authorization() {
+            req = req.header(AUTHORIZATION, auth);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let mut text = if status.is_success() { String::new() } else { resp.text().await.unwrap_or_default() };
+        if text.len() > 1024 {
+            let mut cut = 1024;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        Ok((status, headers, text.trim_end().to_string()))
+    }
+
+    /// The Authorization header, reading credential files on every request so rotated secrets apply.
+    fn authorization(&self) -> Option<String> {
+        let c = &self.config;
+        let read = |inline: &str, file: &str| -> Option<String> {
+            if !file.is_empty() {
+                match std::fs::read_to_string(file) {
+                    Ok(s) => Some(s.trim().to_string()),
+                    Err(e) => {
+                        tracing::error!(file, error = %e, "cannot read credentials file");
+                        None
+                    }
+                }
+            } else if !inline.is_empty() {
+                Some(inline.to_string())
+            } else {
+                None
+            }
+        };
+        if let Some(basic) = &c.basic_auth {
+            use base64::Engine as _;
+            let user = read(&basic.username, &basic.username_file).unwrap_or_default();
+            let pass = read(&basic.password, &basic.password_file).unwrap_or_default();
+            return Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            ));
+        }
+        if let Some(token) = read(&c.bearer_token, &c.bearer_token_file) {
+            return Some(format!("Bearer {token}"));
+        }
+        if let Some(auth) = &c.authorization {
+            let kind = if auth.kind.is_empty() { "Bearer" } else { auth.kind.as_str() };
+            return read(&auth.credentials, &auth.credentials_file).map(|cred| format!("{kind} {cred}"));
+        }
+        None
+    }
+}
+
+/// `name` when set, else the URL's host:port (Promtail's `host` label).
+fn host_label(config: &ClientConfig, url: &reqwest::Url) -> String {
+    if !config.name.is_empty() {
+        return config.name.clone();
+    }
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => config.url.clone(),
+    }
+}
+
+fn read_inline_or_file(inline: &str, file: &str) -> std::io::Result<Option<Vec<u8>>> {
+    if !file.is_empty() {
+        return std::fs::read(file).map(Some);
+    }
+    Ok((!inline.is_empty()).then(|| inline.as_bytes().to_vec()))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

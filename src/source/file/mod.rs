@@ -1,0 +1,388 @@
+//! The file source: finds files by glob, follows them as they grow and rotate, and runs each line
+//! through its scrape config's pipeline into the clients' queues.
+//!
+//! One thread serves every file (a thousand idle files cost one sleeping thread, not a thousand).
+//! Each pass reads a bounded chunk from each file, so one busy file cannot starve the others. Between
+//! passes the thread sleeps until inotify (`notify`) reports a change in a watched directory or the
+//! poll period (`global.file_watch_config.min_poll_frequency`) passes; polling alone also works, for
+//! filesystems without inotify or when the watch limit is reached.
+//!
+//! Rotation: every poll period each open file's path is checked. When it points to another file
+//! (rename+create) or to nothing (deletion), the open descriptor is read to its end first, then closed,
+//! and the new file at the path is read from its start. A file that shrank below the read offset was
+//! truncated (copytruncate) and is read again from 0. Files are known by identity (see [`identity`]),
+//! so a rotated file still matched by the glob is not read twice.
+//!
+//! Shutdown: the thread returns when `stop` is set or the clients' queues close. Trackers stay
+//! registered with [`positions::Positions`], so acknowledgements that arrive while the clients flush
+//! still move the positions written at exit.
+
+pub mod discover;
+pub mod identity;
+pub mod positions;
+pub mod tailer;
+
+use crate::entry::{Entry, Labels};
+use crate::metrics::{metrics, DropLabels, PathLabels};
+use crate::pipeline::{Pipeline, Processing, Verdict};
+use crate::source::ack::AckTracker;
+use crate::source::{EntrySink, Stop};
+use discover::PathGlob;
+use identity::{FileId, Fingerprint};
+use positions::Positions;
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tailer::{LineEvent, Tailer};
+
+/// Loki's default `max_line_size`, used when `limits_config.max_line_size` is 0.
+pub const DEFAULT_MAX_LINE: usize = 256 * 1024;
+
+/// One `static_configs` entry: a glob and the labels of what it finds.
+pub struct Target {
+    pub glob: PathGlob,
+    /// The target's labels without `__`-prefixed ones.
+    pub labels: Labels,
+    /// Index of the scrape config (and its pipeline).
+    pub scrape: usize,
+}
+
+/// `limits_config.readline_*`.
+pub struct ReadlineLimit {
+    pub rate: f64,
+    pub burst: u32,
+    pub drop: bool,
+}
+
+pub struct FileSourceConfig {
+    pub targets: Vec<Target>,
+    /// One pipeline per scrape config.
+    pub pipelines: Vec<Arc<Pipeline>>,
+    pub sync_period: Duration,
+    pub poll_period: Duration,
+    pub max_line: usize,
+    pub truncate_long_lines: bool,
+    pub readline: Option<ReadlineLimit>,
+    /// Acknowledgements each line needs (the number of clients).
+    pub acks_required: u32,
+    /// Stop once every file has been read to its end (backfills, dry runs).
+    pub exit_at_eof: bool,
+}
+
+/// Wakes the file thread early when a watched directory changes.
+#[derive(Default)]
+struct Wake {
+    pending: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    fn notify(&self) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_one();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = self
+            .cv
+            .wait_timeout_while(guard, timeout, |pending| !*pending)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = false;
+    }
+}
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+pub struct FileSource {
+    config: FileSourceConfig,
+    positions: Arc<Positions>,
+    sink: Arc<dyn EntrySink>,
+    stop: Arc<Stop>,
+    tailers: Vec<Tailer>,
+    wake: Arc<Wake>,
+    limiter: Option<Limiter>,
+    /// Paths already reported as unreadable (reported once until they become readable).
+    unreadable: HashSet<String>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl FileSource {
+    pub fn new(config: FileSourceConfig, positions: Arc<Positions>, sink: Arc<dyn EntrySink>, stop: Arc<Stop>) -> Self {
+        let wake = Arc::new(Wake::default());
+        let watcher = watch_directories(&config.targets, wake.clone());
+        let limiter = config.readline.as_ref().and_then(|l| {
+            let rate = std::num::NonZeroU32::new(l.rate.max(1.0) as u32)?;
+            let burst = std::num::NonZeroU32::new(l.burst.max(1))?;
+            Some(governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst)))
+        });
+        Self {
+            config,
+            positions,
+            sink,
+            stop,
+            tailers: Vec::new(),
+            wake,
+            limiter,
+            unreadable: HashSet::new(),
+            _watcher: watcher,
+        }
+    }
+
+    /// Runs on its own thread until stopped.
+    pub fn spawn(self) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("file-source".into())
+            .spawn(move || self.run())
+            .expect("spawning the file source thread")
+    }
+
+    pub fn run(mut self) {
+        let mut next_sync = Instant::now();
+        let mut next_check = Instant::now() + self.config.poll_period;
+        loop {
+            if self.stop.is_stopped() {
+                return;
+            }
+            if Instant::now() >= next_sync {
+                self.discover();
+                next_sync = Instant::now() + self.config.sync_period;
+            }
+            let mut read_any = false;
+            for i in 0..self.tailers.len() {
+                match self.read_one(i) {
+                    Ok(n) => read_any |= n > 0,
+                    Err(Closed) => return,
+                }
+            }
+            if Instant::now() >= next_check {
+                if self.check_rotations() {
+                    self.discover();
+                }
+                next_check = Instant::now() + self.config.poll_period;
+            }
+            if !read_any {
+                if self.config.exit_at_eof && self.tailers.iter().all(|t| t.rotated_since.is_none()) {
+                    return;
+                }
+                self.wake.wait(self.config.poll_period.min(next_check.saturating_duration_since(Instant::now())).max(Duration::from_millis(1)));
+            }
+        }
+    }
+
+    /// Opens matching files that are not open yet.
+    fn discover(&mut self) {
+        for target in &self.config.targets {
+            for path in target.glob.matches() {
+                let path_str = path.display().to_string();
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                let id = FileId::of(&meta);
+                if self.tailers.iter().any(|t| t.id == id) {
+                    continue;
+                }
+                let mut file = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        if self.unreadable.insert(path_str.clone()) {
+                            tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
+                            metrics().file_errors.get_or_create(&crate::metrics::ReasonLabels { reason: "open".into() }).inc();
+                        }
+                        continue;
+                    }
+                };
+                self.unreadable.remove(&path_str);
+                let fingerprint = Fingerprint::read(&mut file).unwrap_or_default();
+                let start = self.positions.resume(id, &path_str, &mut file, meta.len());
+                let tracker = AckTracker::new(start, self.config.acks_required);
+                self.positions.track(id, &path_str, fingerprint, tracker.clone());
+                let mut labels = target.labels.clone();
+                labels.insert("filename", path_str.clone());
+                match Tailer::new(path_str.clone(), id, target.scrape, labels, file, start, tracker) {
+                    Ok(t) => {
+                        tracing::info!(path = %path_str, offset = start, "tailing file");
+                        self.tailers.push(t);
+                    }
+                    Err(e) => tracing::warn!(path = %path_str, error = %e, "cannot seek in file"),
+                }
+            }
+        }
+        metrics().files_active.set(self.tailers.len() as i64);
+    }
+
+    /// Checks each open file for truncation, rotation and deletion. `true` when a file was closed, so
+    /// that its path should be looked at again.
+    fn check_rotations(&mut self) -> bool {
+        let poll = self.config.poll_period;
+        let mut closed_any = false;
+        let mut i = 0;
+        while i < self.tailers.len() {
+            let t = &mut self.tailers[i];
+            let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
+            metrics().file_bytes.get_or_create(&PathLabels { path: t.path.clone() }).set(size as i64);
+            if size < t.offset() {
+                tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
+                let tracker = AckTracker::new(0, self.config.acks_required);
+                let fingerprint = Fingerprint::default();
+                self.positions.track(t.id, &t.path, fingerprint, tracker.clone());
+                if let Err(e) = t.restart(tracker) {
+                    tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
+                }
+            }
+            let moved = match std::fs::metadata(&t.path) {
+                Ok(m) => FileId::of(&m) != t.id,
+                Err(_) => true,
+            };
+            if moved && t.rotated_since.is_none() {
+                tracing::info!(path = %t.path, "file was rotated or deleted; reading the old file to its end");
+                t.rotated_since = Some(Instant::now());
+            }
+            // The old file is done once it was at its end for a whole poll period after the rotation,
+            // so that a writer that had it open a moment longer is not cut off.
+            let done = t.rotated_since.is_some_and(|since| since.elapsed() >= poll) && size <= t.offset();
+            if done {
+                let t = self.tailers.swap_remove(i);
+                tracing::info!(path = %t.path, offset = t.offset(), "finished rotated file");
+                self.positions.untrack(t.id);
+                closed_any = true;
+                continue;
+            }
+            i += 1;
+        }
+        metrics().files_active.set(self.tailers.len() as i64);
+        closed_any
+    }
+
+    /// Reads one chunk of tailer `i` and ships its lines. Returns the bytes read.
+    fn read_one(&mut self, i: usize) -> Result<usize, Closed> {
+        let max_line = self.config.max_line;
+        let truncate = self.config.truncate_long_lines;
+        let t = &mut self.tailers[i];
+        let pipeline = self.config.pipelines[t.scrape].clone();
+        let labels = t.labels.clone();
+        let tracker = t.tracker.clone();
+        let path = t.path.clone();
+        let sink = &self.sink;
+        let limiter = self.limiter.as_ref();
+        let readline_drop = self.config.readline.as_ref().is_some_and(|l| l.drop);
+        let now = crate::entry::now_ns();
+        let mut lines = 0u64;
+        let mut invalid_utf8 = 0u64;
+        let mut too_long = 0u64;
+        let mut closed = false;
+        let result = t.read(max_line, truncate, |event| {
+            if closed {
+                return;
+            }
+            let (bytes, end) = match event {
+                LineEvent::Line { bytes, end, .. } => (bytes, end),
+                LineEvent::TooLong { end } => {
+                    too_long += 1;
+                    tracker.register(end).done_all();
+                    return;
+                }
+            };
+            lines += 1;
+            let ack = tracker.register(end);
+            if let Some(limiter) = limiter {
+                if !wait_for_rate(limiter, readline_drop) {
+                    crate::metrics::pipeline_dropped("readline_rate_limited");
+                    ack.done_all();
+                    return;
+                }
+            }
+            let line = match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_owned(),
+                Err(_) => {
+                    invalid_utf8 += 1;
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+            };
+            let mut p = Processing::new(labels.clone(), line, now);
+            match pipeline.process(&mut p) {
+                Verdict::Keep => {
+                    let entry = Entry {
+                        labels: p.labels,
+                        timestamp_ns: p.timestamp_ns,
+                        line: p.line,
+                        structured_metadata: p.structured_metadata,
+                        ack: Some(ack),
+                    };
+                    if sink.send(entry).is_err() {
+                        closed = true;
+                    }
+                }
+                Verdict::Drop(_) => ack.done_all(),
+            }
+        });
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(path = %path, error = %e, "read error");
+                metrics().file_errors.get_or_create(&crate::metrics::ReasonLabels { reason: "read".into() }).inc();
+                0
+            }
+        };
+        let m = metrics();
+        if n > 0 {
+            let pl = PathLabels { path: path.clone() };
+            m.read_bytes.get_or_create(&pl).inc_by(n as u64);
+            m.read_lines.get_or_create(&pl).inc_by(lines);
+        }
+        if invalid_utf8 > 0 {
+            m.invalid_utf8_lines.get_or_create(&PathLabels { path: path.clone() }).inc_by(invalid_utf8);
+        }
+        if too_long > 0 {
+            tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
+            m.dropped_entries
+                .get_or_create(&DropLabels { host: String::new(), reason: "line_too_long".into() })
+                .inc_by(too_long);
+        }
+        if closed {
+            return Err(Closed);
+        }
+        Ok(n)
+    }
+}
+
+/// The clients stopped taking entries.
+struct Closed;
+
+/// Waits for the readline rate limit; `false` if the line must be dropped instead.
+fn wait_for_rate(limiter: &Limiter, drop: bool) -> bool {
+    loop {
+        match limiter.check() {
+            Ok(()) => return true,
+            Err(_) if drop => return false,
+            Err(not_until) => {
+                use governor::clock::Clock;
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                std::thread::sleep(wait.max(Duration::from_micros(50)));
+            }
+        }
+    }
+}
+
+/// Watches the directories of the globs with inotify; `None` (polling only) when that fails.
+fn watch_directories(targets: &[Target], wake: Arc<Wake>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |_event: notify::Result<notify::Event>| wake.notify();
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot use inotify; polling files instead");
+            return None;
+        }
+    };
+    let mut watched = HashSet::new();
+    for t in targets {
+        let base = t.glob.base().to_path_buf();
+        if !watched.insert(base.clone()) {
+            continue;
+        }
+        let mode = if t.glob.recursive() { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
+        if let Err(e) = watcher.watch(&base, mode) {
+            tracing::debug!(dir = %base.display(), error = %e, "cannot watch directory; it is polled");
+        }
+    }
+    Some(watcher)
+}

@@ -1,0 +1,310 @@
+//! The positions file: how far each file has been delivered to Loki.
+//!
+//! Written atomically (temporary file, fsync, rename, fsync of the directory) every
+//! `positions.sync_period` and at shutdown. Offsets are the acknowledged ones ([`AckTracker`]), never
+//! merely read ones, so a crash re-sends at most what was in flight.
+//!
+//! Format: Promtail's `positions:` map (path → offset as a string), which Promtail can read back,
+//! plus a `files:` list that records each file's identity (device, inode, fingerprint). On start the
+//! identity is preferred: a rotated file found under a new name resumes where it was, and a new file
+//! that reuses an old inode starts at 0. A Promtail positions file (map only) is honoured for files
+//! whose size is at least the recorded offset, so migrating from Promtail re-sends nothing.
+
+use super::identity::{FileId, Fingerprint};
+use crate::source::ack::AckTracker;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PositionsError {
+    #[error("positions file {path}: {message} (set positions.ignore_invalid_yaml: true to start over)")]
+    Invalid { path: String, message: String },
+    #[error("positions file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FileFormat {
+    #[serde(default)]
+    positions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<FileRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileRecord {
+    path: String,
+    dev: u64,
+    inode: u64,
+    offset: u64,
+    #[serde(default)]
+    fingerprint_len: u64,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+struct Tracked {
+    path: String,
+    fingerprint: Fingerprint,
+    /// Its committed offset is the file's position; acknowledgements may still arrive after the
+    /// tailer closed the file.
+    tracker: Arc<AckTracker>,
+    /// A tailer has the file open.
+    open: bool,
+}
+
+impl Tracked {
+    fn offset(&self) -> u64 {
+        self.tracker.committed()
+    }
+}
+
+/// Positions of all files, shared by the file source and the saver.
+pub struct Positions {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    files: HashMap<FileId, Tracked>,
+    /// Promtail-style path → offset entries with no identity (a migrated Promtail file).
+    legacy: HashMap<String, u64>,
+}
+
+impl Positions {
+    /// Reads the positions file at `path`; a missing file is an empty start.
+    pub fn load(path: &Path, ignore_invalid: bool) -> Result<Self, PositionsError> {
+        let shown = path.display().to_string();
+        let mut inner = Inner::default();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match parse(&text) {
+                Ok(format) => inner = format,
+                Err(message) if ignore_invalid => {
+                    tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
+                }
+                Err(message) => return Err(PositionsError::Invalid { path: shown, message }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(PositionsError::Io { path: shown, source }),
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// Where to start reading `file`, known as `id` at `path`.
+    pub fn resume(&self, id: FileId, path: &str, file: &mut File, size: u64) -> u64 {
+        let mut inner = self.lock();
+        if let Some(t) = inner.files.get(&id) {
+            let offset = t.offset();
+            if t.fingerprint.matches(file) && offset <= size {
+                return offset;
+            }
+            tracing::info!(path, "inode reused by a new file (fingerprint differs): reading it from the start");
+            inner.files.remove(&id);
+            return 0;
+        }
+        match inner.legacy.remove(path) {
+            Some(offset) if offset <= size => offset,
+            _ => 0,
+        }
+    }
+
+    /// A tailer opened the file: its tracker's committed offset is now the file's position.
+    pub fn track(&self, id: FileId, path: &str, fingerprint: Fingerprint, tracker: Arc<AckTracker>) {
+        self.lock().files.insert(
+            id,
+            Tracked {
+                path: path.to_string(),
+                fingerprint,
+                tracker,
+                open: true,
+            },
+        );
+    }
+
+    /// The tailer closed the file; its position is kept until the file is gone.
+    pub fn untrack(&self, id: FileId) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.open = false;
+        }
+    }
+
+    /// The recorded offset of `id`, if any (for tests and status).
+    pub fn offset_of(&self, id: FileId) -> Option<u64> {
+        self.lock().files.get(&id).map(Tracked::offset)
+    }
+
+    /// Writes the positions file atomically. Entries of closed files whose path no longer holds them
+    /// are forgotten.
+    pub fn save(&self) -> std::io::Result<()> {
+        let format = {
+            let mut inner = self.lock();
+            inner.files.retain(|id, t| {
+                t.open
+                    || t.tracker.in_flight() > 0
+                    || std::fs::metadata(&t.path).map(|m| FileId::of(&m) == *id).unwrap_or(false)
+            });
+            let mut format = FileFormat::default();
+            for (path, offset) in &inner.legacy {
+                format.positions.insert(path.clone(), offset.to_string());
+            }
+            let mut records: Vec<FileRecord> = inner
+                .files
+                .iter()
+                .map(|(id, t)| FileRecord {
+                    path: t.path.clone(),
+                    dev: id.dev,
+                    inode: id.inode,
+                    offset: t.offset(),
+                    fingerprint_len: t.fingerprint.len,
+                    fingerprint: format!("{:016x}", t.fingerprint.hash),
+                })
+                .collect();
+            records.sort_by(|a, b| (&a.path, a.inode).cmp(&(&b.path, b.inode)));
+            for r in &records {
+                // Promtail's map has one offset per path: the file that is at that path now.
+                let current = std::fs::metadata(&r.path).map(|m| m.ino() == r.inode).unwrap_or(true);
+                if current {
+                    format.positions.insert(r.path.clone(), r.offset.to_string());
+                }
+            }
+            format.files = records;
+            format
+        };
+        let text = serde_yaml_ng::to_string(&format).map_err(std::io::Error::other)?;
+        write_atomically(&self.path, text.as_bytes())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+use std::os::unix::fs::MetadataExt;
+
+fn parse(text: &str) -> Result<Inner, String> {
+    if text.trim().is_empty() {
+        return Ok(Inner::default());
+    }
+    let format: FileFormat = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    let mut inner = Inner::default();
+    for r in format.files {
+        let hash = u64::from_str_radix(&r.fingerprint, 16).unwrap_or(0);
+        inner.files.insert(
+            FileId { dev: r.dev, inode: r.inode },
+            Tracked {
+                path: r.path,
+                fingerprint: Fingerprint { len: r.fingerprint_len, hash },
+                tracker: AckTracker::new(r.offset, 1),
+                open: false,
+            },
+        );
+    }
+    if inner.files.is_empty() {
+        for (path, offset) in format.positions {
+            let offset = offset
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("offset {offset:?} of {path:?} is not a number"))?;
+            inner.legacy.insert(path, offset);
+        }
+    }
+    Ok(inner)
+}
+
+/// Writes `data` to `path` so that a crash leaves either the old or the new content.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Saves the positions every `period` on its own thread until `stop` is set.
+pub fn spawn_saver(
+    positions: Arc<Positions>,
+    period: std::time::Duration,
+    stop: Arc<crate::source::Stop>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("positions".into())
+        .spawn(move || {
+            while !stop.wait(period) {
+                if let Err(e) = positions.save() {
+                    crate::metrics::metrics().positions_write_errors.inc();
+                    tracing::error!(error = %e, "cannot write the positions file");
+                }
+            }
+        })
+        .expect("spawning the positions thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_resumes_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, b"one\ntwo\n").unwrap();
+        let pos_path = dir.path().join("positions.yaml");
+        let meta = std::fs::metadata(&log).unwrap();
+        let id = FileId::of(&meta);
+        let mut f = File::open(&log).unwrap();
+        let fp = Fingerprint::read(&mut f).unwrap();
+
+        let p = Positions::load(&pos_path, false).unwrap();
+        let tracker = AckTracker::new(0, 1);
+        p.track(id, log.to_str().unwrap(), fp, tracker.clone());
+        tracker.register(4).done();
+        p.save().unwrap();
+        let text = std::fs::read_to_string(&pos_path).unwrap();
+        assert!(text.contains(&format!("{}: '4'", log.display())), "Promtail's map: {text}");
+
+        // After a rename the identity still resumes at 4.
+        let renamed = dir.path().join("a.log.1");
+        std::fs::rename(&log, &renamed).unwrap();
+        let p = Positions::load(&pos_path, false).unwrap();
+        let mut f = File::open(&renamed).unwrap();
+        assert_eq!(p.resume(id, renamed.to_str().unwrap(), &mut f, 8), 4);
+    }
+
+    #[test]
+    fn reads_a_promtail_positions_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, b"0123456789").unwrap();
+        let pos_path = dir.path().join("positions.yaml");
+        std::fs::write(&pos_path, format!("positions:\n  {}: \"6\"\n", log.display())).unwrap();
+        let p = Positions::load(&pos_path, false).unwrap();
+        let meta = std::fs::metadata(&log).unwrap();
+        let mut f = File::open(&log).unwrap();
+        assert_eq!(p.resume(FileId::of(&meta), log.to_str().unwrap(), &mut f, 10), 6);
+    }
+
+    #[test]
+    fn invalid_file_is_an_error_unless_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pos_path = dir.path().join("positions.yaml");
+        std::fs::write(&pos_path, b"\0\0\0garbage: [").unwrap();
+        let err = Positions::load(&pos_path, false).err().expect("invalid");
+        assert!(err.to_string().contains("ignore_invalid_yaml"));
+        assert!(Positions::load(&pos_path, true).is_ok());
+    }
+}

@@ -1,0 +1,217 @@
+//! Reads one open file: splits it into lines, remembers an incomplete last line until its newline
+//! arrives, and bounds the memory an over-long line can take.
+
+use super::identity::FileId;
+use crate::entry::Labels;
+use crate::source::ack::AckTracker;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes read from a file per call, so that one busy file does not starve the others.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// What the tailer found.
+pub enum LineEvent<'a> {
+    /// A complete line (without `\n` or `\r\n`), ending at file offset `end`.
+    Line { bytes: &'a [u8], end: u64, truncated: bool },
+    /// A line longer than the limit was discarded; it ended at `end`.
+    TooLong { end: u64 },
+}
+
+pub struct Tailer {
+    pub path: String,
+    pub id: FileId,
+    /// Index of the scrape config whose pipeline processes this file.
+    pub scrape: usize,
+    /// Labels of the target plus `filename`.
+    pub labels: Labels,
+    pub tracker: Arc<AckTracker>,
+    /// When the path was seen to point elsewhere (rotation) or to nothing (deletion).
+    pub rotated_since: Option<Instant>,
+    file: File,
+    /// Offset of the next byte to read.
+    offset: u64,
+    /// An incomplete line (bytes after the last newline).
+    partial: Vec<u8>,
+    /// The current line went over the limit: its remaining bytes are discarded until the newline.
+    overflow: Overflow,
+    buf: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    None,
+    /// Keep the first `max_line` bytes, emit them at the newline.
+    Truncating,
+    /// Drop the whole line.
+    Dropping,
+}
+
+impl Tailer {
+    pub fn new(path: String, id: FileId, scrape: usize, labels: Labels, mut file: File, offset: u64, tracker: Arc<AckTracker>) -> std::io::Result<Self> {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Self {
+            path,
+            id,
+            scrape,
+            labels,
+            tracker,
+            rotated_since: None,
+            file,
+            offset,
+            partial: Vec::new(),
+            overflow: Overflow::None,
+            buf: vec![0; READ_CHUNK],
+        })
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Starts over at offset 0 (the file was truncated); returns the new tracker.
+    pub fn restart(&mut self, tracker: Arc<AckTracker>) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.offset = 0;
+        self.partial.clear();
+        self.overflow = Overflow::None;
+        self.tracker = tracker;
+        Ok(())
+    }
+
+    /// Reads up to [`READ_CHUNK`] bytes and reports each complete line. Returns the bytes read (0 at
+    /// the end of the file). `max_line` bounds a line's bytes; longer lines are truncated to it when
+    /// `truncate` is set, else dropped.
+    pub fn read(&mut self, max_line: usize, truncate: bool, mut on_line: impl FnMut(LineEvent)) -> std::io::Result<usize> {
+        let n = loop {
+            match self.file.read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let chunk_start = self.offset;
+        self.offset += n as u64;
+        let mut rest = &self.buf[..n];
+        let mut consumed = 0usize;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            let end = chunk_start + (consumed + nl + 1) as u64;
+            let piece = &rest[..nl];
+            match self.overflow {
+                Overflow::None => {
+                    let line: &[u8] = if self.partial.is_empty() {
+                        piece
+                    } else {
+                        self.partial.extend_from_slice(piece);
+                        &self.partial
+                    };
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if line.len() <= max_line {
+                        on_line(LineEvent::Line { bytes: line, end, truncated: false });
+                    } else if truncate {
+                        on_line(LineEvent::Line { bytes: &line[..max_line], end, truncated: true });
+                    } else {
+                        on_line(LineEvent::TooLong { end });
+                    }
+                }
+                Overflow::Truncating => {
+                    on_line(LineEvent::Line { bytes: &self.partial, end, truncated: true });
+                }
+                Overflow::Dropping => on_line(LineEvent::TooLong { end }),
+            }
+            self.partial.clear();
+            self.overflow = Overflow::None;
+            consumed += nl + 1;
+            rest = &rest[nl + 1..];
+        }
+        // Bytes after the last newline: an incomplete line, bounded by `max_line`.
+        match self.overflow {
+            Overflow::None => {
+                self.partial.extend_from_slice(rest);
+                if self.partial.len() > max_line {
+                    if truncate {
+                        self.partial.truncate(max_line);
+                        self.overflow = Overflow::Truncating;
+                    } else {
+                        self.partial = Vec::new();
+                        self.overflow = Overflow::Dropping;
+                    }
+                }
+            }
+            Overflow::Truncating | Overflow::Dropping => {}
+        }
+        Ok(n)
+    }
+
+    /// Bytes held for an incomplete last line.
+    pub fn pending_partial(&self) -> usize {
+        self.partial.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn collect(t: &mut Tailer, max: usize, truncate: bool) -> Vec<(String, u64, bool)> {
+        let mut out = Vec::new();
+        while t
+            .read(max, truncate, |ev| match ev {
+                LineEvent::Line { bytes, end, truncated } => out.push((String::from_utf8_lossy(bytes).into_owned(), end, truncated)),
+                LineEvent::TooLong { end } => out.push(("<too long>".into(), end, false)),
+            })
+            .unwrap()
+            > 0
+        {}
+        out
+    }
+
+    fn tailer(path: &std::path::Path) -> Tailer {
+        let f = File::open(path).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        Tailer::new(path.display().to_string(), id, 0, Labels::new(), f, 0, AckTracker::new(0, 1)).unwrap()
+    }
+
+    #[test]
+    fn splits_lines_strips_crlf_and_waits_for_the_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"one\r\ntwo\nthr").unwrap();
+        let mut t = tailer(&path);
+        assert_eq!(collect(&mut t, 100, false), vec![("one".into(), 5, false), ("two".into(), 9, false)]);
+        assert_eq!(t.pending_partial(), 3);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"ee\n").unwrap();
+        assert_eq!(collect(&mut t, 100, false), vec![("three".into(), 15, false)]);
+    }
+
+    #[test]
+    fn over_long_lines_are_dropped_or_truncated_with_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut content = b"short\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 3 * READ_CHUNK));
+        content.extend_from_slice(b"\nafter\n");
+        std::fs::write(&path, &content).unwrap();
+        let total = content.len() as u64;
+
+        let mut t = tailer(&path);
+        let lines = collect(&mut t, 1000, false);
+        assert_eq!(lines[0].0, "short");
+        assert_eq!(lines[1], ("<too long>".into(), total - 6, false));
+        assert_eq!(lines[2], ("after".into(), total, false));
+        assert!(t.pending_partial() <= 1000);
+
+        let mut t = tailer(&path);
+        let lines = collect(&mut t, 1000, true);
+        assert_eq!(lines[1].0.len(), 1000);
+        assert!(lines[1].2, "marked truncated");
+        assert_eq!(lines[2].0, "after");
+    }
+}
