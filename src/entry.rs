@@ -57,7 +57,13 @@ impl Labels {
     /// Renders the stream selector Loki expects: `{a="1", b="x \"y\""}`, names sorted, values quoted
     /// with Go string escaping (PromQL's lexer reads it back).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2 + self.0.iter().map(|(n, v)| n.len() + v.len() + 5).sum::<usize>());
+        let mut out = String::with_capacity(
+            2 + self
+                .0
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 5)
+                .sum::<usize>(),
+        );
         out.push('{');
         for (i, (name, value)) in self.0.iter().enumerate() {
             if i > 0 {
@@ -127,9 +133,14 @@ mod tests {
 
     #[test]
     fn renders_sorted_and_escaped_like_promtail() {
-        let labels: Labels = [("verb", "delete"), ("user", "bob \"the\" admin"), ("code", "403"), ("job", "audit")]
-            .into_iter()
-            .collect();
+        let labels: Labels = [
+            ("verb", "delete"),
+            ("user", "bob \"the\" admin"),
+            ("code", "403"),
+            ("job", "audit"),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(
             labels.render(),
             r#"{code="403", job="audit", user="bob \"the\" admin", verb="delete"}"#

@@ -87,7 +87,10 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
         l => l,
     })
     .with_context(|| format!("invalid -log.level {level:?}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     match format {
         "json" => builder.json().init(),
         "logfmt" | "" => builder.init(),
@@ -127,15 +130,27 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     };
     let mut loaded = config::load_file(&path, &opts)?;
     let cfg = &mut loaded.config;
-    let level = cli.log_level.clone().or(cfg.server.log_level.clone()).unwrap_or_else(|| "info".into());
-    let format = cli.log_format.clone().or(cfg.server.log_format.clone()).unwrap_or_else(|| "logfmt".into());
+    let level = cli
+        .log_level
+        .clone()
+        .or(cfg.server.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    let format = cli
+        .log_format
+        .clone()
+        .or(cfg.server.log_format.clone())
+        .unwrap_or_else(|| "logfmt".into());
     init_logging(&level, &format)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     if cli.print_config_stderr {
         let text = std::fs::read_to_string(&path)?;
-        let text = if cli.expand_env { config::expand::expand(&text, |n| std::env::var(n).ok()) } else { text };
+        let text = if cli.expand_env {
+            config::expand::expand(&text, |n| std::env::var(n).ok())
+        } else {
+            text
+        };
         eprintln!("{text}");
     }
     if cli.check_syntax {
@@ -165,7 +180,9 @@ fn apply_overrides(cli: &Cli, cfg: &mut config::Config) -> anyhow::Result<()> {
     if let Some(url) = &cli.client_url {
         match cfg.clients.first_mut() {
             Some(c) => c.url = url.clone(),
-            None => cfg.clients.push(serde_yaml_ng::from_str(&format!("url: {url:?}"))?),
+            None => cfg
+                .clients
+                .push(serde_yaml_ng::from_str(&format!("url: {url:?}"))?),
         }
     }
     if let Some(client) = cfg.clients.first_mut() {
@@ -174,13 +191,15 @@ fn apply_overrides(cli: &Cli, cfg: &mut config::Config) -> anyhow::Result<()> {
         }
         if let Some(labels) = &cli.client_external_labels {
             for pair in labels.split(',').filter(|p| !p.is_empty()) {
-                let (k, v) = pair
-                    .split_once('=')
-                    .with_context(|| format!("-client.external-labels: {pair:?} is not name=value"))?;
+                let (k, v) = pair.split_once('=').with_context(|| {
+                    format!("-client.external-labels: {pair:?} is not name=value")
+                })?;
                 if !config::values::is_valid_label_name(k) {
                     anyhow::bail!("-client.external-labels: invalid label name {k:?}");
                 }
-                client.external_labels.insert(config::values::LabelName(k.to_string()), v.to_string());
+                client
+                    .external_labels
+                    .insert(config::values::LabelName(k.to_string()), v.to_string());
             }
         }
     }
@@ -192,13 +211,14 @@ async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -76,7 +76,9 @@ fn build() -> Metrics {
         encoded_bytes: Family::default(),
         batch_retries: Family::default(),
         request_duration: Family::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
         }),
         read_bytes: Family::default(),
         read_lines: Family::default(),
@@ -90,26 +92,66 @@ fn build() -> Metrics {
         positions_write_errors: Counter::default(),
         registry: Registry::default(),
     };
-    registry.register("promtail_sent_entries", "Entries sent to Loki", m.sent_entries.clone());
-    registry.register("promtail_sent_bytes", "Bytes of log lines sent to Loki", m.sent_bytes.clone());
+    registry.register(
+        "promtail_sent_entries",
+        "Entries sent to Loki",
+        m.sent_entries.clone(),
+    );
+    registry.register(
+        "promtail_sent_bytes",
+        "Bytes of log lines sent to Loki",
+        m.sent_bytes.clone(),
+    );
     registry.register(
         "promtail_dropped_entries",
         "Entries dropped after failing to send, or rejected by Loki",
         m.dropped_entries.clone(),
     );
-    registry.register("promtail_dropped_bytes", "Bytes of log lines dropped", m.dropped_bytes.clone());
-    registry.register("promtail_encoded_bytes", "Compressed bytes of push requests", m.encoded_bytes.clone());
-    registry.register("promtail_batch_retries", "Push requests retried", m.batch_retries.clone());
+    registry.register(
+        "promtail_dropped_bytes",
+        "Bytes of log lines dropped",
+        m.dropped_bytes.clone(),
+    );
+    registry.register(
+        "promtail_encoded_bytes",
+        "Compressed bytes of push requests",
+        m.encoded_bytes.clone(),
+    );
+    registry.register(
+        "promtail_batch_retries",
+        "Push requests retried",
+        m.batch_retries.clone(),
+    );
     registry.register(
         "promtail_request_duration_seconds",
         "Duration of push requests, by HTTP status code",
         m.request_duration.clone(),
     );
-    registry.register("promtail_read_bytes", "Bytes read from files", m.read_bytes.clone());
-    registry.register("promtail_read_lines", "Lines read from files", m.read_lines.clone());
-    registry.register("promtail_file_bytes", "Size of tailed files", m.file_bytes.clone());
-    registry.register("promtail_files_active", "Files being tailed", m.files_active.clone());
-    registry.register("promtail_targets_active", "Active targets", m.targets_active.clone());
+    registry.register(
+        "promtail_read_bytes",
+        "Bytes read from files",
+        m.read_bytes.clone(),
+    );
+    registry.register(
+        "promtail_read_lines",
+        "Lines read from files",
+        m.read_lines.clone(),
+    );
+    registry.register(
+        "promtail_file_bytes",
+        "Size of tailed files",
+        m.file_bytes.clone(),
+    );
+    registry.register(
+        "promtail_files_active",
+        "Files being tailed",
+        m.files_active.clone(),
+    );
+    registry.register(
+        "promtail_targets_active",
+        "Active targets",
+        m.targets_active.clone(),
+    );
     registry.register(
         "logentry_dropped_lines",
         "Lines dropped by pipeline stages, by reason",
@@ -156,7 +198,9 @@ pub fn render() -> String {
 pub fn pipeline_dropped(reason: &str) {
     metrics()
         .pipeline_dropped_lines
-        .get_or_create(&ReasonLabels { reason: reason.to_string() })
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_string(),
+        })
         .inc();
 }
 

@@ -30,8 +30,14 @@ pub struct RunOptions {
 }
 
 /// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`).
-pub async fn run(loaded: Loaded, opts: RunOptions, stop_signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let Loaded { config, pipelines, .. } = loaded;
+pub async fn run(
+    loaded: Loaded,
+    opts: RunOptions,
+    stop_signal: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Loaded {
+        config, pipelines, ..
+    } = loaded;
     let pipelines: Vec<_> = pipelines.into_iter().map(Arc::new).collect();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ready = Arc::new(Readiness::default());
@@ -54,7 +60,9 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop_signal: impl std::future
         Arc::new(StdoutSink)
     } else {
         if config.clients.is_empty() {
-            bail!("no clients configured: add clients[].url to the config file or pass -client.url");
+            bail!(
+                "no clients configured: add clients[].url to the config file or pass -client.url"
+            );
         }
         let mut senders = Vec::new();
         for c in &config.clients {
@@ -67,12 +75,22 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop_signal: impl std::future
     };
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
-    let positions = Arc::new(Positions::load(&positions_path, config.positions.ignore_invalid_yaml)?);
+    let positions = Arc::new(Positions::load(
+        &positions_path,
+        config.positions.ignore_invalid_yaml,
+        config.clients.len().max(1) as u32,
+    )?);
     let stop = Arc::new(Stop::new());
     let source_config = file_source_config(&config, pipelines, &opts)?;
     let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
     let source_thread = source.spawn();
-    let saver = (!opts.dry_run).then(|| positions::spawn_saver(positions.clone(), config.positions.sync_period.0, stop.clone()));
+    let saver = (!opts.dry_run).then(|| {
+        positions::spawn_saver(
+            positions.clone(),
+            config.positions.sync_period.0,
+            stop.clone(),
+        )
+    });
     ready.set(true);
 
     // Run until a stop signal, or until the source finished by itself (exit_at_eof).
@@ -133,41 +151,73 @@ fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
     } else {
         config.server.http_listen_address.as_str()
     };
-    let text = if host.contains(':') { format!("[{host}]:{}", config.server.http_listen_port) } else { format!("{host}:{}", config.server.http_listen_port) };
-    text.parse().with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
+    let text = if host.contains(':') {
+        format!("[{host}]:{}", config.server.http_listen_port)
+    } else {
+        format!("{host}:{}", config.server.http_listen_port)
+    };
+    text.parse()
+        .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
 }
 
-fn file_source_config(config: &Config, pipelines: Vec<Arc<crate::pipeline::Pipeline>>, opts: &RunOptions) -> anyhow::Result<FileSourceConfig> {
+fn file_source_config(
+    config: &Config,
+    pipelines: Vec<Arc<crate::pipeline::Pipeline>>,
+    opts: &RunOptions,
+) -> anyhow::Result<FileSourceConfig> {
     let mut targets = Vec::new();
     for (scrape, sc) in config.scrape_configs.iter().enumerate() {
         for st in &sc.static_configs {
-            let Some(pattern) = st.labels.get("__path__") else { continue };
-            let glob = PathGlob::new(pattern, st.labels.get("__path_exclude__").map(String::as_str))
-                .with_context(|| format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name))?;
+            let Some(pattern) = st.labels.get("__path__") else {
+                continue;
+            };
+            let glob = PathGlob::new(
+                pattern,
+                st.labels.get("__path_exclude__").map(String::as_str),
+            )
+            .with_context(|| format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name))?;
             let labels: Labels = st
                 .labels
                 .iter()
                 .filter(|(k, _)| !k.starts_with("__") || k.as_str() == crate::client::TENANT_LABEL)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            targets.push(Target { glob, labels, scrape });
+            targets.push(Target {
+                glob,
+                labels,
+                scrape,
+            });
         }
     }
-    crate::metrics::metrics().targets_active.set(targets.len() as i64);
+    crate::metrics::metrics()
+        .targets_active
+        .set(targets.len() as i64);
     let limits = &config.limits_config;
     Ok(FileSourceConfig {
         targets,
         pipelines,
-        sync_period: config.target_config.sync_period.0.max(std::time::Duration::from_millis(10)),
-        poll_period: config.global.file_watch_config.min_poll_frequency.0.max(std::time::Duration::from_millis(10)),
-        max_line: if limits.max_line_size.0 == 0 { DEFAULT_MAX_LINE } else { limits.max_line_size.0 as usize },
+        sync_period: config
+            .target_config
+            .sync_period
+            .0
+            .max(std::time::Duration::from_millis(10)),
+        poll_period: config
+            .global
+            .file_watch_config
+            .min_poll_frequency
+            .0
+            .max(std::time::Duration::from_millis(10)),
+        max_line: if limits.max_line_size.0 == 0 {
+            DEFAULT_MAX_LINE
+        } else {
+            limits.max_line_size.0 as usize
+        },
         truncate_long_lines: limits.max_line_size_truncate,
-        readline: limits.readline_rate_enabled.then(|| ReadlineLimit {
+        readline: limits.readline_rate_enabled.then_some(ReadlineLimit {
             rate: limits.readline_rate,
             burst: limits.readline_burst,
             drop: limits.readline_rate_drop,
         }),
-        acks_required: config.clients.len().max(1) as u32,
         exit_at_eof: opts.exit_at_eof,
     })
 }
@@ -177,11 +227,23 @@ struct StdoutSink;
 
 impl EntrySink for StdoutSink {
     fn send(&self, entry: Entry) -> Result<(), SinkClosed> {
-        let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut visible = entry.labels.clone();
         visible.retain(|n, _| !n.starts_with("__"));
-        let sm: Labels = entry.structured_metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let sm: Labels = entry
+            .structured_metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{ts}\t{}\t{}\t{}", visible.render(), sm.render(), entry.line).map_err(|_| SinkClosed)
+        writeln!(
+            out,
+            "{ts}\t{}\t{}\t{}",
+            visible.render(),
+            sm.render(),
+            entry.line
+        )
+        .map_err(|_| SinkClosed)
     }
 }

@@ -34,7 +34,11 @@ impl Batch {
         if let Some(ack) = entry.ack {
             self.acks.push(ack);
         }
-        let adapter = super::encode::entry_adapter(entry.timestamp_ns, entry.line, &entry.structured_metadata);
+        let adapter = super::encode::entry_adapter(
+            entry.timestamp_ns,
+            entry.line,
+            &entry.structured_metadata,
+        );
         self.streams.entry(labels).or_default().push(adapter);
     }
 
@@ -59,7 +63,11 @@ impl Batch {
         let streams = self
             .streams
             .into_iter()
-            .map(|(labels, entries)| StreamAdapter { labels, entries, hash: 0 })
+            .map(|(labels, entries)| StreamAdapter {
+                labels,
+                entries,
+                hash: 0,
+            })
             .collect();
         (super::encode::encode_push(streams), self.acks)
     }
@@ -109,8 +117,12 @@ mod tests {
 
     #[test]
     fn selector_drops_internal_labels_and_adds_external_ones() {
-        let labels: Labels = [("job", "audit"), ("__path__", "/x"), ("cluster", "mine")].into_iter().collect();
-        let external: Labels = [("cluster", "prod"), ("region", "eu")].into_iter().collect();
+        let labels: Labels = [("job", "audit"), ("__path__", "/x"), ("cluster", "mine")]
+            .into_iter()
+            .collect();
+        let external: Labels = [("cluster", "prod"), ("region", "eu")]
+            .into_iter()
+            .collect();
         assert_eq!(
             stream_selector(&labels, &external).unwrap(),
             r#"{cluster="mine", job="audit", region="eu"}"#
@@ -119,8 +131,16 @@ mod tests {
 
     #[test]
     fn selector_refuses_what_loki_would_reject() {
-        assert_eq!(stream_selector(&Labels::new(), &Labels::new()), Err("no labels"));
-        let many: Labels = (0..16).map(|i| (format!("l{i}"), "v".to_string())).collect();
-        assert_eq!(stream_selector(&many, &Labels::new()), Err("too many labels"));
+        assert_eq!(
+            stream_selector(&Labels::new(), &Labels::new()),
+            Err("no labels")
+        );
+        let many: Labels = (0..16)
+            .map(|i| (format!("l{i}"), "v".to_string()))
+            .collect();
+        assert_eq!(
+            stream_selector(&many, &Labels::new()),
+            Err("too many labels")
+        );
     }
 }

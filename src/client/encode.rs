@@ -9,7 +9,9 @@ pub fn encode_push(streams: Vec<StreamAdapter>) -> Vec<u8> {
     let request = PushRequest { streams };
     let raw = request.encode_to_vec();
     // Compressing an in-memory buffer can only fail for inputs over ~4 GiB, which batches never reach.
-    snap::raw::Encoder::new().compress_vec(&raw).unwrap_or_default()
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
 }
 
 /// Decodes a push body; for tests and tools.
@@ -21,7 +23,11 @@ pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
 }
 
 /// One protobuf entry.
-pub fn entry_adapter(timestamp_ns: i64, line: String, structured_metadata: &[(String, String)]) -> EntryAdapter {
+pub fn entry_adapter(
+    timestamp_ns: i64,
+    line: String,
+    structured_metadata: &[(String, String)],
+) -> EntryAdapter {
     EntryAdapter {
         timestamp: Some(prost_types::Timestamp {
             seconds: timestamp_ns.div_euclid(1_000_000_000),
@@ -46,7 +52,11 @@ mod tests {
     fn round_trips_through_snappy_and_protobuf() {
         let streams = vec![StreamAdapter {
             labels: r#"{job="audit"}"#.into(),
-            entries: vec![entry_adapter(1_795_514_400_123_456_000, "line".into(), &[("a".into(), "b".into())])],
+            entries: vec![entry_adapter(
+                1_795_514_400_123_456_000,
+                "line".into(),
+                &[("a".into(), "b".into())],
+            )],
             hash: 0,
         }];
         let body = encode_push(streams.clone());

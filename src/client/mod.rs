@@ -110,7 +110,11 @@ impl Client {
         let entries = batch.entries();
         let bytes = batch.bytes();
         let (body, acks) = batch.into_body();
-        match self.sender.send(body, tenant, entries, bytes, shutdown).await {
+        match self
+            .sender
+            .send(body, tenant, entries, bytes, shutdown)
+            .await
+        {
             Outcome::Delivered | Outcome::Dropped(_) => {
                 for ack in acks {
                     ack.done();
@@ -131,7 +135,10 @@ impl Client {
             reason: "invalid_labels".into(),
         };
         metrics().dropped_entries.get_or_create(&labels).inc();
-        metrics().dropped_bytes.get_or_create(&labels).inc_by(entry.line.len() as u64);
+        metrics()
+            .dropped_bytes
+            .get_or_create(&labels)
+            .inc_by(entry.line.len() as u64);
         if let Some(ack) = entry.ack {
             ack.done();
         }

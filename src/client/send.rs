@@ -12,7 +12,9 @@
 
 use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RequestLabels};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -64,27 +66,33 @@ impl Sender {
             builder = builder.no_proxy();
         }
         if !config.proxy_url.is_empty() {
-            let proxy = reqwest::Proxy::all(&config.proxy_url).map_err(|e| err(format!("proxy_url: {e}")))?;
+            let proxy = reqwest::Proxy::all(&config.proxy_url)
+                .map_err(|e| err(format!("proxy_url: {e}")))?;
             builder = builder.proxy(proxy);
         }
         let tls = &config.tls_config;
         if !tls.server_name.is_empty() {
             return Err(err("tls_config.server_name is not supported yet".into()));
         }
-        let ca = read_inline_or_file(&tls.ca, &tls.ca_file).map_err(|e| err(format!("tls_config.ca_file: {e}")))?;
+        let ca = read_inline_or_file(&tls.ca, &tls.ca_file)
+            .map_err(|e| err(format!("tls_config.ca_file: {e}")))?;
         if let Some(pem) = ca {
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(format!("tls_config.ca_file: {e}")))? {
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| err(format!("tls_config.ca_file: {e}")))?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let cert = read_inline_or_file(&tls.cert, &tls.cert_file).map_err(|e| err(format!("tls_config.cert_file: {e}")))?;
-        let key = read_inline_or_file(&tls.key, &tls.key_file).map_err(|e| err(format!("tls_config.key_file: {e}")))?;
+        let cert = read_inline_or_file(&tls.cert, &tls.cert_file)
+            .map_err(|e| err(format!("tls_config.cert_file: {e}")))?;
+        let key = read_inline_or_file(&tls.key, &tls.key_file)
+            .map_err(|e| err(format!("tls_config.key_file: {e}")))?;
         match (cert, key) {
             (Some(mut cert), Some(key)) => {
                 cert.push(b'\n');
                 cert.extend_from_slice(&key);
-                let identity =
-                    reqwest::Identity::from_pem(&cert).map_err(|e| err(format!("tls_config cert/key: {e}")))?;
+                let identity = reqwest::Identity::from_pem(&cert)
+                    .map_err(|e| err(format!("tls_config cert/key: {e}")))?;
                 builder = builder.identity(identity);
             }
             (None, None) => {}
@@ -93,14 +101,25 @@ impl Sender {
         if tls.insecure_skip_verify {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| err(format!("HTTP client: {e}")))?;
+        let http = builder
+            .build()
+            .map_err(|e| err(format!("HTTP client: {e}")))?;
 
         let mut static_headers = HeaderMap::new();
-        static_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-        static_headers.insert(USER_AGENT, HeaderValue::from_str(&format!("lokiship/{}", crate::VERSION)).map_err(|e| err(e.to_string()))?);
+        static_headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        static_headers.insert(
+            USER_AGENT,
+            HeaderValue::from_str(&format!("lokiship/{}", crate::VERSION))
+                .map_err(|e| err(e.to_string()))?,
+        );
         for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(format!("header {name:?}: {e}")))?;
-            let value = HeaderValue::from_str(value).map_err(|e| err(format!("header {name:?}: {e}")))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| err(format!("header {name:?}: {e}")))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|e| err(format!("header {name:?}: {e}")))?;
             static_headers.insert(name, value);
         }
         Ok(Self {
@@ -128,10 +147,16 @@ impl Sender {
         line_bytes: usize,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let mut deadline = shutdown.borrow().then(|| Instant::now() + self.config.timeout.0);
-        let host = HostLabels { host: self.host.clone() };
+        let mut deadline = shutdown
+            .borrow()
+            .then(|| Instant::now() + self.config.timeout.0);
+        let host = HostLabels {
+            host: self.host.clone(),
+        };
         let m = metrics();
-        m.encoded_bytes.get_or_create(&host).inc_by(body.len() as u64);
+        m.encoded_bytes
+            .get_or_create(&host)
+            .inc_by(body.len() as u64);
         let body = bytes::Bytes::from(body);
         let backoff = &self.config.backoff_config;
         let mut delay = backoff.min_period.0.max(Duration::from_millis(1));
@@ -144,7 +169,10 @@ impl Sender {
                 Err(_) => "error".to_string(),
             };
             m.request_duration
-                .get_or_create(&RequestLabels { status_code: status, host: self.host.clone() })
+                .get_or_create(&RequestLabels {
+                    status_code: status,
+                    host: self.host.clone(),
+                })
                 .observe(started.elapsed().as_secs_f64());
             let mut retry_after = None;
             match result {
@@ -189,7 +217,9 @@ impl Sender {
                     "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");
             }
             let jittered = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
-            let mut wait = retry_after.unwrap_or(jittered).min(backoff.max_period.0.max(Duration::from_millis(1)));
+            let mut wait = retry_after
+                .unwrap_or(jittered)
+                .min(backoff.max_period.0.max(Duration::from_millis(1)));
             if let Some(d) = deadline {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
@@ -205,14 +235,31 @@ impl Sender {
     }
 
     fn dropped(&self, reason: &'static str, entries: usize, line_bytes: usize) -> Outcome {
-        let labels = DropLabels { host: self.host.clone(), reason: reason.into() };
-        metrics().dropped_entries.get_or_create(&labels).inc_by(entries as u64);
-        metrics().dropped_bytes.get_or_create(&labels).inc_by(line_bytes as u64);
+        let labels = DropLabels {
+            host: self.host.clone(),
+            reason: reason.into(),
+        };
+        metrics()
+            .dropped_entries
+            .get_or_create(&labels)
+            .inc_by(entries as u64);
+        metrics()
+            .dropped_bytes
+            .get_or_create(&labels)
+            .inc_by(line_bytes as u64);
         Outcome::Dropped(reason)
     }
 
-    async fn request(&self, body: bytes::Bytes, tenant: &str) -> Result<(reqwest::StatusCode, HeaderMap, String), reqwest::Error> {
-        let mut req = self.http.post(self.url.clone()).headers(self.static_headers.clone()).body(body);
+    async fn request(
+        &self,
+        body: bytes::Bytes,
+        tenant: &str,
+    ) -> Result<(reqwest::StatusCode, HeaderMap, String), reqwest::Error> {
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .headers(self.static_headers.clone())
+            .body(body);
         if !tenant.is_empty() {
             req = req.header("X-Scope-OrgID", tenant);
         }
@@ -222,7 +269,11 @@ impl Sender {
         let resp = req.send().await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let mut text = if status.is_success() { String::new() } else { resp.text().await.unwrap_or_default() };
+        let mut text = if status.is_success() {
+            String::new()
+        } else {
+            resp.text().await.unwrap_or_default()
+        };
         if text.len() > 1024 {
             let mut cut = 1024;
             while !text.is_char_boundary(cut) {
@@ -265,8 +316,13 @@ impl Sender {
             return Some(format!("Bearer {token}"));
         }
         if let Some(auth) = &c.authorization {
-            let kind = if auth.kind.is_empty() { "Bearer" } else { auth.kind.as_str() };
-            return read(&auth.credentials, &auth.credentials_file).map(|cred| format!("{kind} {cred}"));
+            let kind = if auth.kind.is_empty() {
+                "Bearer"
+            } else {
+                auth.kind.as_str()
+            };
+            return read(&auth.credentials, &auth.credentials_file)
+                .map(|cred| format!("{kind} {cred}"));
         }
         None
     }

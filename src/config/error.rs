@@ -1,7 +1,6 @@
 //! Configuration errors with the file and line they come from, worded for an operator:
 //! `config.yaml:12: unknown field "batchwiat" in clients[0], did you mean "batchwait"?`
 
-use super::values::UNSUPPORTED_MARKER;
 use std::fmt;
 
 /// An error in a configuration file.
@@ -39,7 +38,9 @@ impl ConfigError {
         }
         // serde_yaml_ng prefixes the path of the value: `clients[0]: ...` (none at the top level).
         let (path, detail) = match text.split_once(": ") {
-            Some((p, rest)) if !p.is_empty() && !p.contains(' ') => (p.to_string(), rest.to_string()),
+            Some((p, rest)) if !p.is_empty() && !p.contains(' ') => {
+                (p.to_string(), rest.to_string())
+            }
             _ => (String::new(), text.clone()),
         };
         Self::new(file, line, reword(&path, &detail))
@@ -52,10 +53,8 @@ fn reword(path: &str, detail: &str) -> String {
     } else {
         path.to_string()
     };
-    if detail == UNSUPPORTED_MARKER {
-        let name = path.rsplit('.').next().unwrap_or(path);
-        let name = name.split('[').next().unwrap_or(name);
-        return format!("{name} is not supported yet (in {place})");
+    if detail.ends_with(" is not supported yet") {
+        return format!("{detail} (in {place})");
     }
     if let Some(rest) = detail.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once('`') {
@@ -94,13 +93,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -116,13 +117,22 @@ mod tests {
     #[test]
     fn suggests_the_closest_key() {
         let keys = ["url", "batchwait", "batchsize", "timeout"];
-        assert_eq!(suggest("batchwiat", keys.iter().copied()), Some("batchwait"));
+        assert_eq!(
+            suggest("batchwiat", keys.iter().copied()),
+            Some("batchwait")
+        );
         assert_eq!(suggest("zzzzzzzz", keys.iter().copied()), None);
     }
 
     #[test]
     fn rewords_unknown_fields() {
-        let msg = reword("clients[0]", "unknown field `batchwiat`, expected one of `url`, `batchwait`");
-        assert_eq!(msg, "unknown field \"batchwiat\" in clients[0], did you mean \"batchwait\"?");
+        let msg = reword(
+            "clients[0]",
+            "unknown field `batchwiat`, expected one of `url`, `batchwait`",
+        );
+        assert_eq!(
+            msg,
+            "unknown field \"batchwiat\" in clients[0], did you mean \"batchwait\"?"
+        );
     }
 }

@@ -52,11 +52,17 @@ mod tests {
 
     #[test]
     fn expands_variables_defaults_and_escapes() {
-        assert_eq!(expand("url: ${LOKI}/push", env), "url: http://loki:3100/push");
+        assert_eq!(
+            expand("url: ${LOKI}/push", env),
+            "url: http://loki:3100/push"
+        );
         assert_eq!(expand("${MISSING:-http://x}", env), "http://x");
         assert_eq!(expand("${EMPTY:-d}", env), "d");
         assert_eq!(expand("a${MISSING}b", env), "ab");
-        assert_eq!(expand("price: $$5 and regex (.*)$", env), "price: $5 and regex (.*)$");
+        assert_eq!(
+            expand("price: $$5 and regex (.*)$", env),
+            "price: $5 and regex (.*)$"
+        );
         assert_eq!(expand("${unterminated", env), "${unterminated");
     }
 }

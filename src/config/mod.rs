@@ -37,7 +37,8 @@ pub struct Loaded {
 
 /// Reads, expands, parses and validates the configuration file at `path`.
 pub fn load_file(path: &str, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
     load_str(path, &text, opts)
 }
 
@@ -51,7 +52,25 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
     let mut ignored = Vec::new();
     let de = serde_yaml_ng::Deserializer::from_str(&text);
     let mut config: Config = serde_ignored::deserialize(de, |path| ignored.push(path.to_string()))
-        .map_err(|e| ConfigError::from_yaml(file, &e))?;
+        .map_err(|e| {
+            let mut err = ConfigError::from_yaml(file, &e);
+            // serde_yaml_ng places errors of a skipped value at the start of the enclosing map: point
+            // at the option's own line instead.
+            if let Some((name, _)) = err.message.split_once(" is not supported yet") {
+                let key = name
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or(name)
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(name);
+                let finder = LineFinder { text: &text, file };
+                if let Some(line) = finder.find(&format!("{key}:"), err.line.unwrap_or(0)) {
+                    err.line = Some(line);
+                }
+            }
+            err
+        })?;
 
     let mut warnings = Vec::new();
     for path in ignored {
@@ -63,7 +82,11 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             format!("unknown option \"{key}\" in pipeline stage {path}: Promtail ignores it, so does lokiship"),
         );
         if opts.strict {
-            return Err(ConfigError::new(file, line, format!("unknown option \"{key}\" in {path}")));
+            return Err(ConfigError::new(
+                file,
+                line,
+                format!("unknown option \"{key}\" in {path}"),
+            ));
         }
         warnings.push(err.to_string());
     }
@@ -73,18 +96,38 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
     }
     let lines = LineFinder { text: &text, file };
     for (i, client) in config.clients.iter().enumerate() {
-        let url = reqwest::Url::parse(&client.url)
-            .map_err(|e| lines.error("url:", 0, format!("clients[{i}].url {:?} is not a valid URL: {e}", client.url)))?;
+        let url = reqwest::Url::parse(&client.url).map_err(|e| {
+            lines.error(
+                "url:",
+                0,
+                format!("clients[{i}].url {:?} is not a valid URL: {e}", client.url),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(lines.error("url:", 0, format!("clients[{i}].url must be http or https, not {:?}", url.scheme())));
+            return Err(lines.error(
+                "url:",
+                0,
+                format!(
+                    "clients[{i}].url must be http or https, not {:?}",
+                    url.scheme()
+                ),
+            ));
         }
         if let Some(auth) = &client.basic_auth {
             if !auth.password.is_empty() && !auth.password_file.is_empty() {
-                return Err(lines.error("password_file:", 0, format!("clients[{i}].basic_auth: set password or password_file, not both")));
+                return Err(lines.error(
+                    "password_file:",
+                    0,
+                    format!("clients[{i}].basic_auth: set password or password_file, not both"),
+                ));
             }
         }
         if !client.bearer_token.is_empty() && !client.bearer_token_file.is_empty() {
-            return Err(lines.error("bearer_token_file:", 0, format!("clients[{i}]: set bearer_token or bearer_token_file, not both")));
+            return Err(lines.error(
+                "bearer_token_file:",
+                0,
+                format!("clients[{i}]: set bearer_token or bearer_token_file, not both"),
+            ));
         }
     }
     if config.wal.enabled {
@@ -97,22 +140,35 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
     let mut pipelines = Vec::with_capacity(config.scrape_configs.len());
     let mut seen = std::collections::HashSet::new();
     for sc in &config.scrape_configs {
-        let job_line = lines.find(&format!("job_name: {}", sc.job_name), 0)
+        let job_line = lines
+            .find(&format!("job_name: {}", sc.job_name), 0)
             .or_else(|| lines.find(&sc.job_name, 0))
             .unwrap_or(0);
         if !seen.insert(sc.job_name.clone()) {
-            return Err(ConfigError::new(file, Some(job_line), format!("duplicate job_name {:?}", sc.job_name)));
+            return Err(ConfigError::new(
+                file,
+                Some(job_line),
+                format!("duplicate job_name {:?}", sc.job_name),
+            ));
         }
         if !sc.encoding.is_empty() {
             return Err(lines.error("encoding:", job_line, "encoding is not supported yet"));
         }
         if sc.decompression.enabled {
-            return Err(lines.error("decompression:", job_line, "decompression is not supported yet"));
+            return Err(lines.error(
+                "decompression:",
+                job_line,
+                "decompression is not supported yet",
+            ));
         }
         for st in &sc.static_configs {
             for name in st.labels.keys() {
                 if !name.starts_with("__") && !values::is_valid_label_name(name) {
-                    return Err(lines.error(name, job_line, format!("invalid label name {name:?} in job {:?}", sc.job_name)));
+                    return Err(lines.error(
+                        name,
+                        job_line,
+                        format!("invalid label name {name:?} in job {:?}", sc.job_name),
+                    ));
                 }
             }
             if !st.labels.contains_key("__path__") {
@@ -125,7 +181,11 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
         })?;
         pipelines.push(pipeline);
     }
-    Ok(Loaded { config, pipelines, warnings })
+    Ok(Loaded {
+        config,
+        pipelines,
+        warnings,
+    })
 }
 
 /// Finds the line of a key for errors found after parsing, when serde no longer knows positions.
@@ -171,8 +231,11 @@ fn line_of_ignored(text: &str, path: &str) -> Option<usize> {
         .enumerate()
         .skip(after)
         .find(|(_, l)| {
-            l.trim_start().trim_start_matches("- ").starts_with(&pattern)
-                || l.contains(&format!("{{{pattern}")) || l.contains(&format!(" {pattern}"))
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&pattern)
+                || l.contains(&format!("{{{pattern}"))
+                || l.contains(&format!(" {pattern}"))
         })
         .map(|(i, _)| i + 1)
 }

@@ -2,11 +2,11 @@
 //!
 //! Every struct denies unknown fields (a typo is an error with its line), except pipeline stage
 //! options, which Promtail ignores silently and real configs contain (see `stages.rs`). Options of
-//! Promtail's schema that lokiship does not implement are typed [`Unsupported`], so that naming them
+//! Promtail's schema that lokiship does not implement are typed with one of the `unsupported_options!` types in `values.rs`, so that naming them
 //! is an error that says so.
 
 use super::stages::StageConfig;
-use super::values::{ByteSize, GoDuration, LabelName, Unsupported};
+use super::values::{self as u, ByteSize, GoDuration, LabelName};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -52,8 +52,8 @@ pub struct ServerConfig {
     pub grpc_server_max_send_msg_size: Option<IgnoredAny>,
     pub grpc_server_max_concurrent_streams: Option<IgnoredAny>,
     pub log_source_ips_enabled: Option<IgnoredAny>,
-    pub http_tls_config: Option<Unsupported>,
-    pub grpc_tls_config: Option<Unsupported>,
+    pub http_tls_config: Option<u::HttpTlsConfig>,
+    pub grpc_tls_config: Option<u::GrpcTlsConfig>,
     pub external_url: Option<String>,
     pub profiling_enabled: Option<bool>,
 }
@@ -131,9 +131,9 @@ pub struct ClientConfig {
     #[serde(default = "default_true")]
     pub enable_http2: bool,
     #[serde(default)]
-    pub oauth2: Option<Unsupported>,
+    pub oauth2: Option<u::Oauth2>,
     #[serde(default)]
-    pub proxy_connect_header: Option<Unsupported>,
+    pub proxy_connect_header: Option<u::ProxyConnectHeader>,
     #[serde(default)]
     pub stream_lag_labels: Option<IgnoredAny>,
 }
@@ -319,23 +319,23 @@ pub struct ScrapeConfig {
     #[serde(default)]
     pub decompression: DecompressionConfig,
     // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub relabel_configs: Option<Unsupported>,
-    pub file_sd_configs: Option<Unsupported>,
-    pub journal: Option<Unsupported>,
-    pub syslog: Option<Unsupported>,
-    pub loki_push_api: Option<Unsupported>,
-    pub kubernetes_sd_configs: Option<Unsupported>,
-    pub docker_sd_configs: Option<Unsupported>,
-    pub consul_sd_configs: Option<Unsupported>,
-    pub consulagent_sd_configs: Option<Unsupported>,
-    pub gcplog: Option<Unsupported>,
-    pub windows_events: Option<Unsupported>,
-    pub kafka: Option<Unsupported>,
-    pub gelf: Option<Unsupported>,
-    pub cloudflare: Option<Unsupported>,
-    pub heroku_drain: Option<Unsupported>,
-    pub azure_event_hubs: Option<Unsupported>,
-    pub limits_config: Option<Unsupported>,
+    pub relabel_configs: Option<u::RelabelConfigs>,
+    pub file_sd_configs: Option<u::FileSdConfigs>,
+    pub journal: Option<u::Journal>,
+    pub syslog: Option<u::Syslog>,
+    pub loki_push_api: Option<u::LokiPushApi>,
+    pub kubernetes_sd_configs: Option<u::KubernetesSdConfigs>,
+    pub docker_sd_configs: Option<u::DockerSdConfigs>,
+    pub consul_sd_configs: Option<u::ConsulSdConfigs>,
+    pub consulagent_sd_configs: Option<u::ConsulAgentSdConfigs>,
+    pub gcplog: Option<u::Gcplog>,
+    pub windows_events: Option<u::WindowsEvents>,
+    pub kafka: Option<u::Kafka>,
+    pub gelf: Option<u::Gelf>,
+    pub cloudflare: Option<u::Cloudflare>,
+    pub heroku_drain: Option<u::HerokuDrain>,
+    pub azure_event_hubs: Option<u::AzureEventHubs>,
+    pub limits_config: Option<u::ScrapeLimitsConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -28,13 +28,36 @@ pub enum StageConfig {
 
 /// Stages of Promtail 3.6 that lokiship does not implement yet.
 const UNSUPPORTED_STAGES: &[&str] = &[
-    "docker", "cri", "logfmt", "replace", "multiline", "decolorize", "template", "pack", "sampling",
-    "tenant", "metrics", "limit", "eventlogmessage", "geoip", "luhn",
+    "docker",
+    "cri",
+    "logfmt",
+    "replace",
+    "multiline",
+    "decolorize",
+    "template",
+    "pack",
+    "sampling",
+    "tenant",
+    "metrics",
+    "limit",
+    "eventlogmessage",
+    "geoip",
+    "luhn",
 ];
 
 const STAGES: &[&str] = &[
-    "json", "regex", "labels", "static_labels", "labeldrop", "labelallow", "structured_metadata",
-    "non_indexed_labels", "timestamp", "output", "drop", "match",
+    "json",
+    "regex",
+    "labels",
+    "static_labels",
+    "labeldrop",
+    "labelallow",
+    "structured_metadata",
+    "non_indexed_labels",
+    "timestamp",
+    "output",
+    "drop",
+    "match",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,18 +145,24 @@ impl<'de> Visitor<'de> for StageVisitor {
     type Value = StageConfig;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a stage: a map with one key naming the stage, such as `json: {expressions: ...}`")
+        f.write_str(
+            "a stage: a map with one key naming the stage, such as `json: {expressions: ...}`",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StageConfig, A::Error> {
         let Some(name) = map.next_key::<String>()? else {
-            return Err(de::Error::custom("empty stage: name one stage such as `json:`"));
+            return Err(de::Error::custom(
+                "empty stage: name one stage such as `json:`",
+            ));
         };
         let stage = match name.as_str() {
             "json" => StageConfig::Json(map.next_value()?),
             "regex" => StageConfig::Regex(map.next_value()?),
             "labels" => StageConfig::Labels(map.next_value::<Option<_>>()?.unwrap_or_default()),
-            "static_labels" => StageConfig::StaticLabels(map.next_value::<Option<_>>()?.unwrap_or_default()),
+            "static_labels" => {
+                StageConfig::StaticLabels(map.next_value::<Option<_>>()?.unwrap_or_default())
+            }
             "labeldrop" => StageConfig::LabelDrop(map.next_value()?),
             "labelallow" => StageConfig::LabelAllow(map.next_value()?),
             "structured_metadata" | "non_indexed_labels" => {
@@ -144,13 +173,17 @@ impl<'de> Visitor<'de> for StageVisitor {
             "drop" => StageConfig::Drop(map.next_value()?),
             "match" => StageConfig::Match(map.next_value()?),
             other if UNSUPPORTED_STAGES.contains(&other) => {
-                return Err(de::Error::custom(format!("stage \"{other}\" is not supported yet")));
+                return Err(de::Error::custom(format!(
+                    "stage \"{other}\" is not supported yet"
+                )));
             }
             other => {
                 let hint = super::error::suggest(other, STAGES.iter().copied())
                     .map(|s| format!(", did you mean \"{s}\"?"))
                     .unwrap_or_default();
-                return Err(de::Error::custom(format!("unknown pipeline stage \"{other}\"{hint}")));
+                return Err(de::Error::custom(format!(
+                    "unknown pipeline stage \"{other}\"{hint}"
+                )));
             }
         };
         if let Some(extra) = map.next_key::<String>()? {

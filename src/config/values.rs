@@ -30,15 +30,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number at {rest:?}"));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number at {rest:?}"
+            ));
         }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: bad number {:?}", &rest[..num_len]))?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| {
+            format!(
+                "invalid duration {text:?}: bad number {:?}",
+                &rest[..num_len]
+            )
+        })?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos_per = match unit {
@@ -78,7 +87,9 @@ impl<'de> Deserialize<'de> for GoDuration {
                 if v == 0 {
                     Ok(GoDuration(Duration::ZERO))
                 } else {
-                    Err(E::custom(format!("invalid duration {v}: missing unit (write {v}s or {v}ms)")))
+                    Err(E::custom(format!(
+                        "invalid duration {v}: missing unit (write {v}s or {v}ms)"
+                    )))
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<GoDuration, E> {
@@ -95,7 +106,9 @@ pub struct ByteSize(pub u64);
 
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let s = text.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -103,7 +116,11 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1024.0,
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("invalid size {text:?}: unknown unit {other:?} (use B, KB, MB or GB)")),
+        other => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {other:?} (use B, KB, MB or GB)"
+            ))
+        }
     };
     Ok((value * mult) as u64)
 }
@@ -120,7 +137,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 parse_byte_size(v).map(ByteSize).map_err(E::custom)
@@ -167,18 +186,44 @@ impl<'de> Deserialize<'de> for LabelName {
     }
 }
 
-/// A Promtail option lokiship does not implement yet: reading it is an error naming it, so that a
-/// config never silently loses a feature.
-#[derive(Debug, Clone, Copy)]
-pub struct Unsupported;
+/// Declares types for Promtail options lokiship does not implement yet: reading one is an error that
+/// names it, so that a config never silently loses a feature.
+macro_rules! unsupported_options {
+    ($($ty:ident => $name:literal),* $(,)?) => {$(
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty;
 
-/// The marker in error messages that `config::error` turns into "X is not supported yet".
-pub const UNSUPPORTED_MARKER: &str = "\u{1}unsupported";
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_ignored_any(de::IgnoredAny)?;
+                Err(de::Error::custom(concat!($name, " is not supported yet")))
+            }
+        }
+    )*};
+}
 
-impl<'de> Deserialize<'de> for Unsupported {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(de::Error::custom(UNSUPPORTED_MARKER))
-    }
+unsupported_options! {
+    RelabelConfigs => "relabel_configs",
+    FileSdConfigs => "file_sd_configs",
+    Journal => "journal",
+    Syslog => "syslog",
+    LokiPushApi => "loki_push_api",
+    KubernetesSdConfigs => "kubernetes_sd_configs",
+    DockerSdConfigs => "docker_sd_configs",
+    ConsulSdConfigs => "consul_sd_configs",
+    ConsulAgentSdConfigs => "consulagent_sd_configs",
+    Gcplog => "gcplog",
+    WindowsEvents => "windows_events",
+    Kafka => "kafka",
+    Gelf => "gelf",
+    Cloudflare => "cloudflare",
+    HerokuDrain => "heroku_drain",
+    AzureEventHubs => "azure_event_hubs",
+    ScrapeLimitsConfig => "limits_config",
+    Oauth2 => "oauth2",
+    ProxyConnectHeader => "proxy_connect_header",
+    HttpTlsConfig => "server.http_tls_config",
+    GrpcTlsConfig => "server.grpc_tls_config",
 }
 
 #[cfg(test)]
@@ -191,7 +236,9 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .contains("unknown unit \"x\""));
         assert!(parse_duration("10").unwrap_err().contains("missing unit"));
         assert!(parse_duration("").is_err());
     }

@@ -7,7 +7,10 @@ pub struct Extracted(Vec<(String, String)>);
 
 impl Extracted {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sets `name`, replacing an earlier value (a later stage wins, as in Promtail).

@@ -47,7 +47,9 @@ impl Selector {
                 .ok_or_else(|| p.err("expected =, !=, =~ or !~"))?;
             p.skip_ws();
             let value = p.string()?;
-            let anchored = |v: &str| Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex {v:?}: {e}"));
+            let anchored = |v: &str| {
+                Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex {v:?}: {e}"))
+            };
             let op = match op {
                 "=" => LabelOp::Eq(value),
                 "!=" => LabelOp::Ne(value),
@@ -152,7 +154,10 @@ impl Parser<'_> {
     /// A double-quoted string with Go escapes, or a backquoted raw string.
     fn string(&mut self) -> Result<String, String> {
         if self.eat("`") {
-            let end = self.rest().find('`').ok_or_else(|| self.err("unterminated `string`"))?;
+            let end = self
+                .rest()
+                .find('`')
+                .ok_or_else(|| self.err("unterminated `string`"))?;
             let v = self.rest()[..end].to_string();
             self.pos += end + 1;
             return Ok(v);
@@ -190,16 +195,33 @@ mod tests {
 
     #[test]
     fn label_matchers() {
-        assert!(Selector::parse(r#"{job="audit"}"#).unwrap().matches(&labels(), ""));
-        assert!(Selector::parse(r#"{job="audit", verb=~"get|list"}"#).unwrap().matches(&labels(), ""));
-        assert!(!Selector::parse(r#"{verb=~"ge"}"#).unwrap().matches(&labels(), ""), "regexes are anchored");
-        assert!(Selector::parse(r#"{verb!~"delete.*", user!="x"}"#).unwrap().matches(&labels(), ""));
-        assert!(Selector::parse(r#"{user=""}"#).unwrap().matches(&labels(), ""), "missing label is empty");
+        assert!(Selector::parse(r#"{job="audit"}"#)
+            .unwrap()
+            .matches(&labels(), ""));
+        assert!(Selector::parse(r#"{job="audit", verb=~"get|list"}"#)
+            .unwrap()
+            .matches(&labels(), ""));
+        assert!(
+            !Selector::parse(r#"{verb=~"ge"}"#)
+                .unwrap()
+                .matches(&labels(), ""),
+            "regexes are anchored"
+        );
+        assert!(Selector::parse(r#"{verb!~"delete.*", user!="x"}"#)
+            .unwrap()
+            .matches(&labels(), ""));
+        assert!(
+            Selector::parse(r#"{user=""}"#)
+                .unwrap()
+                .matches(&labels(), ""),
+            "missing label is empty"
+        );
     }
 
     #[test]
     fn line_filters() {
-        let s = Selector::parse(r#"{job="audit"} |= "secrets" != "kube-system" |~ `"code":4\d\d`"#).unwrap();
+        let s = Selector::parse(r#"{job="audit"} |= "secrets" != "kube-system" |~ `"code":4\d\d`"#)
+            .unwrap();
         assert!(s.matches(&labels(), r#"secrets in default "code":403"#));
         assert!(!s.matches(&labels(), r#"secrets in kube-system "code":403"#));
         assert!(!s.matches(&labels(), r#"secrets "code":200"#));
@@ -207,8 +229,12 @@ mod tests {
 
     #[test]
     fn errors_say_where() {
-        assert!(Selector::parse(r#"job="audit""#).unwrap_err().contains("expected \"{\""));
+        assert!(Selector::parse(r#"job="audit""#)
+            .unwrap_err()
+            .contains("expected \"{\""));
         assert!(Selector::parse(r#"{job="audit"} |= 5"#).is_err());
-        assert!(Selector::parse(r#"{job=~"("}"#).unwrap_err().contains("invalid regex"));
+        assert!(Selector::parse(r#"{job=~"("}"#)
+            .unwrap_err()
+            .contains("invalid regex"));
     }
 }

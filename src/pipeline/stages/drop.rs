@@ -30,8 +30,15 @@ impl DropStage {
         if config.value.is_some() && sources.is_empty() {
             return Err(BuildError::new("drop", "value needs a source"));
         }
-        if sources.is_empty() && config.expression.is_none() && config.older_than.is_none() && config.longer_than.is_none() {
-            return Err(BuildError::new("drop", "needs at least one of source, expression, older_than, longer_than"));
+        if sources.is_empty()
+            && config.expression.is_none()
+            && config.older_than.is_none()
+            && config.longer_than.is_none()
+        {
+            return Err(BuildError::new(
+                "drop",
+                "needs at least one of source, expression, older_than, longer_than",
+            ));
         }
         Ok(Self {
             sources,
@@ -40,7 +47,10 @@ impl DropStage {
             value: config.value.clone(),
             older_than_ns: config.older_than.map(|d| d.0.as_nanos() as i64),
             longer_than: config.longer_than.map(|s| s.0 as usize),
-            reason: config.drop_counter_reason.clone().unwrap_or_else(|| "drop_stage".into()),
+            reason: config
+                .drop_counter_reason
+                .clone()
+                .unwrap_or_else(|| "drop_stage".into()),
         })
     }
 }
@@ -93,12 +103,21 @@ mod tests {
     #[test]
     fn drops_by_value_expression_and_length() {
         let by_value = "- json: {expressions: {stage: stage}}\n- drop: {source: stage, value: RequestReceived}";
-        assert_eq!(run(by_value, r#"{"stage":"RequestReceived"}"#).1, Verdict::Drop("drop_stage".into()));
-        assert_eq!(run(by_value, r#"{"stage":"ResponseComplete"}"#).1, Verdict::Keep);
+        assert_eq!(
+            run(by_value, r#"{"stage":"RequestReceived"}"#).1,
+            Verdict::Drop("drop_stage".into())
+        );
+        assert_eq!(
+            run(by_value, r#"{"stage":"ResponseComplete"}"#).1,
+            Verdict::Keep
+        );
         assert_eq!(run(by_value, r#"{"other":1}"#).1, Verdict::Keep);
 
         let by_line = "- drop: {expression: 'healthz', drop_counter_reason: health}";
-        assert_eq!(run(by_line, "GET /healthz").1, Verdict::Drop("health".into()));
+        assert_eq!(
+            run(by_line, "GET /healthz").1,
+            Verdict::Drop("health".into())
+        );
         assert_eq!(run(by_line, "GET /api").1, Verdict::Keep);
 
         let by_len = "- drop: {longer_than: 5}";
@@ -109,7 +128,10 @@ mod tests {
     #[test]
     fn drops_old_entries() {
         // The test entries carry a timestamp of 1µs after the epoch.
-        assert_eq!(run("- drop: {older_than: 24h}", "x").1, Verdict::Drop("drop_stage".into()));
+        assert_eq!(
+            run("- drop: {older_than: 24h}", "x").1,
+            Verdict::Drop("drop_stage".into())
+        );
     }
 
     #[test]

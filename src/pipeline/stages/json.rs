@@ -23,15 +23,22 @@ pub struct JsonStage {
 impl JsonStage {
     pub fn new(config: &Config) -> Result<Self, BuildError> {
         if config.expressions.is_empty() {
-            return Err(BuildError::new("json", "expressions must name at least one value to extract"));
+            return Err(BuildError::new(
+                "json",
+                "expressions must name at least one value to extract",
+            ));
         }
         let mut paths = JsonPaths::new();
         let mut path_names = Vec::new();
         let mut complex = Vec::new();
         for (name, expr) in &config.expressions {
             let expr = expr.as_deref().filter(|e| !e.is_empty()).unwrap_or(name);
-            let compiled = jmespath::compile(expr)
-                .map_err(|e| BuildError::new("json", format!("invalid JMESPath expression {expr:?} for {name:?}: {e}")))?;
+            let compiled = jmespath::compile(expr).map_err(|e| {
+                BuildError::new(
+                    "json",
+                    format!("invalid JMESPath expression {expr:?} for {name:?}: {e}"),
+                )
+            })?;
             match parse_simple_path(expr) {
                 Some(path) => {
                     paths.add(&path);
@@ -70,7 +77,11 @@ impl Stage for JsonStage {
             if self.paths.extract(input, &mut raws).is_err() {
                 return self.malformed();
             }
-            found.extend(raws.iter().enumerate().filter_map(|(i, r)| r.and_then(raw_to_string).map(|v| (i, v))));
+            found.extend(
+                raws.iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.and_then(raw_to_string).map(|v| (i, v))),
+            );
         }
         let mut complex_found = Vec::new();
         if !self.complex.is_empty() {
@@ -147,7 +158,10 @@ mod tests {
         assert_eq!(v, Verdict::Keep);
         assert_eq!(e.line, "{broken");
         assert!(e.extracted.is_empty());
-        let (_, v) = run("- json: {expressions: {a: a}, drop_malformed: true}", "[1,2]");
+        let (_, v) = run(
+            "- json: {expressions: {a: a}, drop_malformed: true}",
+            "[1,2]",
+        );
         assert_eq!(v, Verdict::Drop("malformed_json".into()));
     }
 

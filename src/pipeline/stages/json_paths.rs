@@ -60,7 +60,9 @@ pub fn parse_simple_path(expr: &str) -> Option<Vec<Segment>> {
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                     i += 1;
                 }
-                segs.push(Segment::Field(String::from_utf8_lossy(&b[start..i]).into_owned()));
+                segs.push(Segment::Field(
+                    String::from_utf8_lossy(&b[start..i]).into_owned(),
+                ));
             }
             expect_field = false;
         } else if b[i] == b'.' {
@@ -145,17 +147,24 @@ impl JsonPaths {
     }
 
     /// Extracts every path of `json` (which must be a JSON object) into `out` (one slot per path).
-    pub fn extract<'de>(&self, json: &'de str, out: &mut Vec<Option<&'de RawValue>>) -> Result<(), MalformedJson> {
+    pub fn extract<'de>(
+        &self,
+        json: &'de str,
+        out: &mut Vec<Option<&'de RawValue>>,
+    ) -> Result<(), MalformedJson> {
         out.clear();
         out.resize(self.count, None);
         if json.trim_start().as_bytes().first() != Some(&b'{') {
             return Err(MalformedJson("not a JSON object".into()));
         }
         let mut de = serde_json::Deserializer::from_str(json);
-        ObjectSeed { node: &self.root, out }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-            .map_err(|e| MalformedJson(e.to_string()))
+        ObjectSeed {
+            node: &self.root,
+            out,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| MalformedJson(e.to_string()))
     }
 }
 
@@ -197,9 +206,12 @@ impl<'de> DeserializeSeed<'de> for CaptureSeed<'_, '_, 'de> {
         }
         if !(self.node.fields.is_empty() && self.node.indexes.is_empty()) {
             let mut inner = serde_json::Deserializer::from_str(raw.get());
-            ObjectSeed { node: self.node, out: self.out }
-                .deserialize(&mut inner)
-                .map_err(de::Error::custom)?;
+            ObjectSeed {
+                node: self.node,
+                out: self.out,
+            }
+            .deserialize(&mut inner)
+            .map_err(de::Error::custom)?;
         }
         Ok(())
     }
@@ -261,7 +273,10 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(child) = map.next_key_seed(KeySeed(self.node))? {
             match child {
-                Some(node) => map.next_value_seed(ChildValue { node, out: &mut *self.out })?,
+                Some(node) => map.next_value_seed(ChildValue {
+                    node,
+                    out: &mut *self.out,
+                })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -273,9 +288,19 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            let wanted = self.node.indexes.iter().find(|(i, _)| *i == index).map(|(_, n)| n);
+            let wanted = self
+                .node
+                .indexes
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, n)| n);
             let more = match wanted {
-                Some(node) => seq.next_element_seed(ChildValue { node, out: &mut *self.out })?.is_some(),
+                Some(node) => seq
+                    .next_element_seed(ChildValue {
+                        node,
+                        out: &mut *self.out,
+                    })?
+                    .is_some(),
                 None => seq.next_element::<IgnoredAny>()?.is_some(),
             };
             if !more {
@@ -340,7 +365,17 @@ mod tests {
     fn extracts_nested_values_in_promtail_form() {
         let line = r#"{"verb":"get","user":{"username":"bob \"the\" admin","groups":["a","b"]},"responseStatus":{"code":403},"x":null,"ok":true,"sourceIPs":["10.0.0.1","10.0.0.2"]}"#;
         let got = extract(
-            &["user.username", "verb", "responseStatus.code", "x", "ok", "user.groups", "sourceIPs[1]", "missing.deep", "user"],
+            &[
+                "user.username",
+                "verb",
+                "responseStatus.code",
+                "x",
+                "ok",
+                "user.groups",
+                "sourceIPs[1]",
+                "missing.deep",
+                "user",
+            ],
             line,
         )
         .unwrap();

@@ -22,17 +22,25 @@ pub struct LabelsStage {
 
 impl LabelsStage {
     pub fn labels(config: &BTreeMap<LabelName, Option<String>>) -> Self {
-        Self::new(config.iter().map(|(k, v)| (k.0.clone(), v.clone())), Target::Labels)
+        Self::new(
+            config.iter().map(|(k, v)| (k.0.clone(), v.clone())),
+            Target::Labels,
+        )
     }
 
     pub fn structured_metadata(config: &BTreeMap<String, Option<String>>) -> Self {
-        Self::new(config.iter().map(|(k, v)| (k.clone(), v.clone())), Target::StructuredMetadata)
+        Self::new(
+            config.iter().map(|(k, v)| (k.clone(), v.clone())),
+            Target::StructuredMetadata,
+        )
     }
 
     fn new(config: impl Iterator<Item = (String, Option<String>)>, target: Target) -> Self {
         let mapping = config
             .map(|(name, source)| {
-                let source = source.filter(|s| !s.is_empty()).unwrap_or_else(|| name.clone());
+                let source = source
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| name.clone());
                 (name, source)
             })
             .collect();
@@ -50,7 +58,11 @@ impl Stage for LabelsStage {
                 Target::Labels => entry.labels.insert(name, value),
                 Target::StructuredMetadata => {
                     let value = value.to_string();
-                    match entry.structured_metadata.iter_mut().find(|(n, _)| n == name) {
+                    match entry
+                        .structured_metadata
+                        .iter_mut()
+                        .find(|(n, _)| n == name)
+                    {
                         Some(slot) => slot.1 = value,
                         None => entry.structured_metadata.push((name.clone(), value)),
                     }
@@ -71,7 +83,11 @@ impl StaticLabelsStage {
         Self {
             labels: config
                 .iter()
-                .filter_map(|(k, v)| v.clone().filter(|v| !v.is_empty()).map(|v| (k.0.clone(), v)))
+                .filter_map(|(k, v)| {
+                    v.clone()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (k.0.clone(), v))
+                })
                 .collect(),
         }
     }
@@ -93,7 +109,9 @@ pub struct LabelDropStage {
 
 impl LabelDropStage {
     pub fn new(names: &[String]) -> Self {
-        Self { names: names.to_vec() }
+        Self {
+            names: names.to_vec(),
+        }
     }
 }
 
@@ -113,13 +131,17 @@ pub struct LabelAllowStage {
 
 impl LabelAllowStage {
     pub fn new(names: &[String]) -> Self {
-        Self { names: names.to_vec() }
+        Self {
+            names: names.to_vec(),
+        }
     }
 }
 
 impl Stage for LabelAllowStage {
     fn process(&self, entry: &mut Processing) -> Verdict {
-        entry.labels.retain(|name, _| self.names.iter().any(|n| n == name));
+        entry
+            .labels
+            .retain(|name, _| self.names.iter().any(|n| n == name));
         Verdict::Keep
     }
 }
@@ -135,9 +157,15 @@ mod tests {
 - labels: {user: "", action: verb, empty: , missing: }
 - structured_metadata: {audit_id: id}
 "#;
-        let (e, _) = run(stages, r#"{"user":{"username":"alice"},"verb":"get","auditID":"a-1","e":""}"#);
+        let (e, _) = run(
+            stages,
+            r#"{"user":{"username":"alice"},"verb":"get","auditID":"a-1","e":""}"#,
+        );
         assert_eq!(e.labels.render(), r#"{action="get", user="alice"}"#);
-        assert_eq!(e.structured_metadata, vec![("audit_id".to_string(), "a-1".to_string())]);
+        assert_eq!(
+            e.structured_metadata,
+            vec![("audit_id".to_string(), "a-1".to_string())]
+        );
     }
 
     #[test]

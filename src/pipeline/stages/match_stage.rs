@@ -18,7 +18,8 @@ enum Action {
 
 impl MatchStage {
     pub fn new(config: &Config, job: &str) -> Result<Self, BuildError> {
-        let selector = Selector::parse(&config.selector).map_err(|e| BuildError::new("match", format!("selector: {e}")))?;
+        let selector = Selector::parse(&config.selector)
+            .map_err(|e| BuildError::new("match", format!("selector: {e}")))?;
         let action = match config.action.as_deref() {
             None | Some("") | Some("keep") => {
                 if config.stages.is_empty() {
@@ -28,18 +29,35 @@ impl MatchStage {
             }
             Some("drop") => {
                 if !config.stages.is_empty() {
-                    return Err(BuildError::new("match", "action drop takes no nested stages"));
+                    return Err(BuildError::new(
+                        "match",
+                        "action drop takes no nested stages",
+                    ));
                 }
-                Action::Drop(config.drop_counter_reason.clone().unwrap_or_else(|| "match_stage".into()))
+                Action::Drop(
+                    config
+                        .drop_counter_reason
+                        .clone()
+                        .unwrap_or_else(|| "match_stage".into()),
+                )
             }
-            Some(other) => return Err(BuildError::new("match", format!("action must be keep or drop, not {other:?}"))),
+            Some(other) => {
+                return Err(BuildError::new(
+                    "match",
+                    format!("action must be keep or drop, not {other:?}"),
+                ))
+            }
         };
         let stages = config
             .stages
             .iter()
             .map(|c| super::build(c, job))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { selector, action, stages })
+        Ok(Self {
+            selector,
+            action,
+            stages,
+        })
     }
 }
 

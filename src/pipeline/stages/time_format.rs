@@ -64,7 +64,9 @@ impl TimeFormat {
     pub fn parse(&self, text: &str, tz: Option<Tz>, now: DateTime<Utc>) -> Option<i64> {
         let text = text.trim();
         match self {
-            Self::Rfc3339 => DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt(),
+            Self::Rfc3339 => DateTime::parse_from_rfc3339(text)
+                .ok()?
+                .timestamp_nanos_opt(),
             Self::Unix => parse_unix_seconds(text),
             Self::UnixMs => text.parse::<i64>().ok()?.checked_mul(1_000_000),
             Self::UnixUs => text.parse::<i64>().ok()?.checked_mul(1_000),
@@ -116,8 +118,16 @@ fn resolve(p: &Parsed, tz: Option<Tz>, now: DateTime<Utc>) -> Option<i64> {
         (None, Some(m)) => m,
         _ => 0,
     };
-    let time = NaiveTime::from_hms_nano_opt(hour, p.minute().unwrap_or(0), p.second().unwrap_or(0), p.nanosecond().unwrap_or(0))?;
-    let year_given = p.year().or_else(|| p.year_mod_100().map(|y| if y < 69 { 2000 + y } else { 1900 + y }));
+    let time = NaiveTime::from_hms_nano_opt(
+        hour,
+        p.minute().unwrap_or(0),
+        p.second().unwrap_or(0),
+        p.nanosecond().unwrap_or(0),
+    )?;
+    let year_given = p.year().or_else(|| {
+        p.year_mod_100()
+            .map(|y| if y < 69 { 2000 + y } else { 1900 + y })
+    });
     let build = |year: i32| -> Option<NaiveDateTime> {
         let date = match (p.month(), p.day(), p.ordinal()) {
             (Some(m), Some(d), _) => NaiveDate::from_ymd_opt(year, m, d)?,
@@ -128,9 +138,15 @@ fn resolve(p: &Parsed, tz: Option<Tz>, now: DateTime<Utc>) -> Option<i64> {
     };
     let to_utc = |naive: NaiveDateTime| -> Option<DateTime<Utc>> {
         match p.offset() {
-            Some(off) => Some(DateTime::from_naive_utc_and_offset(naive - chrono::Duration::seconds(off as i64), Utc)),
+            Some(off) => Some(DateTime::from_naive_utc_and_offset(
+                naive - chrono::Duration::seconds(off as i64),
+                Utc,
+            )),
             None => match tz {
-                Some(tz) => tz.from_local_datetime(&naive).earliest().map(|d| d.with_timezone(&Utc)),
+                Some(tz) => tz
+                    .from_local_datetime(&naive)
+                    .earliest()
+                    .map(|d| d.with_timezone(&Utc)),
                 None => Some(Utc.from_utc_datetime(&naive)),
             },
         }
@@ -157,9 +173,38 @@ fn resolve(p: &Parsed, tz: Option<Tz>, now: DateTime<Utc>) -> Option<i64> {
 fn translate(layout: &str) -> Vec<Item<'static>> {
     // Longest tokens first, as Go's layout scanner does.
     const TOKENS: &[&str] = &[
-        "January", "Monday", "Jan", "Mon", "MST", "2006", "002", "Z07:00:00", "-07:00:00", "Z070000", "-070000",
-        "Z07:00", "-07:00", "Z0700", "-0700", "Z07", "-07", "01", "02", "_2", "03", "04", "05", "06", "15", "PM",
-        "pm", "1", "2", "3", "4", "5",
+        "January",
+        "Monday",
+        "Jan",
+        "Mon",
+        "MST",
+        "2006",
+        "002",
+        "Z07:00:00",
+        "-07:00:00",
+        "Z070000",
+        "-070000",
+        "Z07:00",
+        "-07:00",
+        "Z0700",
+        "-0700",
+        "Z07",
+        "-07",
+        "01",
+        "02",
+        "_2",
+        "03",
+        "04",
+        "05",
+        "06",
+        "15",
+        "PM",
+        "pm",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
     ];
     let mut items = Vec::new();
     let mut literal = String::new();
@@ -216,7 +261,11 @@ fn translate(layout: &str) -> Vec<Item<'static>> {
                 items.push(item);
                 if token == "05" || token == "5" {
                     // Go accepts fractional seconds after the seconds even if the layout has none.
-                    if !(after.starts_with(".0") || after.starts_with(".9") || after.starts_with(",0") || after.starts_with(",9")) {
+                    if !(after.starts_with(".0")
+                        || after.starts_with(".9")
+                        || after.starts_with(",0")
+                        || after.starts_with(",9"))
+                    {
                         items.push(Item::Fixed(Fixed::Nanosecond));
                     }
                 }
@@ -242,7 +291,9 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn parse(format: &str, text: &str) -> Option<i64> {
@@ -250,46 +301,95 @@ mod tests {
     }
 
     fn ns(rfc3339: &str) -> i64 {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_nanos_opt().unwrap()
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
     }
 
     #[test]
     fn named_formats() {
-        assert_eq!(parse("RFC3339Nano", "2026-11-24T10:00:00.123456Z"), Some(1795514400123456000));
-        assert_eq!(parse("RFC3339", "2026-11-24T11:00:00+01:00"), Some(1795514400000000000));
+        assert_eq!(
+            parse("RFC3339Nano", "2026-11-24T10:00:00.123456Z"),
+            Some(1795514400123456000)
+        );
+        assert_eq!(
+            parse("RFC3339", "2026-11-24T11:00:00+01:00"),
+            Some(1795514400000000000)
+        );
         assert_eq!(parse("Unix", "1795514400.5"), Some(1795514400500000000));
         assert_eq!(parse("UnixMs", "1795514400123"), Some(1795514400123000000));
-        assert_eq!(parse("UnixUs", "1795514400123456"), Some(1795514400123456000));
-        assert_eq!(parse("UnixNs", "1795514400123456789"), Some(1795514400123456789));
-        assert_eq!(parse("RFC1123Z", "Tue, 24 Nov 2026 10:00:00 +0000"), Some(ns("2026-11-24T10:00:00Z")));
-        assert_eq!(parse("ANSIC", "Tue Nov 24 10:00:00 2026"), Some(ns("2026-11-24T10:00:00Z")));
+        assert_eq!(
+            parse("UnixUs", "1795514400123456"),
+            Some(1795514400123456000)
+        );
+        assert_eq!(
+            parse("UnixNs", "1795514400123456789"),
+            Some(1795514400123456789)
+        );
+        assert_eq!(
+            parse("RFC1123Z", "Tue, 24 Nov 2026 10:00:00 +0000"),
+            Some(ns("2026-11-24T10:00:00Z"))
+        );
+        assert_eq!(
+            parse("ANSIC", "Tue Nov 24 10:00:00 2026"),
+            Some(ns("2026-11-24T10:00:00Z"))
+        );
         assert_eq!(parse("RFC3339", "yesterday"), None);
     }
 
     #[test]
     fn go_layouts() {
         assert_eq!(
-            parse("2006-01-02T15:04:05.999999999Z07:00", "2026-11-24T10:00:00.25-02:00"),
+            parse(
+                "2006-01-02T15:04:05.999999999Z07:00",
+                "2026-11-24T10:00:00.25-02:00"
+            ),
             Some(ns("2026-11-24T12:00:00.25Z"))
         );
-        assert_eq!(parse("2006-01-02 15:04:05,000", "2026-11-24 10:00:00,125"), Some(ns("2026-11-24T10:00:00.125Z")));
-        assert_eq!(parse("02/Jan/2006:15:04:05 -0700", "24/Nov/2026:10:00:00 +0100"), Some(ns("2026-11-24T09:00:00Z")));
-        assert_eq!(parse("2006-01-02 03:04:05 PM", "2026-11-24 01:30:00 PM"), Some(ns("2026-11-24T13:30:00Z")));
+        assert_eq!(
+            parse("2006-01-02 15:04:05,000", "2026-11-24 10:00:00,125"),
+            Some(ns("2026-11-24T10:00:00.125Z"))
+        );
+        assert_eq!(
+            parse("02/Jan/2006:15:04:05 -0700", "24/Nov/2026:10:00:00 +0100"),
+            Some(ns("2026-11-24T09:00:00Z"))
+        );
+        assert_eq!(
+            parse("2006-01-02 03:04:05 PM", "2026-11-24 01:30:00 PM"),
+            Some(ns("2026-11-24T13:30:00Z"))
+        );
     }
 
     #[test]
     fn syslog_without_year_uses_this_year_or_the_last() {
-        assert_eq!(parse("Jan _2 15:04:05", "Nov  4 10:00:00"), Some(ns("2026-11-04T10:00:00Z")));
-        assert_eq!(parse("Jan _2 15:04:05", "Nov 24 10:00:00"), Some(ns("2026-11-24T10:00:00Z")));
-        assert_eq!(parse("Jan _2 15:04:05", "Dec 31 23:59:59"), Some(ns("2025-12-31T23:59:59Z")), "a date in the future is last year's");
-        assert_eq!(parse("Jan _2 15:04:05", "Nov 24 10:00:00.5"), Some(ns("2026-11-24T10:00:00.5Z")));
+        assert_eq!(
+            parse("Jan _2 15:04:05", "Nov  4 10:00:00"),
+            Some(ns("2026-11-04T10:00:00Z"))
+        );
+        assert_eq!(
+            parse("Jan _2 15:04:05", "Nov 24 10:00:00"),
+            Some(ns("2026-11-24T10:00:00Z"))
+        );
+        assert_eq!(
+            parse("Jan _2 15:04:05", "Dec 31 23:59:59"),
+            Some(ns("2025-12-31T23:59:59Z")),
+            "a date in the future is last year's"
+        );
+        assert_eq!(
+            parse("Jan _2 15:04:05", "Nov 24 10:00:00.5"),
+            Some(ns("2026-11-24T10:00:00.5Z"))
+        );
     }
 
     #[test]
     fn location_applies_when_the_text_has_no_zone() {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         let f = TimeFormat::new("2006-01-02 15:04:05").unwrap();
-        assert_eq!(f.parse("2026-11-24 11:00:00", Some(tz), now()), Some(ns("2026-11-24T10:00:00Z")));
+        assert_eq!(
+            f.parse("2026-11-24 11:00:00", Some(tz), now()),
+            Some(ns("2026-11-24T10:00:00Z"))
+        );
     }
 
     #[test]

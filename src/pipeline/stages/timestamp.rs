@@ -20,14 +20,18 @@ pub struct TimestampStage {
 
 impl TimestampStage {
     pub fn new(config: &Config) -> Result<Self, BuildError> {
-        let mut formats = vec![TimeFormat::new(&config.format).map_err(|e| BuildError::new("timestamp", e))?];
+        let mut formats =
+            vec![TimeFormat::new(&config.format).map_err(|e| BuildError::new("timestamp", e))?];
         for f in &config.fallback_formats {
             formats.push(TimeFormat::new(f).map_err(|e| BuildError::new("timestamp", e))?);
         }
         let location = match config.location.as_deref() {
             None | Some("") => None,
             Some(name) => Some(name.parse::<Tz>().map_err(|_| {
-                BuildError::new("timestamp", format!("unknown location {name:?}: use an IANA zone such as Europe/Berlin"))
+                BuildError::new(
+                    "timestamp",
+                    format!("unknown location {name:?}: use an IANA zone such as Europe/Berlin"),
+                )
             })?),
         };
         let fudge = match config.action_on_failure.as_deref() {
@@ -57,7 +61,11 @@ impl Stage for TimestampStage {
             return Verdict::Keep;
         };
         let now = chrono::Utc::now();
-        match self.formats.iter().find_map(|f| f.parse(text, self.location, now)) {
+        match self
+            .formats
+            .iter()
+            .find_map(|f| f.parse(text, self.location, now))
+        {
             Some(ts) => {
                 entry.timestamp_ns = ts;
                 self.last.store(ts, Ordering::Relaxed);
@@ -90,13 +98,17 @@ mod tests {
 
     #[test]
     fn fudges_or_skips_on_failure() {
-        let p = pipeline("- json: {expressions: {ts: t}}\n- timestamp: {source: ts, format: UnixMs}");
+        let p =
+            pipeline("- json: {expressions: {ts: t}}\n- timestamp: {source: ts, format: UnixMs}");
         let mut good = Processing::new(Default::default(), r#"{"t":"1000"}"#.into(), 5);
         p.process(&mut good);
         assert_eq!(good.timestamp_ns, 1_000_000_000);
         let mut bad = Processing::new(Default::default(), r#"{"t":"soon"}"#.into(), 5);
         p.process(&mut bad);
-        assert_eq!(bad.timestamp_ns, 1_000_000_001, "fudge: last timestamp + 1ns");
+        assert_eq!(
+            bad.timestamp_ns, 1_000_000_001,
+            "fudge: last timestamp + 1ns"
+        );
 
         let skip = pipeline("- json: {expressions: {ts: t}}\n- timestamp: {source: ts, format: UnixMs, action_on_failure: skip}");
         let mut bad = Processing::new(Default::default(), r#"{"t":"soon"}"#.into(), 5);

@@ -18,7 +18,12 @@ pub struct PathGlob {
 impl PathGlob {
     pub fn new(pattern: &str, exclude: Option<&str>) -> Result<Self, globset::Error> {
         // `*` stops at `/`, as in Promtail's doublestar globs; `**` crosses directories.
-        let compile = |p: &str| GlobBuilder::new(p).literal_separator(true).build().map(|g| g.compile_matcher());
+        let compile = |p: &str| {
+            GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+        };
         let include = compile(pattern)?;
         let exclude = exclude.filter(|e| !e.is_empty()).map(compile).transpose()?;
         let components: Vec<&str> = pattern.split('/').collect();
@@ -30,10 +35,18 @@ impl PathGlob {
             PathBuf::from(".")
         } else {
             let joined = components[..literal].join("/");
-            PathBuf::from(if joined.is_empty() { "/".to_string() } else { joined })
+            PathBuf::from(if joined.is_empty() {
+                "/".to_string()
+            } else {
+                joined
+            })
         };
         let rest = &components[literal.min(components.len())..];
-        let max_depth = if rest.iter().any(|c| c.contains("**")) { None } else { Some(rest.len()) };
+        let max_depth = if rest.iter().any(|c| c.contains("**")) {
+            None
+        } else {
+            Some(rest.len())
+        };
         Ok(Self {
             pattern: pattern.to_string(),
             base,
@@ -72,10 +85,14 @@ impl PathGlob {
     }
 
     fn walk(&self, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(file_type) = entry.file_type() else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
             let is_dir = file_type.is_dir() || (file_type.is_symlink() && path.is_dir());
             if is_dir {
                 if self.max_depth.is_none_or(|max| depth < max) {
@@ -87,7 +104,8 @@ impl PathGlob {
             if !is_file {
                 continue;
             }
-            let matched = self.include.is_match(&path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(&path));
+            let matched = self.include.is_match(&path)
+                && !self.exclude.as_ref().is_some_and(|e| e.is_match(&path));
             if matched {
                 out.push(path);
             }
@@ -104,22 +122,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("a/b")).unwrap();
-        for f in ["syslog", "auth.log", "other.log", "x.log.gz", "a/one.log", "a/b/two.log"] {
+        for f in [
+            "syslog",
+            "auth.log",
+            "other.log",
+            "x.log.gz",
+            "a/one.log",
+            "a/b/two.log",
+        ] {
             std::fs::write(d.join(f), b"").unwrap();
         }
         std::fs::create_dir(d.join("dir.log")).unwrap();
         let names = |pattern: &str, exclude: Option<&str>| -> Vec<String> {
-            PathGlob::new(&format!("{}/{pattern}", d.display()), exclude.map(|e| format!("{}/{e}", d.display())).as_deref())
-                .unwrap()
-                .matches()
-                .iter()
-                .map(|p| p.strip_prefix(d).unwrap().display().to_string())
-                .collect()
+            PathGlob::new(
+                &format!("{}/{pattern}", d.display()),
+                exclude.map(|e| format!("{}/{e}", d.display())).as_deref(),
+            )
+            .unwrap()
+            .matches()
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect()
         };
         assert_eq!(names("{syslog,auth.log}", None), vec!["auth.log", "syslog"]);
-        assert_eq!(names("*.log", None), vec!["auth.log", "other.log"], "a directory named dir.log is not a file");
-        assert_eq!(names("**/*.log", None), vec!["a/b/two.log", "a/one.log", "auth.log", "other.log"]);
-        assert_eq!(names("*", Some("*.gz")), vec!["auth.log", "other.log", "syslog"]);
+        assert_eq!(
+            names("*.log", None),
+            vec!["auth.log", "other.log"],
+            "a directory named dir.log is not a file"
+        );
+        assert_eq!(
+            names("**/*.log", None),
+            vec!["a/b/two.log", "a/one.log", "auth.log", "other.log"]
+        );
+        assert_eq!(
+            names("*", Some("*.gz")),
+            vec!["auth.log", "other.log", "syslog"]
+        );
         assert_eq!(names("syslog", None), vec!["syslog"]);
     }
 }

@@ -38,7 +38,9 @@ impl Fingerprint {
         let pos = file.stream_position()?;
         file.seek(SeekFrom::Start(0))?;
         let mut buf = Vec::with_capacity(FINGERPRINT_BYTES as usize);
-        file.by_ref().take(FINGERPRINT_BYTES).read_to_end(&mut buf)?;
+        file.by_ref()
+            .take(FINGERPRINT_BYTES)
+            .read_to_end(&mut buf)?;
         file.seek(SeekFrom::Start(pos))?;
         Ok(Self::of(&buf))
     }
@@ -93,7 +95,10 @@ mod tests {
         std::fs::write(&path, b"other content, same inode\n").unwrap();
         let mut g = File::open(&path).unwrap();
         assert!(!fp.matches(&mut g));
-        let mut h = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut h = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         h.write_all(b"x").unwrap();
     }
 }

@@ -25,10 +25,9 @@ pub mod tailer;
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels, PathLabels};
 use crate::pipeline::{Pipeline, Processing, Verdict};
-use crate::source::ack::AckTracker;
 use crate::source::{EntrySink, Stop};
 use discover::PathGlob;
-use identity::{FileId, Fingerprint};
+use identity::FileId;
 use positions::Positions;
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
@@ -63,8 +62,6 @@ pub struct FileSourceConfig {
     pub max_line: usize,
     pub truncate_long_lines: bool,
     pub readline: Option<ReadlineLimit>,
-    /// Acknowledgements each line needs (the number of clients).
-    pub acks_required: u32,
     /// Stop once every file has been read to its end (backfills, dry runs).
     pub exit_at_eof: bool,
 }
@@ -108,13 +105,20 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    pub fn new(config: FileSourceConfig, positions: Arc<Positions>, sink: Arc<dyn EntrySink>, stop: Arc<Stop>) -> Self {
+    pub fn new(
+        config: FileSourceConfig,
+        positions: Arc<Positions>,
+        sink: Arc<dyn EntrySink>,
+        stop: Arc<Stop>,
+    ) -> Self {
         let wake = Arc::new(Wake::default());
         let watcher = watch_directories(&config.targets, wake.clone());
         let limiter = config.readline.as_ref().and_then(|l| {
             let rate = std::num::NonZeroU32::new(l.rate.max(1.0) as u32)?;
             let burst = std::num::NonZeroU32::new(l.burst.max(1))?;
-            Some(governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst)))
+            Some(governor::RateLimiter::direct(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
         });
         Self {
             config,
@@ -162,10 +166,16 @@ impl FileSource {
                 next_check = Instant::now() + self.config.poll_period;
             }
             if !read_any {
-                if self.config.exit_at_eof && self.tailers.iter().all(|t| t.rotated_since.is_none()) {
+                if self.config.exit_at_eof && self.tailers.iter().all(|t| t.rotated_since.is_none())
+                {
                     return;
                 }
-                self.wake.wait(self.config.poll_period.min(next_check.saturating_duration_since(Instant::now())).max(Duration::from_millis(1)));
+                self.wake.wait(
+                    self.config
+                        .poll_period
+                        .min(next_check.saturating_duration_since(Instant::now()))
+                        .max(Duration::from_millis(1)),
+                );
             }
         }
     }
@@ -175,7 +185,9 @@ impl FileSource {
         for target in &self.config.targets {
             for path in target.glob.matches() {
                 let path_str = path.display().to_string();
-                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
                 let id = FileId::of(&meta);
                 if self.tailers.iter().any(|t| t.id == id) {
                     continue;
@@ -185,19 +197,29 @@ impl FileSource {
                     Err(e) => {
                         if self.unreadable.insert(path_str.clone()) {
                             tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
-                            metrics().file_errors.get_or_create(&crate::metrics::ReasonLabels { reason: "open".into() }).inc();
+                            metrics()
+                                .file_errors
+                                .get_or_create(&crate::metrics::ReasonLabels {
+                                    reason: "open".into(),
+                                })
+                                .inc();
                         }
                         continue;
                     }
                 };
                 self.unreadable.remove(&path_str);
-                let fingerprint = Fingerprint::read(&mut file).unwrap_or_default();
-                let start = self.positions.resume(id, &path_str, &mut file, meta.len());
-                let tracker = AckTracker::new(start, self.config.acks_required);
-                self.positions.track(id, &path_str, fingerprint, tracker.clone());
+                let (start, tracker) = self.positions.open(id, &path_str, &mut file, meta.len());
                 let mut labels = target.labels.clone();
                 labels.insert("filename", path_str.clone());
-                match Tailer::new(path_str.clone(), id, target.scrape, labels, file, start, tracker) {
+                match Tailer::new(
+                    path_str.clone(),
+                    id,
+                    target.scrape,
+                    labels,
+                    file,
+                    start,
+                    tracker,
+                ) {
                     Ok(t) => {
                         tracing::info!(path = %path_str, offset = start, "tailing file");
                         self.tailers.push(t);
@@ -218,15 +240,21 @@ impl FileSource {
         while i < self.tailers.len() {
             let t = &mut self.tailers[i];
             let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
-            metrics().file_bytes.get_or_create(&PathLabels { path: t.path.clone() }).set(size as i64);
+            metrics()
+                .file_bytes
+                .get_or_create(&PathLabels {
+                    path: t.path.clone(),
+                })
+                .set(size as i64);
             if size < t.offset() {
                 tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
-                let tracker = AckTracker::new(0, self.config.acks_required);
-                let fingerprint = Fingerprint::default();
-                self.positions.track(t.id, &t.path, fingerprint, tracker.clone());
+                let tracker = self.positions.restart(t.id);
                 if let Err(e) = t.restart(tracker) {
                     tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
                 }
+            }
+            if t.short_fingerprint && size > t.offset().min(identity::FINGERPRINT_BYTES) {
+                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file_mut());
             }
             let moved = match std::fs::metadata(&t.path) {
                 Ok(m) => FileId::of(&m) != t.id,
@@ -238,11 +266,12 @@ impl FileSource {
             }
             // The old file is done once it was at its end for a whole poll period after the rotation,
             // so that a writer that had it open a moment longer is not cut off.
-            let done = t.rotated_since.is_some_and(|since| since.elapsed() >= poll) && size <= t.offset();
+            let done =
+                t.rotated_since.is_some_and(|since| since.elapsed() >= poll) && size <= t.offset();
             if done {
                 let t = self.tailers.swap_remove(i);
                 tracing::info!(path = %t.path, offset = t.offset(), "finished rotated file");
-                self.positions.untrack(t.id);
+                self.positions.close(t.id, t.offset());
                 closed_any = true;
                 continue;
             }
@@ -318,7 +347,12 @@ impl FileSource {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(path = %path, error = %e, "read error");
-                metrics().file_errors.get_or_create(&crate::metrics::ReasonLabels { reason: "read".into() }).inc();
+                metrics()
+                    .file_errors
+                    .get_or_create(&crate::metrics::ReasonLabels {
+                        reason: "read".into(),
+                    })
+                    .inc();
                 0
             }
         };
@@ -329,12 +363,17 @@ impl FileSource {
             m.read_lines.get_or_create(&pl).inc_by(lines);
         }
         if invalid_utf8 > 0 {
-            m.invalid_utf8_lines.get_or_create(&PathLabels { path: path.clone() }).inc_by(invalid_utf8);
+            m.invalid_utf8_lines
+                .get_or_create(&PathLabels { path: path.clone() })
+                .inc_by(invalid_utf8);
         }
         if too_long > 0 {
             tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
             m.dropped_entries
-                .get_or_create(&DropLabels { host: String::new(), reason: "line_too_long".into() })
+                .get_or_create(&DropLabels {
+                    host: String::new(),
+                    reason: "line_too_long".into(),
+                })
                 .inc_by(too_long);
         }
         if closed {
@@ -379,7 +418,11 @@ fn watch_directories(targets: &[Target], wake: Arc<Wake>) -> Option<notify::Reco
         if !watched.insert(base.clone()) {
             continue;
         }
-        let mode = if t.glob.recursive() { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
+        let mode = if t.glob.recursive() {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
         if let Err(e) = watcher.watch(&base, mode) {
             tracing::debug!(dir = %base.display(), error = %e, "cannot watch directory; it is polled");
         }

@@ -21,10 +21,15 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PositionsError {
-    #[error("positions file {path}: {message} (set positions.ignore_invalid_yaml: true to start over)")]
+    #[error(
+        "positions file {path}: {message} (set positions.ignore_invalid_yaml: true to start over)"
+    )]
     Invalid { path: String, message: String },
     #[error("positions file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -55,6 +60,9 @@ struct Tracked {
     tracker: Arc<AckTracker>,
     /// A tailer has the file open.
     open: bool,
+    /// Where reading stopped when the file was closed; reopening it in the same run continues there
+    /// (lines up to it are read, though maybe not yet acknowledged).
+    read_end: u64,
 }
 
 impl Tracked {
@@ -66,6 +74,8 @@ impl Tracked {
 /// Positions of all files, shared by the file source and the saver.
 pub struct Positions {
     path: PathBuf,
+    /// Acknowledgements each line needs: the number of clients.
+    acks_required: u32,
     inner: Mutex<Inner>,
 }
 
@@ -78,61 +88,119 @@ struct Inner {
 
 impl Positions {
     /// Reads the positions file at `path`; a missing file is an empty start.
-    pub fn load(path: &Path, ignore_invalid: bool) -> Result<Self, PositionsError> {
+    pub fn load(
+        path: &Path,
+        ignore_invalid: bool,
+        acks_required: u32,
+    ) -> Result<Self, PositionsError> {
         let shown = path.display().to_string();
         let mut inner = Inner::default();
         match std::fs::read_to_string(path) {
-            Ok(text) => match parse(&text) {
+            Ok(text) => match parse(&text, acks_required) {
                 Ok(format) => inner = format,
                 Err(message) if ignore_invalid => {
                     tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
                 }
-                Err(message) => return Err(PositionsError::Invalid { path: shown, message }),
+                Err(message) => {
+                    return Err(PositionsError::Invalid {
+                        path: shown,
+                        message,
+                    })
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(PositionsError::Io { path: shown, source }),
+            Err(source) => {
+                return Err(PositionsError::Io {
+                    path: shown,
+                    source,
+                })
+            }
         }
         Ok(Self {
             path: path.to_path_buf(),
+            acks_required,
             inner: Mutex::new(inner),
         })
     }
 
-    /// Where to start reading `file`, known as `id` at `path`.
-    pub fn resume(&self, id: FileId, path: &str, file: &mut File, size: u64) -> u64 {
+    /// A tailer opens `file`, known as `id` at `path`: where to start reading, and the tracker whose
+    /// committed offset is the file's position from now on.
+    pub fn open(
+        &self,
+        id: FileId,
+        path: &str,
+        file: &mut File,
+        size: u64,
+    ) -> (u64, Arc<AckTracker>) {
         let mut inner = self.lock();
-        if let Some(t) = inner.files.get(&id) {
-            let offset = t.offset();
-            if t.fingerprint.matches(file) && offset <= size {
-                return offset;
+        let required = self.acks_required;
+        if let Some(t) = inner.files.get_mut(&id) {
+            let start = t.read_end.max(t.offset());
+            if t.fingerprint.matches(file) && start <= size {
+                t.open = true;
+                t.path = path.to_string();
+                return (start, t.tracker.clone());
             }
-            tracing::info!(path, "inode reused by a new file (fingerprint differs): reading it from the start");
+            tracing::info!(
+                path,
+                "inode reused by a new file (fingerprint differs): reading it from the start"
+            );
             inner.files.remove(&id);
-            return 0;
         }
-        match inner.legacy.remove(path) {
+        let start = match inner.legacy.remove(path) {
             Some(offset) if offset <= size => offset,
             _ => 0,
-        }
-    }
-
-    /// A tailer opened the file: its tracker's committed offset is now the file's position.
-    pub fn track(&self, id: FileId, path: &str, fingerprint: Fingerprint, tracker: Arc<AckTracker>) {
-        self.lock().files.insert(
+        };
+        let fingerprint = Fingerprint::read(file).unwrap_or_default();
+        let tracker = AckTracker::new(start, required);
+        inner.files.insert(
             id,
             Tracked {
                 path: path.to_string(),
                 fingerprint,
-                tracker,
+                tracker: tracker.clone(),
                 open: true,
+                read_end: start,
             },
         );
+        (start, tracker)
     }
 
-    /// The tailer closed the file; its position is kept until the file is gone.
-    pub fn untrack(&self, id: FileId) {
+    /// The file was truncated: it starts over at 0 with a new tracker.
+    pub fn restart(&self, id: FileId) -> Arc<AckTracker> {
+        let tracker = AckTracker::new(0, self.acks_required);
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.tracker = tracker.clone();
+            t.fingerprint = Fingerprint::default();
+            t.read_end = 0;
+        }
+        tracker
+    }
+
+    /// Takes a longer fingerprint of a file that was short when first seen. `true` if it did.
+    pub fn refresh_fingerprint(&self, id: FileId, file: &mut File) -> bool {
+        let mut inner = self.lock();
+        let Some(t) = inner.files.get_mut(&id) else {
+            return false;
+        };
+        if t.fingerprint.len >= super::identity::FINGERPRINT_BYTES {
+            return false;
+        }
+        match Fingerprint::read(file) {
+            Ok(fp) if fp.len > t.fingerprint.len => {
+                t.fingerprint = fp;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The tailer closed the file after reading up to `read_end`; its position is kept until the
+    /// file is gone.
+    pub fn close(&self, id: FileId, read_end: u64) {
         if let Some(t) = self.lock().files.get_mut(&id) {
             t.open = false;
+            t.read_end = read_end;
         }
     }
 
@@ -149,7 +217,9 @@ impl Positions {
             inner.files.retain(|id, t| {
                 t.open
                     || t.tracker.in_flight() > 0
-                    || std::fs::metadata(&t.path).map(|m| FileId::of(&m) == *id).unwrap_or(false)
+                    || std::fs::metadata(&t.path)
+                        .map(|m| FileId::of(&m) == *id)
+                        .unwrap_or(false)
             });
             let mut format = FileFormat::default();
             for (path, offset) in &inner.legacy {
@@ -170,9 +240,13 @@ impl Positions {
             records.sort_by(|a, b| (&a.path, a.inode).cmp(&(&b.path, b.inode)));
             for r in &records {
                 // Promtail's map has one offset per path: the file that is at that path now.
-                let current = std::fs::metadata(&r.path).map(|m| m.ino() == r.inode).unwrap_or(true);
+                let current = std::fs::metadata(&r.path)
+                    .map(|m| m.ino() == r.inode)
+                    .unwrap_or(true);
                 if current {
-                    format.positions.insert(r.path.clone(), r.offset.to_string());
+                    format
+                        .positions
+                        .insert(r.path.clone(), r.offset.to_string());
                 }
             }
             format.files = records;
@@ -189,7 +263,7 @@ impl Positions {
 
 use std::os::unix::fs::MetadataExt;
 
-fn parse(text: &str) -> Result<Inner, String> {
+fn parse(text: &str, acks_required: u32) -> Result<Inner, String> {
     if text.trim().is_empty() {
         return Ok(Inner::default());
     }
@@ -198,12 +272,19 @@ fn parse(text: &str) -> Result<Inner, String> {
     for r in format.files {
         let hash = u64::from_str_radix(&r.fingerprint, 16).unwrap_or(0);
         inner.files.insert(
-            FileId { dev: r.dev, inode: r.inode },
+            FileId {
+                dev: r.dev,
+                inode: r.inode,
+            },
             Tracked {
                 path: r.path,
-                fingerprint: Fingerprint { len: r.fingerprint_len, hash },
-                tracker: AckTracker::new(r.offset, 1),
+                fingerprint: Fingerprint {
+                    len: r.fingerprint_len,
+                    hash,
+                },
+                tracker: AckTracker::new(r.offset, acks_required),
                 open: false,
+                read_end: r.offset,
             },
         );
     }
@@ -221,7 +302,10 @@ fn parse(text: &str) -> Result<Inner, String> {
 
 /// Writes `data` to `path` so that a crash leaves either the old or the new content.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
@@ -267,22 +351,36 @@ mod tests {
         let meta = std::fs::metadata(&log).unwrap();
         let id = FileId::of(&meta);
         let mut f = File::open(&log).unwrap();
-        let fp = Fingerprint::read(&mut f).unwrap();
 
-        let p = Positions::load(&pos_path, false).unwrap();
-        let tracker = AckTracker::new(0, 1);
-        p.track(id, log.to_str().unwrap(), fp, tracker.clone());
+        let p = Positions::load(&pos_path, false, 1).unwrap();
+        let (start, tracker) = p.open(id, log.to_str().unwrap(), &mut f, 8);
+        assert_eq!(start, 0);
         tracker.register(4).done();
+        let in_flight = tracker.register(8);
+        p.close(id, 8);
+        let (start, again) = p.open(id, log.to_str().unwrap(), &mut f, 8);
+        assert_eq!(
+            start, 8,
+            "reopened in the same run: continue after what was read"
+        );
+        assert!(
+            Arc::ptr_eq(&tracker, &again),
+            "acknowledgements still in flight keep counting"
+        );
+        drop(in_flight);
         p.save().unwrap();
         let text = std::fs::read_to_string(&pos_path).unwrap();
-        assert!(text.contains(&format!("{}: '4'", log.display())), "Promtail's map: {text}");
+        assert!(
+            text.contains(&format!("{}: '4'", log.display())),
+            "Promtail's map: {text}"
+        );
 
         // After a rename the identity still resumes at 4.
         let renamed = dir.path().join("a.log.1");
         std::fs::rename(&log, &renamed).unwrap();
-        let p = Positions::load(&pos_path, false).unwrap();
+        let p = Positions::load(&pos_path, false, 1).unwrap();
         let mut f = File::open(&renamed).unwrap();
-        assert_eq!(p.resume(id, renamed.to_str().unwrap(), &mut f, 8), 4);
+        assert_eq!(p.open(id, renamed.to_str().unwrap(), &mut f, 8).0, 4);
     }
 
     #[test]
@@ -291,11 +389,19 @@ mod tests {
         let log = dir.path().join("a.log");
         std::fs::write(&log, b"0123456789").unwrap();
         let pos_path = dir.path().join("positions.yaml");
-        std::fs::write(&pos_path, format!("positions:\n  {}: \"6\"\n", log.display())).unwrap();
-        let p = Positions::load(&pos_path, false).unwrap();
+        std::fs::write(
+            &pos_path,
+            format!("positions:\n  {}: \"6\"\n", log.display()),
+        )
+        .unwrap();
+        let p = Positions::load(&pos_path, false, 1).unwrap();
         let meta = std::fs::metadata(&log).unwrap();
         let mut f = File::open(&log).unwrap();
-        assert_eq!(p.resume(FileId::of(&meta), log.to_str().unwrap(), &mut f, 10), 6);
+        assert_eq!(
+            p.open(FileId::of(&meta), log.to_str().unwrap(), &mut f, 10)
+                .0,
+            6
+        );
     }
 
     #[test]
@@ -303,8 +409,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pos_path = dir.path().join("positions.yaml");
         std::fs::write(&pos_path, b"\0\0\0garbage: [").unwrap();
-        let err = Positions::load(&pos_path, false).err().expect("invalid");
+        let err = Positions::load(&pos_path, false, 1).err().expect("invalid");
         assert!(err.to_string().contains("ignore_invalid_yaml"));
-        assert!(Positions::load(&pos_path, true).is_ok());
+        assert!(Positions::load(&pos_path, true, 1).is_ok());
     }
 }

@@ -15,7 +15,11 @@ pub const READ_CHUNK: usize = 256 * 1024;
 /// What the tailer found.
 pub enum LineEvent<'a> {
     /// A complete line (without `\n` or `\r\n`), ending at file offset `end`.
-    Line { bytes: &'a [u8], end: u64, truncated: bool },
+    Line {
+        bytes: &'a [u8],
+        end: u64,
+        truncated: bool,
+    },
     /// A line longer than the limit was discarded; it ended at `end`.
     TooLong { end: u64 },
 }
@@ -30,6 +34,8 @@ pub struct Tailer {
     pub tracker: Arc<AckTracker>,
     /// When the path was seen to point elsewhere (rotation) or to nothing (deletion).
     pub rotated_since: Option<Instant>,
+    /// The file's recorded fingerprint covers fewer bytes than it could; refreshed as the file grows.
+    pub short_fingerprint: bool,
     file: File,
     /// Offset of the next byte to read.
     offset: u64,
@@ -50,7 +56,15 @@ enum Overflow {
 }
 
 impl Tailer {
-    pub fn new(path: String, id: FileId, scrape: usize, labels: Labels, mut file: File, offset: u64, tracker: Arc<AckTracker>) -> std::io::Result<Self> {
+    pub fn new(
+        path: String,
+        id: FileId,
+        scrape: usize,
+        labels: Labels,
+        mut file: File,
+        offset: u64,
+        tracker: Arc<AckTracker>,
+    ) -> std::io::Result<Self> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Self {
             path,
@@ -59,6 +73,7 @@ impl Tailer {
             labels,
             tracker,
             rotated_since: None,
+            short_fingerprint: true,
             file,
             offset,
             partial: Vec::new(),
@@ -75,6 +90,10 @@ impl Tailer {
         &self.file
     }
 
+    pub fn file_mut(&mut self) -> &mut File {
+        &mut self.file
+    }
+
     /// Starts over at offset 0 (the file was truncated); returns the new tracker.
     pub fn restart(&mut self, tracker: Arc<AckTracker>) -> std::io::Result<()> {
         self.file.seek(SeekFrom::Start(0))?;
@@ -88,7 +107,12 @@ impl Tailer {
     /// Reads up to [`READ_CHUNK`] bytes and reports each complete line. Returns the bytes read (0 at
     /// the end of the file). `max_line` bounds a line's bytes; longer lines are truncated to it when
     /// `truncate` is set, else dropped.
-    pub fn read(&mut self, max_line: usize, truncate: bool, mut on_line: impl FnMut(LineEvent)) -> std::io::Result<usize> {
+    pub fn read(
+        &mut self,
+        max_line: usize,
+        truncate: bool,
+        mut on_line: impl FnMut(LineEvent),
+    ) -> std::io::Result<usize> {
         let n = loop {
             match self.file.read(&mut self.buf) {
                 Ok(n) => break n,
@@ -113,15 +137,27 @@ impl Tailer {
                     };
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if line.len() <= max_line {
-                        on_line(LineEvent::Line { bytes: line, end, truncated: false });
+                        on_line(LineEvent::Line {
+                            bytes: line,
+                            end,
+                            truncated: false,
+                        });
                     } else if truncate {
-                        on_line(LineEvent::Line { bytes: &line[..max_line], end, truncated: true });
+                        on_line(LineEvent::Line {
+                            bytes: &line[..max_line],
+                            end,
+                            truncated: true,
+                        });
                     } else {
                         on_line(LineEvent::TooLong { end });
                     }
                 }
                 Overflow::Truncating => {
-                    on_line(LineEvent::Line { bytes: &self.partial, end, truncated: true });
+                    on_line(LineEvent::Line {
+                        bytes: &self.partial,
+                        end,
+                        truncated: true,
+                    });
                 }
                 Overflow::Dropping => on_line(LineEvent::TooLong { end }),
             }
@@ -164,7 +200,11 @@ mod tests {
         let mut out = Vec::new();
         while t
             .read(max, truncate, |ev| match ev {
-                LineEvent::Line { bytes, end, truncated } => out.push((String::from_utf8_lossy(bytes).into_owned(), end, truncated)),
+                LineEvent::Line {
+                    bytes,
+                    end,
+                    truncated,
+                } => out.push((String::from_utf8_lossy(bytes).into_owned(), end, truncated)),
                 LineEvent::TooLong { end } => out.push(("<too long>".into(), end, false)),
             })
             .unwrap()
@@ -176,7 +216,16 @@ mod tests {
     fn tailer(path: &std::path::Path) -> Tailer {
         let f = File::open(path).unwrap();
         let id = FileId::of(&f.metadata().unwrap());
-        Tailer::new(path.display().to_string(), id, 0, Labels::new(), f, 0, AckTracker::new(0, 1)).unwrap()
+        Tailer::new(
+            path.display().to_string(),
+            id,
+            0,
+            Labels::new(),
+            f,
+            0,
+            AckTracker::new(0, 1),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -185,10 +234,21 @@ mod tests {
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"one\r\ntwo\nthr").unwrap();
         let mut t = tailer(&path);
-        assert_eq!(collect(&mut t, 100, false), vec![("one".into(), 5, false), ("two".into(), 9, false)]);
+        assert_eq!(
+            collect(&mut t, 100, false),
+            vec![("one".into(), 5, false), ("two".into(), 9, false)]
+        );
         assert_eq!(t.pending_partial(), 3);
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"ee\n").unwrap();
-        assert_eq!(collect(&mut t, 100, false), vec![("three".into(), 15, false)]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"ee\n")
+            .unwrap();
+        assert_eq!(
+            collect(&mut t, 100, false),
+            vec![("three".into(), 15, false)]
+        );
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! End to end: lokiship tails audit logs made by gen-logs and ships them to a fake Loki.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+use support::{audit_config, gen_audit, FakeLoki, Lokiship, Received};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// How often each line arrived.
+fn counts(received: &[Received]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in received {
+        *m.entry(r.line.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn json_field<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+fn assert_all_once(lines: &[String], received: &[Received]) {
+    let counts = counts(received);
+    let lost: Vec<_> = lines.iter().filter(|l| !counts.contains_key(*l)).collect();
+    assert!(lost.is_empty(), "{} lines lost", lost.len());
+    let dups: usize = counts.values().filter(|&&c| c > 1).map(|c| c - 1).sum();
+    assert_eq!(dups, 0, "duplicated lines");
+    assert_eq!(received.len(), lines.len());
+}
+
+#[test]
+fn thousand_audit_lines_arrive_once_with_labels_and_timestamps() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 1000, 7);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "1000 entries", |r| r.len() >= lines.len());
+    assert!(lokiship.terminate().success());
+
+    let received = loki.accepted();
+    assert_all_once(&lines, &received);
+    for r in &received {
+        let event: serde_json::Value = serde_json::from_str(&r.line).unwrap();
+        let user = json_field(&event, &["user", "username"])
+            .and_then(|v| v.as_str())
+            .unwrap();
+        let verb = event["verb"].as_str().unwrap();
+        let mut expected = vec![
+            ("job".to_string(), "audit".to_string()),
+            ("user".into(), user.into()),
+            ("verb".into(), verb.into()),
+        ];
+        if let Some(code) = json_field(&event, &["responseStatus", "code"]) {
+            expected.push(("code".into(), code.to_string()));
+        }
+        expected.push(("filename".into(), log.display().to_string()));
+        expected.sort();
+        let selector = format!(
+            "{{{}}}",
+            expected
+                .iter()
+                .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert_eq!(r.labels, selector);
+        let stage_ts =
+            chrono::DateTime::parse_from_rfc3339(event["stageTimestamp"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(
+            r.ts_ns,
+            stage_ts.timestamp_nanos_opt().unwrap(),
+            "entry timestamp is stageTimestamp"
+        );
+        assert_eq!(r.tenant, "ops");
+        assert_eq!(
+            r.structured_metadata,
+            vec![(
+                "audit_id".to_string(),
+                event["auditID"].as_str().unwrap().to_string()
+            )]
+        );
+    }
+    let positions = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap();
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(
+        positions.contains(&format!("'{size}'")),
+        "positions at the end of the file: {positions}"
+    );
+}
+
+#[test]
+fn server_errors_are_retried_until_delivered() {
+    let loki = FakeLoki::start();
+    loki.script(&[503, 500, 503]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 300, 11);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "300 entries", |r| r.len() >= lines.len());
+    assert!(lokiship.terminate().success());
+    assert_all_once(&lines, &loki.accepted());
+    let statuses: Vec<u16> = loki.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        &statuses[..4],
+        &[503, 500, 503, 204],
+        "the same batch retried until accepted"
+    );
+}
+
+#[test]
+fn rate_limited_pushes_are_retried_after_retry_after() {
+    let loki = FakeLoki::start();
+    loki.script_with_retry_after(429, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 100, 12);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "100 entries", |r| r.len() >= lines.len());
+    assert!(lokiship.terminate().success());
+    assert_all_once(&lines, &loki.accepted());
+    let requests = loki.requests();
+    assert_eq!(requests[0].status, 429);
+    assert_eq!(
+        requests[1].body, requests[0].body,
+        "the rate-limited batch is sent again"
+    );
+}
+
+/// A free port on 127.0.0.1 for lokiship's HTTP server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape_metrics(port: u16) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
+    let loki = FakeLoki::start();
+    loki.script(&[400]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let first = gen_audit(&log, 50, 13);
+    let port = free_port();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "").to_owned();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "server: {disable: true}",
+        &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let lokiship = Lokiship::start(&config, &[]);
+    // Wait for the refused batch, then append more lines.
+    let deadline = std::time::Instant::now() + WAIT;
+    while loki.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no push arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let more = gen_audit(&dir.path().join("more.log"), 20, 14);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for l in &more {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    loki.wait_for(WAIT, "the later lines", |r| r.len() >= more.len());
+    let metrics = scrape_metrics(port);
+    assert!(lokiship.terminate().success());
+
+    let requests = loki.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.status == 400).count(),
+        1,
+        "a 400 is not retried"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.body == requests[0].body)
+            .count(),
+        1
+    );
+    assert_all_once(&more, &loki.accepted());
+    let dropped = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("promtail_dropped_entries_total{")
+                && l.contains("reason=\"ingester_error\"")
+        })
+        .unwrap_or_else(|| panic!("dropped metric missing:\n{metrics}"));
+    assert!(dropped.ends_with(&format!(" {}", first.len())), "{dropped}");
+    assert!(
+        metrics.contains("promtail_sent_entries_total{host=\"127.0.0.1:"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn restart_while_appending_loses_and_duplicates_nothing() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let source = dir.path().join("source.log");
+    let lines = gen_audit(&source, 3000, 21);
+    std::fs::write(&log, b"").unwrap();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+
+    let writer = {
+        let lines = lines.clone();
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            for chunk in lines.chunks(30) {
+                for l in chunk {
+                    writeln!(f, "{l}").unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "some entries", |r| r.len() >= 300);
+    assert!(lokiship.terminate().success(), "SIGTERM exits 0");
+    let before_restart = loki.accepted().len();
+    assert!(
+        before_restart < lines.len(),
+        "stopped while lines were still being written"
+    );
+    let lokiship = Lokiship::start(&config, &[]);
+    writer.join().unwrap();
+    loki.wait_for(WAIT, "all 3000 entries", |r| r.len() >= lines.len());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lokiship.terminate().success());
+    assert_all_once(&lines, &loki.accepted());
+}
+
+#[test]
+fn rename_and_create_rotation_ships_both_files_once() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("audit.log");
+    let lines = gen_audit(&dir.path().join("source.log"), 2000, 31);
+    std::fs::write(&log, b"").unwrap();
+    // The glob also matches the rotated file: it must not be shipped twice.
+    let config = audit_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &loki.url(),
+        "",
+    );
+    let lokiship = Lokiship::start(&config, &[]);
+
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        writeln!(f, "{l}").unwrap();
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if i == 999 {
+            // kube-apiserver style: rename the full file, then create a new one.
+            std::fs::rename(&log, logs.join("audit-2026-11-24T10-15-30.123.log")).unwrap();
+            // A writer that still holds the old descriptor appends a little more.
+            f.flush().unwrap();
+            f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+        }
+    }
+    drop(f);
+    loki.wait_for(WAIT, "2000 entries", |r| r.len() >= lines.len());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(lokiship.terminate().success());
+    assert_all_once(&lines, &loki.accepted());
+}

@@ -1,0 +1,315 @@
+//! Test support: an in-process fake Loki that decodes the real wire format (snappy block + protobuf
+//! `PushRequest`), answers with scripted status codes, and records what it accepted; plus helpers to
+//! run the lokiship binary.
+#![allow(dead_code)]
+
+use prost::Message;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One entry as Loki stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub tenant: String,
+    pub labels: String,
+    pub ts_ns: i64,
+    pub line: String,
+    pub structured_metadata: Vec<(String, String)>,
+}
+
+/// One push request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Statuses to answer before answering 204; each may carry a Retry-After.
+    script: VecDeque<(u16, Option<u64>)>,
+    requests: Vec<Request>,
+    accepted: Vec<Received>,
+}
+
+pub struct FakeLoki {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Decodes a push body as Loki does: raw snappy, then protobuf.
+pub fn decode(body: &[u8]) -> Result<lokiship::logproto::PushRequest, String> {
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| e.to_string())?;
+    lokiship::logproto::PushRequest::decode(raw.as_slice()).map_err(|e| e.to_string())
+}
+
+impl FakeLoki {
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let app = axum::Router::new().route(
+                "/loki/api/v1/push",
+                axum::routing::post(
+                    move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                        let st = st.clone();
+                        async move { handle(&st, headers, body.to_vec()) }
+                    },
+                ),
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/loki/api/v1/push", self.addr)
+    }
+
+    /// The next pushes get these statuses (then 204).
+    pub fn script(&self, statuses: &[u16]) {
+        let mut st = self.state.lock().unwrap();
+        st.script.extend(statuses.iter().map(|&s| (s, None)));
+    }
+
+    pub fn script_with_retry_after(&self, status: u16, seconds: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .push_back((status, Some(seconds)));
+    }
+
+    pub fn accepted(&self) -> Vec<Received> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Waits until `cond` holds for the accepted entries, or panics after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, what: &str, cond: impl Fn(&[Received]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(&self.accepted()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}: {} entries accepted",
+                    self.accepted().len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn handle(
+    state: &Mutex<State>,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let mut st = state.lock().unwrap();
+    let (status, retry_after) = st.script.pop_front().unwrap_or((204, None));
+    let decoded = decode(&body);
+    let status = if decoded.is_err() { 400 } else { status };
+    st.requests.push(Request {
+        headers: headers.clone(),
+        body: body.clone(),
+        status,
+    });
+    if status == 204 {
+        let tenant = headers
+            .iter()
+            .find(|(k, _)| k == "x-scope-orgid")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        for stream in decoded.unwrap().streams {
+            for e in stream.entries {
+                let ts = e.timestamp.unwrap_or_default();
+                st.accepted.push(Received {
+                    tenant: tenant.clone(),
+                    labels: stream.labels.clone(),
+                    ts_ns: ts.seconds * 1_000_000_000 + i64::from(ts.nanos),
+                    line: e.line,
+                    structured_metadata: e
+                        .structured_metadata
+                        .into_iter()
+                        .map(|p| (p.name, p.value))
+                        .collect(),
+                });
+            }
+        }
+    }
+    let mut resp = (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        if status == 400 {
+            "entry for stream '{job=\"audit\"}' has timestamp too old"
+        } else {
+            ""
+        },
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    resp
+}
+
+/// The shared tools (gen-logs, loki-sink).
+pub fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools")
+}
+
+/// Writes `lines` k8s audit events to `out` with gen-logs; returns the lines.
+pub fn gen_audit(out: &Path, lines: usize, seed: u64) -> Vec<String> {
+    let status = Command::new(tools_dir().join("gen-logs"))
+        .args([
+            "k8s-audit",
+            "--lines",
+            &lines.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("running gen-logs");
+    assert!(status.success());
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// A running lokiship process.
+pub struct Lokiship {
+    pub child: Child,
+}
+
+impl Lokiship {
+    pub fn start(config: &Path, extra: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+            .arg(format!("-config.file={}", config.display()))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting lokiship");
+        Self { child }
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        wait_timeout(&mut self.child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Lokiship {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lokiship did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A config that tails `path` with the audit pipeline and pushes to `url`.
+pub fn audit_config(dir: &Path, path_glob: &str, url: &str, extra_client: &str) -> PathBuf {
+    let config = format!(
+        r#"server: {{disable: true}}
+positions: {{filename: {dir}/positions.yaml, sync_period: 200ms}}
+target_config: {{sync_period: 200ms}}
+global: {{file_watch_config: {{min_poll_frequency: 50ms, max_poll_frequency: 50ms}}}}
+clients:
+  - url: {url}
+    batchwait: 100ms
+    tenant_id: ops
+    backoff_config: {{min_period: 20ms, max_period: 200ms, max_retries: 5}}
+{extra_client}
+scrape_configs:
+  - job_name: audit
+    static_configs:
+      - targets: [localhost]
+        labels: {{job: audit, __path__: "{path_glob}"}}
+    pipeline_stages:
+      - json:
+          expressions: {{user: user.username, verb: verb, code: responseStatus.code, ts: stageTimestamp, audit_id: auditID}}
+      - labels: {{user: "", verb: "", code: ""}}
+      - structured_metadata: {{audit_id: ""}}
+      - timestamp: {{source: ts, format: RFC3339Nano}}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
