@@ -3,13 +3,15 @@
 
 use crate::source::ack::Ack;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// A set of labels kept sorted by name, so that equal sets render to the same stream selector.
 ///
 /// Label sets are small (Loki allows 15 names), so a sorted vector beats a map on every operation that
-/// matters here: clone, render, compare.
+/// matters here: clone, render, compare. Names and values are shared strings: every line of a file
+/// starts with the same target labels, and cloning them must not allocate per label.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
 
 impl Labels {
     pub fn new() -> Self {
@@ -17,22 +19,31 @@ impl Labels {
     }
 
     /// Sets `name` to `value`, replacing an existing value.
-    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+    pub fn insert(&mut self, name: &str, value: impl Into<Arc<str>>) {
+        match self.position(name) {
             Ok(i) => self.0[i].1 = value.into(),
-            Err(i) => self.0.insert(i, (name.to_string(), value.into())),
+            Err(i) => self.0.insert(i, (Arc::from(name), value.into())),
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+    /// Like [`Labels::insert`] with a name that is already shared (no allocation for it).
+    pub fn insert_shared(&mut self, name: &Arc<str>, value: impl Into<Arc<str>>) {
+        match self.position(name) {
+            Ok(i) => self.0[i].1 = value.into(),
+            Err(i) => self.0.insert(i, (name.clone(), value.into())),
+        }
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.position(name).ok().map(|i| &*self.0[i].1)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Arc<str>> {
+        match self.position(name) {
             Ok(i) => Some(self.0.remove(i).1),
             Err(_) => None,
         }
@@ -43,7 +54,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (&**n, &**v))
     }
 
     pub fn len(&self) -> usize {
@@ -79,12 +90,11 @@ impl Labels {
     }
 }
 
-impl<S: Into<String>> FromIterator<(S, S)> for Labels {
+impl<S: AsRef<str>> FromIterator<(S, S)> for Labels {
     fn from_iter<I: IntoIterator<Item = (S, S)>>(iter: I) -> Self {
         let mut labels = Labels::new();
         for (n, v) in iter {
-            let n: String = n.into();
-            labels.insert(&n, v);
+            labels.insert(n.as_ref(), v.as_ref());
         }
         labels
     }
@@ -108,7 +118,7 @@ fn escape_label_value(value: &str, out: &mut String) {
 }
 
 /// One log entry on its way to Loki.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub labels: Labels,
     /// Nanoseconds since the Unix epoch.
@@ -160,7 +170,7 @@ mod tests {
         labels.insert("a", "2");
         labels.insert("b", "3");
         assert_eq!(labels.get("b"), Some("3"));
-        assert_eq!(labels.remove("a"), Some("2".to_string()));
+        assert_eq!(labels.remove("a").as_deref(), Some("2"));
         assert_eq!(labels.render(), r#"{b="3"}"#);
     }
 }

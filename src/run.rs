@@ -5,7 +5,7 @@
 //! by their `timeout` once a stop signal came) → the positions are written a last time → the HTTP
 //! server stops.
 
-use crate::client::{Client, QUEUE_ENTRIES};
+use crate::client::{Client, QUEUE_CHUNKS};
 use crate::config::schema::Config;
 use crate::config::Loaded;
 use crate::entry::{Entry, Labels};
@@ -67,7 +67,7 @@ pub async fn run(
         let mut senders = Vec::new();
         for c in &config.clients {
             let client = Client::new(c)?;
-            let (tx, rx) = mpsc::channel::<Entry>(QUEUE_ENTRIES);
+            let (tx, rx) = mpsc::channel::<Vec<Entry>>(QUEUE_CHUNKS);
             senders.push(tx);
             client_tasks.push(tokio::spawn(client.run(rx, shutdown_rx.clone())));
         }
@@ -226,24 +226,27 @@ fn file_source_config(
 struct StdoutSink;
 
 impl EntrySink for StdoutSink {
-    fn send(&self, entry: Entry) -> Result<(), SinkClosed> {
-        let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let mut visible = entry.labels.clone();
-        visible.retain(|n, _| !n.starts_with("__"));
-        let sm: Labels = entry
-            .structured_metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "{ts}\t{}\t{}\t{}",
-            visible.render(),
-            sm.render(),
-            entry.line
-        )
-        .map_err(|_| SinkClosed)
+    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for entry in entries {
+            let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let mut visible = entry.labels.clone();
+            visible.retain(|n, _| !n.starts_with("__"));
+            let sm: Labels = entry
+                .structured_metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            writeln!(
+                out,
+                "{ts}\t{}\t{}\t{}",
+                visible.render(),
+                sm.render(),
+                entry.line
+            )
+            .map_err(|_| SinkClosed)?;
+        }
+        out.flush().map_err(|_| SinkClosed)
     }
 }

@@ -3,12 +3,13 @@
 use crate::entry::{Entry, Labels};
 use crate::logproto::{EntryAdapter, StreamAdapter};
 use crate::source::ack::Ack;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::time::Instant;
 
 /// Entries waiting to be pushed together.
 pub struct Batch {
-    streams: HashMap<String, Vec<EntryAdapter>>,
+    /// Keyed by label set; rendered to a stream selector once per stream when the batch is encoded.
+    streams: HashMap<Labels, Vec<EntryAdapter>>,
     /// Bytes of lines and structured metadata: what `batchsize` limits.
     bytes: usize,
     entries: usize,
@@ -19,7 +20,7 @@ pub struct Batch {
 impl Batch {
     pub fn new() -> Self {
         Self {
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             bytes: 0,
             entries: 0,
             acks: Vec::new(),
@@ -27,18 +28,15 @@ impl Batch {
         }
     }
 
-    /// Adds an entry whose stream selector is `labels`.
-    pub fn add(&mut self, labels: String, entry: Entry) {
+    /// Adds an entry to the stream `labels` (as returned by [`stream_labels`]).
+    pub fn add(&mut self, labels: Labels, entry: Entry) {
         self.bytes += entry_size(&entry);
         self.entries += 1;
         if let Some(ack) = entry.ack {
             self.acks.push(ack);
         }
-        let adapter = super::encode::entry_adapter(
-            entry.timestamp_ns,
-            entry.line,
-            &entry.structured_metadata,
-        );
+        let adapter =
+            super::encode::entry_adapter(entry.timestamp_ns, entry.line, entry.structured_metadata);
         self.streams.entry(labels).or_default().push(adapter);
     }
 
@@ -64,7 +62,7 @@ impl Batch {
             .streams
             .into_iter()
             .map(|(labels, entries)| StreamAdapter {
-                labels,
+                labels: labels.render(),
                 entries,
                 hash: 0,
             })
@@ -92,23 +90,27 @@ pub fn entry_size(entry: &Entry) -> usize {
 /// Loki's limit on label names per stream.
 pub const MAX_LABEL_NAMES: usize = 15;
 
-/// The stream selector an entry is sent under: its labels without `__`-prefixed ones, plus the client's
-/// external labels where the entry has none of that name. `Err` says why Loki would reject it.
-pub fn stream_selector(labels: &Labels, external: &Labels) -> Result<String, &'static str> {
-    let mut out = labels.clone();
-    out.retain(|name, value| !name.starts_with("__") && !value.is_empty());
+/// The labels an entry is sent under: its own without `__`-prefixed ones or empty values, plus the
+/// client's external labels where the entry has none of that name. `Err` says why Loki would reject it.
+pub fn stream_labels(mut labels: Labels, external: &Labels) -> Result<Labels, &'static str> {
+    if labels
+        .iter()
+        .any(|(n, v)| n.starts_with("__") || v.is_empty())
+    {
+        labels.retain(|name, value| !name.starts_with("__") && !value.is_empty());
+    }
     for (name, value) in external.iter() {
-        if out.get(name).is_none() {
-            out.insert(name, value);
+        if labels.get(name).is_none() {
+            labels.insert(name, value);
         }
     }
-    if out.is_empty() {
+    if labels.is_empty() {
         return Err("no labels");
     }
-    if out.len() > MAX_LABEL_NAMES {
+    if labels.len() > MAX_LABEL_NAMES {
         return Err("too many labels");
     }
-    Ok(out.render())
+    Ok(labels)
 }
 
 #[cfg(test)]
@@ -116,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selector_drops_internal_labels_and_adds_external_ones() {
+    fn drops_internal_labels_and_adds_external_ones() {
         let labels: Labels = [("job", "audit"), ("__path__", "/x"), ("cluster", "mine")]
             .into_iter()
             .collect();
@@ -124,23 +126,20 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(
-            stream_selector(&labels, &external).unwrap(),
+            stream_labels(labels, &external).unwrap().render(),
             r#"{cluster="mine", job="audit", region="eu"}"#
         );
     }
 
     #[test]
-    fn selector_refuses_what_loki_would_reject() {
+    fn refuses_what_loki_would_reject() {
         assert_eq!(
-            stream_selector(&Labels::new(), &Labels::new()),
+            stream_labels(Labels::new(), &Labels::new()),
             Err("no labels")
         );
         let many: Labels = (0..16)
             .map(|i| (format!("l{i}"), "v".to_string()))
             .collect();
-        assert_eq!(
-            stream_selector(&many, &Labels::new()),
-            Err("too many labels")
-        );
+        assert_eq!(stream_labels(many, &Labels::new()), Err("too many labels"));
     }
 }

@@ -26,7 +26,7 @@ pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
 pub fn entry_adapter(
     timestamp_ns: i64,
     line: String,
-    structured_metadata: &[(String, String)],
+    structured_metadata: Vec<(String, String)>,
 ) -> EntryAdapter {
     EntryAdapter {
         timestamp: Some(prost_types::Timestamp {
@@ -35,11 +35,8 @@ pub fn entry_adapter(
         }),
         line,
         structured_metadata: structured_metadata
-            .iter()
-            .map(|(name, value)| crate::logproto::LabelPairAdapter {
-                name: name.clone(),
-                value: value.clone(),
-            })
+            .into_iter()
+            .map(|(name, value)| crate::logproto::LabelPairAdapter { name, value })
             .collect(),
     }
 }
@@ -55,7 +52,7 @@ mod tests {
             entries: vec![entry_adapter(
                 1_795_514_400_123_456_000,
                 "line".into(),
-                &[("a".into(), "b".into())],
+                vec![("a".into(), "b".into())],
             )],
             hash: 0,
         }];
@@ -68,7 +65,7 @@ mod tests {
 
     #[test]
     fn negative_timestamps_keep_nanos_positive() {
-        let e = entry_adapter(-1, String::new(), &[]);
+        let e = entry_adapter(-1, String::new(), Vec::new());
         let ts = e.timestamp.unwrap();
         assert_eq!((ts.seconds, ts.nanos), (-1, 999_999_999));
     }

@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Entries a client's queue holds before sources wait.
-pub const QUEUE_ENTRIES: usize = 4096;
+/// Chunks of entries (each what one read of a file produced, at most 256 KiB of lines) a client's
+/// queue holds before sources wait.
+pub const QUEUE_CHUNKS: usize = 16;
 
 /// The label that sets an entry's tenant, overriding the client's `tenant_id`.
 pub const TENANT_LABEL: &str = "__tenant_id__";
@@ -52,7 +53,11 @@ impl Client {
     }
 
     /// Runs until `rx` ends (all sources stopped) and everything held was pushed or abandoned.
-    pub async fn run(self, mut rx: mpsc::Receiver<Entry>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        mut rx: mpsc::Receiver<Vec<Entry>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -60,26 +65,37 @@ impl Client {
         loop {
             tokio::select! {
                 received = rx.recv() => {
-                    let Some(entry) = received else { break };
-                    let tenant = entry.labels.get(TENANT_LABEL).unwrap_or(&self.tenant).to_string();
-                    let selector = match batch::stream_selector(&entry.labels, &self.external) {
-                        Ok(s) => s,
-                        Err(why) => {
-                            self.drop_invalid(entry, why);
-                            continue;
+                    let Some(entries) = received else { break };
+                    for mut entry in entries {
+                        // Nearly always the client's own tenant: no allocation for the lookup.
+                        let own_tenant = entry.labels.get(TENANT_LABEL).map(str::to_owned);
+                        let tenant = own_tenant.as_deref().unwrap_or(&self.tenant);
+                        let size = batch::entry_size(&entry);
+                        let full = batches.get(tenant).is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
+                        if full {
+                            if let Some(b) = batches.remove(tenant) {
+                                if !self.push(b, tenant, &mut shutdown).await {
+                                    rx.close();
+                                    return;
+                                }
+                            }
                         }
-                    };
-                    let size = batch::entry_size(&entry);
-                    let full = batches.get(&tenant).is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
-                    if full {
-                        if let Some(b) = batches.remove(&tenant) {
-                            if !self.push(b, &tenant, &mut shutdown).await {
-                                rx.close();
-                                return;
+                        let labels = match batch::stream_labels(std::mem::take(&mut entry.labels), &self.external) {
+                            Ok(l) => l,
+                            Err(why) => {
+                                self.drop_invalid(entry, why);
+                                continue;
+                            }
+                        };
+                        match batches.get_mut(tenant) {
+                            Some(b) => b.add(labels, entry),
+                            None => {
+                                let mut b = Batch::new();
+                                b.add(labels, entry);
+                                batches.insert(tenant.to_string(), b);
                             }
                         }
                     }
-                    batches.entry(tenant).or_default().add(selector, entry);
                 }
                 _ = ticker.tick() => {
                     let due: Vec<String> = batches
@@ -129,7 +145,11 @@ impl Client {
     }
 
     fn drop_invalid(&self, entry: Entry, why: &'static str) {
-        tracing::warn!(host = self.sender.host(), labels = %entry.labels.render(), reason = why, "dropping an entry Loki would reject");
+        tracing::warn!(
+            host = self.sender.host(),
+            reason = why,
+            "dropping an entry Loki would reject"
+        );
         let labels = DropLabels {
             host: self.sender.host().to_string(),
             reason: "invalid_labels".into(),

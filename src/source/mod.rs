@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Where a source puts its entries: every client's queue, or standard output in a dry run.
+///
+/// Entries travel in chunks (what one read of a file produced): one channel operation and at most one
+/// wake-up of a client per chunk instead of per line.
 pub trait EntrySink: Send + Sync {
-    /// Hands over one entry, waiting while the queues are full. `Err` when the consumers are gone.
-    fn send(&self, entry: Entry) -> Result<(), SinkClosed>;
+    /// Hands over entries, waiting while the queues are full. `Err` when the consumers are gone.
+    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,31 +24,24 @@ pub struct SinkClosed;
 
 /// Sends every entry to each client's queue (blocking while a queue is full: backpressure).
 pub struct Fanout {
-    senders: Vec<mpsc::Sender<Entry>>,
+    senders: Vec<mpsc::Sender<Vec<Entry>>>,
 }
 
 impl Fanout {
-    pub fn new(senders: Vec<mpsc::Sender<Entry>>) -> Self {
+    pub fn new(senders: Vec<mpsc::Sender<Vec<Entry>>>) -> Self {
         Self { senders }
     }
 }
 
 impl EntrySink for Fanout {
-    fn send(&self, entry: Entry) -> Result<(), SinkClosed> {
+    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed> {
         let Some((last, rest)) = self.senders.split_last() else {
             return Err(SinkClosed);
         };
         for tx in rest {
-            let copy = Entry {
-                labels: entry.labels.clone(),
-                timestamp_ns: entry.timestamp_ns,
-                line: entry.line.clone(),
-                structured_metadata: entry.structured_metadata.clone(),
-                ack: entry.ack.clone(),
-            };
-            tx.blocking_send(copy).map_err(|_| SinkClosed)?;
+            tx.blocking_send(entries.clone()).map_err(|_| SinkClosed)?;
         }
-        last.blocking_send(entry).map_err(|_| SinkClosed)
+        last.blocking_send(entries).map_err(|_| SinkClosed)
     }
 }
 

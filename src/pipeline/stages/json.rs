@@ -14,10 +14,10 @@ pub struct JsonStage {
     source: Option<String>,
     drop_malformed: bool,
     /// Names of the values extracted by `paths`, by slot.
-    path_names: Vec<String>,
+    path_names: Vec<Arc<str>>,
     paths: JsonPaths,
     /// Expressions that need a full JMESPath evaluation.
-    complex: Vec<(String, jmespath::Expression<'static>)>,
+    complex: Vec<(Arc<str>, jmespath::Expression<'static>)>,
 }
 
 impl JsonStage {
@@ -42,9 +42,9 @@ impl JsonStage {
             match parse_simple_path(expr) {
                 Some(path) => {
                     paths.add(&path);
-                    path_names.push(name.clone());
+                    path_names.push(Arc::from(name.as_str()));
                 }
-                None => complex.push((name.clone(), compiled)),
+                None => complex.push((Arc::from(name.as_str()), compiled)),
             }
         }
         Ok(Self {
@@ -96,7 +96,7 @@ impl Stage for JsonStage {
                 match expr.search(doc.clone()) {
                     Ok(v) => {
                         if let Some(s) = variable_to_string(&v) {
-                            complex_found.push((name.as_str(), s));
+                            complex_found.push((name, s));
                         }
                     }
                     Err(_) => crate::metrics::pipeline_error("json", "jmespath"),

@@ -6,6 +6,7 @@
 use crate::config::values::LabelName;
 use crate::pipeline::{Processing, Stage, Verdict};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Clone, Copy)]
 enum Target {
@@ -16,7 +17,7 @@ enum Target {
 /// `labels` and `structured_metadata`.
 pub struct LabelsStage {
     /// (name, source)
-    mapping: Vec<(String, String)>,
+    mapping: Vec<(Arc<str>, String)>,
     target: Target,
 }
 
@@ -41,7 +42,7 @@ impl LabelsStage {
                 let source = source
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| name.clone());
-                (name, source)
+                (Arc::from(name), source)
             })
             .collect();
         Self { mapping, target }
@@ -55,16 +56,16 @@ impl Stage for LabelsStage {
                 continue;
             };
             match self.target {
-                Target::Labels => entry.labels.insert(name, value),
+                Target::Labels => entry.labels.insert_shared(name, value),
                 Target::StructuredMetadata => {
                     let value = value.to_string();
                     match entry
                         .structured_metadata
                         .iter_mut()
-                        .find(|(n, _)| n == name)
+                        .find(|(n, _)| **n == **name)
                     {
                         Some(slot) => slot.1 = value,
-                        None => entry.structured_metadata.push((name.clone(), value)),
+                        None => entry.structured_metadata.push((name.to_string(), value)),
                     }
                 }
             }
@@ -75,7 +76,7 @@ impl Stage for LabelsStage {
 
 /// `static_labels`: fixed labels.
 pub struct StaticLabelsStage {
-    labels: Vec<(String, String)>,
+    labels: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl StaticLabelsStage {
@@ -84,9 +85,9 @@ impl StaticLabelsStage {
             labels: config
                 .iter()
                 .filter_map(|(k, v)| {
-                    v.clone()
+                    v.as_deref()
                         .filter(|v| !v.is_empty())
-                        .map(|v| (k.0.clone(), v))
+                        .map(|v| (Arc::from(k.0.as_str()), Arc::from(v)))
                 })
                 .collect(),
         }
@@ -96,7 +97,7 @@ impl StaticLabelsStage {
 impl Stage for StaticLabelsStage {
     fn process(&self, entry: &mut Processing) -> Verdict {
         for (name, value) in &self.labels {
-            entry.labels.insert(name, value.as_str());
+            entry.labels.insert_shared(name, value.clone());
         }
         Verdict::Keep
     }

@@ -7,7 +7,7 @@ use crate::pipeline::{Processing, Stage, Verdict};
 pub struct RegexStage {
     regex: regex::Regex,
     source: Option<String>,
-    names: Vec<(usize, String)>,
+    names: Vec<(usize, std::sync::Arc<str>)>,
 }
 
 impl RegexStage {
@@ -16,7 +16,7 @@ impl RegexStage {
         let names = regex
             .capture_names()
             .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+            .filter_map(|(i, n)| n.map(|n| (i, std::sync::Arc::from(n))))
             .collect();
         Self {
             regex,

@@ -297,11 +297,8 @@ impl FileSource {
         let mut lines = 0u64;
         let mut invalid_utf8 = 0u64;
         let mut too_long = 0u64;
-        let mut closed = false;
+        let mut entries = Vec::new();
         let result = t.read(max_line, truncate, |event| {
-            if closed {
-                return;
-            }
             let (bytes, end) = match event {
                 LineEvent::Line { bytes, end, .. } => (bytes, end),
                 LineEvent::TooLong { end } => {
@@ -336,9 +333,7 @@ impl FileSource {
                         structured_metadata: p.structured_metadata,
                         ack: Some(ack),
                     };
-                    if sink.send(entry).is_err() {
-                        closed = true;
-                    }
+                    entries.push(entry);
                 }
                 Verdict::Drop(_) => ack.done_all(),
             }
@@ -356,6 +351,7 @@ impl FileSource {
                 0
             }
         };
+        let closed = !entries.is_empty() && sink.send(entries).is_err();
         let m = metrics();
         if n > 0 {
             let pl = PathLabels { path: path.clone() };
