@@ -60,10 +60,26 @@ fn main() {
     );
     let binary = build_release(root);
 
-    if rate == 0 {
-        std::fs::copy(&source, &log).unwrap();
+    match std::num::NonZeroUsize::new(rate) {
+        None => batch_run(&binary, &config, &source, &log, expected, bytes, &received),
+        Some(rate) => steady_run(&binary, &config, &source, &log, rate.get(), &received),
+    }
+}
+
+/// Ships the whole file as fast as possible: CPU seconds per GB and peak RSS.
+fn batch_run(
+    binary: &Path,
+    config: &Path,
+    source: &Path,
+    log: &Path,
+    expected: u64,
+    bytes: u64,
+    received: &AtomicU64,
+) {
+    {
+        std::fs::copy(source, log).unwrap();
         let started = Instant::now();
-        let mut child = Command::new(&binary)
+        let mut child = Command::new(binary)
             .arg(format!("-config.file={}", config.display()))
             .stderr(Stdio::null())
             .spawn()
@@ -89,18 +105,30 @@ fn main() {
             cpu / gb,
             peak_rss as f64 / 1024.0
         );
-    } else {
-        std::fs::write(&log, b"").unwrap();
-        let mut child = Command::new(&binary)
+    }
+}
+
+/// Appends `rate` lines per second for up to 20 s: lokiship's share of a core.
+fn steady_run(
+    binary: &Path,
+    config: &Path,
+    source: &Path,
+    log: &Path,
+    rate: usize,
+    received: &AtomicU64,
+) {
+    {
+        std::fs::write(log, b"").unwrap();
+        let mut child = Command::new(binary)
             .arg(format!("-config.file={}", config.display()))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id();
-        let text = std::fs::read_to_string(&source).unwrap();
+        let text = std::fs::read_to_string(source).unwrap();
         let all: Vec<&str> = text.lines().collect();
         let seconds = 20usize.min(all.len() / rate).max(1);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
         std::thread::sleep(Duration::from_millis(500));
         let cpu_start = cpu_seconds(pid);
         let started = Instant::now();
