@@ -3,7 +3,7 @@
 //!
 //! One thread serves every file (a thousand idle files cost one sleeping thread, not a thousand).
 //! Each pass reads a bounded chunk from each file, so one busy file cannot starve the others. Between
-//! passes the thread sleeps until inotify (`notify`) reports a change in a watched directory or the
+//! passes the thread sleeps until inotify ([`watch`]) reports a change in a watched directory or the
 //! poll period (`global.file_watch_config.min_poll_frequency`) passes; polling alone also works, for
 //! filesystems without inotify or when the watch limit is reached.
 //!
@@ -21,6 +21,7 @@ pub mod discover;
 pub mod identity;
 pub mod positions;
 pub mod tailer;
+pub mod watch;
 
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels, PathLabels};
@@ -30,9 +31,12 @@ use discover::PathGlob;
 use identity::FileId;
 use positions::Positions;
 use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tailer::{LineEvent, Tailer};
+
+/// How long the file thread lets changes accumulate after inotify woke it.
+const WAKE_DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// Loki's default `max_line_size`, used when `limits_config.max_line_size` is 0.
 pub const DEFAULT_MAX_LINE: usize = 256 * 1024;
@@ -66,29 +70,6 @@ pub struct FileSourceConfig {
     pub exit_at_eof: bool,
 }
 
-/// Wakes the file thread early when a watched directory changes.
-#[derive(Default)]
-struct Wake {
-    pending: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Wake {
-    fn notify(&self) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_one();
-    }
-
-    fn wait(&self, timeout: Duration) {
-        let guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = self
-            .cv
-            .wait_timeout_while(guard, timeout, |pending| !*pending)
-            .unwrap_or_else(|e| e.into_inner());
-        *guard = false;
-    }
-}
-
 type Limiter = governor::DefaultDirectRateLimiter;
 
 pub struct FileSource {
@@ -97,11 +78,10 @@ pub struct FileSource {
     sink: Arc<dyn EntrySink>,
     stop: Arc<Stop>,
     tailers: Vec<Tailer>,
-    wake: Arc<Wake>,
+    watcher: watch::DirWatcher,
     limiter: Option<Limiter>,
     /// Paths already reported as unreadable (reported once until they become readable).
     unreadable: HashSet<String>,
-    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl FileSource {
@@ -111,8 +91,10 @@ impl FileSource {
         sink: Arc<dyn EntrySink>,
         stop: Arc<Stop>,
     ) -> Self {
-        let wake = Arc::new(Wake::default());
-        let watcher = watch_directories(&config.targets, wake.clone());
+        let mut watcher = watch::DirWatcher::new();
+        for t in &config.targets {
+            watcher.watch(t.glob.base());
+        }
         let limiter = config.readline.as_ref().and_then(|l| {
             let rate = std::num::NonZeroU32::new(l.rate.max(1.0) as u32)?;
             let burst = std::num::NonZeroU32::new(l.burst.max(1))?;
@@ -126,10 +108,9 @@ impl FileSource {
             sink,
             stop,
             tailers: Vec::new(),
-            wake,
+            watcher,
             limiter,
             unreadable: HashSet::new(),
-            _watcher: watcher,
         }
     }
 
@@ -170,12 +151,17 @@ impl FileSource {
                 {
                     return;
                 }
-                self.wake.wait(
+                let notified = self.watcher.wait(
                     self.config
                         .poll_period
                         .min(next_check.saturating_duration_since(Instant::now()))
                         .max(Duration::from_millis(1)),
                 );
+                if notified {
+                    // A writer appending line by line changes the file many times a millisecond:
+                    // let a few milliseconds of it gather into one pass.
+                    self.stop.wait(WAKE_DEBOUNCE);
+                }
             }
         }
     }
@@ -183,7 +169,13 @@ impl FileSource {
     /// Opens matching files that are not open yet.
     fn discover(&mut self) {
         for target in &self.config.targets {
+            self.watcher.watch(target.glob.base());
             for path in target.glob.matches() {
+                if target.glob.recursive() {
+                    if let Some(dir) = path.parent() {
+                        self.watcher.watch(dir);
+                    }
+                }
                 let path_str = path.display().to_string();
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
@@ -395,33 +387,4 @@ fn wait_for_rate(limiter: &Limiter, drop: bool) -> bool {
             }
         }
     }
-}
-
-/// Watches the directories of the globs with inotify; `None` (polling only) when that fails.
-fn watch_directories(targets: &[Target], wake: Arc<Wake>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let handler = move |_event: notify::Result<notify::Event>| wake.notify();
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot use inotify; polling files instead");
-            return None;
-        }
-    };
-    let mut watched = HashSet::new();
-    for t in targets {
-        let base = t.glob.base().to_path_buf();
-        if !watched.insert(base.clone()) {
-            continue;
-        }
-        let mode = if t.glob.recursive() {
-            notify::RecursiveMode::Recursive
-        } else {
-            notify::RecursiveMode::NonRecursive
-        };
-        if let Err(e) = watcher.watch(&base, mode) {
-            tracing::debug!(dir = %base.display(), error = %e, "cannot watch directory; it is polled");
-        }
-    }
-    Some(watcher)
 }
