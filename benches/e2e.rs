@@ -61,7 +61,15 @@ fn main() {
     let binary = build_release(root);
 
     match std::num::NonZeroUsize::new(rate) {
-        None => batch_run(&binary, &config, &source, &log, expected, bytes, &received),
+        None => {
+            // Other processes share the two cores: report each of three runs.
+            for run in 1..=3 {
+                received.store(0, Ordering::Relaxed);
+                let _ = std::fs::remove_file(work.path().join("positions.yaml"));
+                print!("run {run}: ");
+                batch_run(&binary, &config, &source, &log, expected, bytes, &received);
+            }
+        }
         Some(rate) => steady_run(&binary, &config, &source, &log, rate.get(), &received),
     }
 }
