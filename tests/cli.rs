@@ -1,0 +1,214 @@
+//! The command line and what an operator sees: dry runs, /ready and /metrics, auth headers, and bad
+//! input that is shipped (and counted) rather than lost.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{audit_config, gen_audit, FakeLoki, Lokiship};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn with_server(config: &std::path::Path, port: u16) {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "server: {disable: true}",
+        &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+#[test]
+fn dry_run_prints_entries_sends_nothing_and_keeps_positions() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 20, 51);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .args(["--dry-run", "-exit-at-eof"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(printed.len(), lines.len());
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let fields: Vec<&str> = printed[0].split('\t').collect();
+    assert_eq!(
+        fields[0],
+        first["stageTimestamp"]
+            .as_str()
+            .unwrap()
+            .replace('Z', "000Z")
+    );
+    assert!(fields[1].contains(&format!(
+        "user=\"{}\"",
+        first["user"]["username"].as_str().unwrap()
+    )));
+    assert_eq!(
+        fields[2],
+        format!("{{audit_id=\"{}\"}}", first["auditID"].as_str().unwrap())
+    );
+    assert_eq!(fields[3], lines[0]);
+    assert!(loki.requests().is_empty(), "a dry run sends nothing");
+    assert!(
+        !dir.path().join("positions.yaml").exists(),
+        "a dry run writes no positions"
+    );
+}
+
+#[test]
+fn ready_and_metrics_are_served() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 30, 52);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let port = free_port();
+    with_server(&config, port);
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "30 entries", |r| r.len() >= lines.len());
+    let ready = http_get(port, "/ready").expect("/ready answers");
+    assert!(
+        ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"),
+        "{ready}"
+    );
+    assert!(ready.ends_with("ready\n"));
+    let metrics = http_get(port, "/metrics").unwrap();
+    for name in [
+        "promtail_sent_entries_total",
+        "promtail_sent_bytes_total",
+        "promtail_encoded_bytes_total",
+        "promtail_request_duration_seconds_bucket",
+        "promtail_read_bytes_total",
+        "promtail_read_lines_total",
+        "promtail_files_active",
+        "promtail_targets_active",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    let read_lines = metrics
+        .lines()
+        .find(|l| l.starts_with("promtail_read_lines_total{"))
+        .unwrap();
+    assert!(read_lines.ends_with(" 30"), "{read_lines}");
+    assert!(lokiship.terminate().success());
+}
+
+#[test]
+fn auth_tenant_and_custom_headers_reach_loki() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    gen_audit(&log, 5, 53);
+    std::fs::write(dir.path().join("password"), "s3cret\n").unwrap();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "    tenant_id: ops\n",
+        &format!(
+            "    tenant_id: ops\n    basic_auth: {{username: shipper, password_file: {}/password}}\n    headers: {{X-Team: infra}}\n",
+            dir.path().display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "5 entries", |r| r.len() >= 5);
+    assert!(lokiship.terminate().success());
+    let req = &loki.requests()[0];
+    // base64("shipper:s3cret")
+    assert_eq!(
+        req.header("authorization"),
+        Some("Basic c2hpcHBlcjpzM2NyZXQ=")
+    );
+    assert_eq!(req.header("x-team"), Some("infra"));
+    assert_eq!(req.header("x-scope-orgid"), Some("ops"));
+}
+
+#[test]
+fn broken_json_and_invalid_utf8_are_shipped_and_counted() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let mut content = b"{\"verb\":\"get\",\"user\":{\"username\":\"a\"}\n".to_vec(); // missing brace
+    content.extend_from_slice(b"{\"verb\":\"list\",\"user\":{\"username\":\"b\xff\xfe\"}}\n");
+    std::fs::write(&log, &content).unwrap();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let port = free_port();
+    with_server(&config, port);
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "2 entries", |r| r.len() >= 2);
+    let metrics = http_get(port, "/metrics").unwrap();
+    assert!(lokiship.terminate().success());
+    let got = loki.accepted();
+    assert_eq!(
+        got[0].line, "{\"verb\":\"get\",\"user\":{\"username\":\"a\"}",
+        "broken JSON is shipped unchanged"
+    );
+    assert!(
+        !got[0].labels.contains("verb="),
+        "no labels from broken JSON: {}",
+        got[0].labels
+    );
+    assert_eq!(
+        got[1].line,
+        "{\"verb\":\"list\",\"user\":{\"username\":\"b\u{fffd}\u{fffd}\"}}"
+    );
+    assert!(
+        got[1].labels.contains("user=\"b\u{fffd}\u{fffd}\""),
+        "{}",
+        got[1].labels
+    );
+    assert!(
+        metrics
+            .contains("lokiship_pipeline_errors_total{stage=\"json\",reason=\"malformed_json\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lokiship_invalid_utf8_lines_total{"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn readline_rate_limit_drops_what_is_over_the_limit() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    gen_audit(&log, 200, 54);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "scrape_configs:",
+        "limits_config: {readline_rate_enabled: true, readline_rate: 1, readline_burst: 50, readline_rate_drop: true}\nscrape_configs:",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .args(["-exit-at-eof"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let n = loki.accepted().len();
+    assert!(
+        (50..=52).contains(&n),
+        "the burst passes, the rest is dropped: {n}"
+    );
+}

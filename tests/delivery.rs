@@ -1,0 +1,90 @@
+//! At-least-once delivery: positions move only for lines Loki acknowledged, and every client must
+//! acknowledge a line before its position moves.
+
+mod support;
+
+use std::time::Duration;
+use support::{audit_config, gen_audit, FakeLoki, Lokiship};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn recorded_offset(dir: &std::path::Path, log: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
+    let key = format!("{}: '", log.display());
+    let start = text.find(&key)? + key.len();
+    text[start..].split('\'').next()?.parse().ok()
+}
+
+#[test]
+fn positions_do_not_move_while_loki_refuses_and_lines_arrive_after_restart() {
+    let loki = FakeLoki::start();
+    loki.script(&[503; 400]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 200, 41);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+
+    let lokiship = Lokiship::start(&config, &[]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while loki.requests().len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "no retries seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Several positions sync periods (200 ms) pass while Loki is down.
+    std::thread::sleep(Duration::from_millis(700));
+    lokiship.kill();
+    assert_eq!(
+        recorded_offset(dir.path(), &log).unwrap_or(0),
+        0,
+        "nothing was acknowledged, so nothing is committed"
+    );
+    assert!(loki.accepted().is_empty());
+
+    // Loki is back: everything read before the crash is shipped after the restart.
+    let fresh = FakeLoki::start();
+    let config = audit_config(dir.path(), &log.display().to_string(), &fresh.url(), "");
+    let lokiship = Lokiship::start(&config, &[]);
+    fresh.wait_for(WAIT, "all 200 entries", |r| r.len() >= lines.len());
+    assert!(lokiship.terminate().success());
+    assert_eq!(fresh.accepted().len(), lines.len());
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(recorded_offset(dir.path(), &log), Some(size));
+}
+
+#[test]
+fn every_client_gets_every_line_and_positions_wait_for_the_slowest() {
+    let fast = FakeLoki::start();
+    let slow = FakeLoki::start();
+    // About two seconds of failures (backoff 20 ms doubling to 100 ms, with jitter).
+    slow.script(&[503; 40]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 100, 42);
+    let second = format!(
+        "  - url: {}\n    batchwait: 100ms\n    backoff_config: {{min_period: 20ms, max_period: 100ms}}\n",
+        slow.url()
+    );
+    let config = audit_config(dir.path(), &log.display().to_string(), &fast.url(), &second);
+    let lokiship = Lokiship::start(&config, &[]);
+    fast.wait_for(WAIT, "100 entries at the healthy Loki", |r| {
+        r.len() >= lines.len()
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        slow.accepted().is_empty(),
+        "the second Loki is still failing"
+    );
+    assert_eq!(
+        recorded_offset(dir.path(), &log).unwrap_or(0),
+        0,
+        "the second Loki has not acknowledged anything"
+    );
+    slow.wait_for(WAIT, "100 entries at the recovered Loki", |r| {
+        r.len() >= lines.len()
+    });
+    assert!(lokiship.terminate().success());
+    assert_eq!(fast.accepted().len(), lines.len());
+    assert_eq!(slow.accepted().len(), lines.len());
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(recorded_offset(dir.path(), &log), Some(size));
+}
