@@ -12,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod entry;
+pub mod logfmt;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;

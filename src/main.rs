@@ -99,7 +99,7 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
         .with_ansi(false);
     match format {
         "json" => builder.json().init(),
-        "logfmt" | "" => builder.init(),
+        "logfmt" | "" => builder.event_format(lokiship::logfmt::Logfmt).init(),
         other => anyhow::bail!("invalid -log.format {other:?}: use logfmt or json"),
     }
     Ok(())
