@@ -3,36 +3,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{audit_config, gen_audit, FakeLoki, Lokiship};
+use support::{audit_config, enable_server, gen_audit, http_get, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn with_server(config: &std::path::Path, port: u16) {
-    let text = std::fs::read_to_string(config).unwrap().replace(
-        "server: {disable: true}",
-        &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
-    );
-    std::fs::write(config, text).unwrap();
-}
 
 #[test]
 fn dry_run_prints_entries_sends_nothing_and_keeps_positions() {
@@ -82,8 +57,7 @@ fn ready_and_metrics_are_served() {
     let log = dir.path().join("audit.log");
     let lines = gen_audit(&log, 30, 52);
     let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
-    let port = free_port();
-    with_server(&config, port);
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "30 entries", |r| r.len() >= lines.len());
     let ready = http_get(port, "/ready").expect("/ready answers");
@@ -151,8 +125,7 @@ fn broken_json_and_invalid_utf8_are_shipped_and_counted() {
     content.extend_from_slice(b"{\"verb\":\"list\",\"user\":{\"username\":\"b\xff\xfe\"}}\n");
     std::fs::write(&log, &content).unwrap();
     let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
-    let port = free_port();
-    with_server(&config, port);
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "2 entries", |r| r.len() >= 2);
     let metrics = http_get(port, "/metrics").unwrap();

@@ -5,7 +5,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
-use support::{audit_config, gen_audit, FakeLoki, Lokiship, Received};
+use support::{audit_config, enable_server, gen_audit, http_get, FakeLoki, Lokiship, Received};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,24 +134,6 @@ fn rate_limited_pushes_are_retried_after_retry_after() {
     );
 }
 
-/// A free port on 127.0.0.1 for lokiship's HTTP server.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scrape_metrics(port: u16) -> String {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
     let loki = FakeLoki::start();
@@ -159,13 +141,8 @@ fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let first = gen_audit(&log, 50, 13);
-    let port = free_port();
-    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "").to_owned();
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "server: {disable: true}",
-        &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     // Wait for the refused batch, then append more lines.
     let deadline = std::time::Instant::now() + WAIT;
@@ -180,7 +157,7 @@ fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
     }
     drop(f);
     loki.wait_for(WAIT, "the later lines", |r| r.len() >= more.len());
-    let metrics = scrape_metrics(port);
+    let metrics = http_get(port, "/metrics").unwrap();
     assert!(lokiship.terminate().success());
 
     let requests = loki.requests();

@@ -313,3 +313,28 @@ scrape_configs:
     std::fs::write(&path, config).unwrap();
     path
 }
+
+/// Turns on lokiship's HTTP server on 127.0.0.1 in a config written by [`audit_config`]; returns the port.
+pub fn enable_server(config: &Path) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "server: {disable: true}",
+        &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
+    );
+    std::fs::write(config, text).unwrap();
+    port
+}
+
+/// A plain HTTP GET to lokiship's server; the whole response, headers included.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
