@@ -8,6 +8,7 @@
 //! Expressions that are more than such a path (functions, filters, projections) use `jmespath` instead.
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -158,7 +159,7 @@ impl JsonPaths {
             return Err(MalformedJson("not a JSON object".into()));
         }
         let mut de = serde_json::Deserializer::from_str(json);
-        ObjectSeed {
+        NodeSeed {
             node: &self.root,
             out,
         }
@@ -178,68 +179,28 @@ pub fn raw_to_string(raw: &RawValue) -> Option<String> {
     }
 }
 
-/// Deserializes a value at `node`: a map or array descends; anything else is skipped.
-struct ObjectSeed<'a, 'o, 'de> {
+/// Deserializes the value at `node`: captured raw when the node has targets; descended into when it
+/// has children (a map or array; any other value there is skipped).
+struct NodeSeed<'a, 'o, 'de> {
     node: &'a Node,
     out: &'o mut Vec<Option<&'de RawValue>>,
 }
 
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_, 'de> {
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Deserializes the value at a node that has targets: captured raw, then descended if needed.
-struct CaptureSeed<'a, 'o, 'de> {
-    node: &'a Node,
-    out: &'o mut Vec<Option<&'de RawValue>>,
-}
-
-impl<'de> DeserializeSeed<'de> for CaptureSeed<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.node.targets.is_empty() {
+            return d.deserialize_any(self);
+        }
         let raw: &'de RawValue = Deserialize::deserialize(d)?;
         for &t in &self.node.targets {
             self.out[t] = Some(raw);
         }
         if !(self.node.fields.is_empty() && self.node.indexes.is_empty()) {
             let mut inner = serde_json::Deserializer::from_str(raw.get());
-            ObjectSeed {
-                node: self.node,
-                out: self.out,
-            }
-            .deserialize(&mut inner)
-            .map_err(de::Error::custom)?;
+            inner.deserialize_any(self).map_err(de::Error::custom)?;
         }
         Ok(())
-    }
-}
-
-use serde::Deserialize;
-
-fn descend<'de, D: Deserializer<'de>>(
-    node: &Node,
-    out: &mut Vec<Option<&'de RawValue>>,
-    d: D,
-) -> Result<(), D::Error> {
-    if node.targets.is_empty() {
-        ObjectSeed { node, out }.deserialize(d)
-    } else {
-        CaptureSeed { node, out }.deserialize(d)
-    }
-}
-
-struct ChildValue<'a, 'o, 'de> {
-    node: &'a Node,
-    out: &'o mut Vec<Option<&'de RawValue>>,
-}
-
-impl<'de> DeserializeSeed<'de> for ChildValue<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        descend(self.node, self.out, d)
     }
 }
 
@@ -263,7 +224,7 @@ impl<'de, 'a> Visitor<'de> for KeySeed<'a> {
     }
 }
 
-impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
+impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -273,7 +234,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(child) = map.next_key_seed(KeySeed(self.node))? {
             match child {
-                Some(node) => map.next_value_seed(ChildValue {
+                Some(node) => map.next_value_seed(NodeSeed {
                     node,
                     out: &mut *self.out,
                 })?,
@@ -296,7 +257,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
                 .map(|(_, n)| n);
             let more = match wanted {
                 Some(node) => seq
-                    .next_element_seed(ChildValue {
+                    .next_element_seed(NodeSeed {
                         node,
                         out: &mut *self.out,
                     })?
