@@ -73,8 +73,10 @@ fn unknown_stage_option_is_a_warning_or_with_strict_an_error() {
     let config = "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - json:\n          expressions: {a: b}\n          legacy_option: 1\n";
     let (code, err) = run_with(config, &["-check-syntax"]);
     assert_eq!(code, 0, "{err}");
+    // A warning in the log (logfmt quotes the message, escaping its quotes).
+    assert!(err.contains("level=warn"), "{err}");
     assert!(
-        err.contains("config.yaml:7: unknown option \"legacy_option\""),
+        err.contains(r#"config.yaml:7: unknown option \"legacy_option\""#),
         "{err}"
     );
     let (code, err) = run_with(config, &["-check-syntax", "-config.strict"]);
