@@ -88,3 +88,40 @@ fn every_client_gets_every_line_and_positions_wait_for_the_slowest() {
     let size = std::fs::metadata(&log).unwrap().len();
     assert_eq!(recorded_offset(dir.path(), &log), Some(size));
 }
+
+#[test]
+fn positions_follow_acknowledgements_so_a_crash_after_delivery_resends_nothing() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 500, 43);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    // A sync period far longer than the test: only acknowledgements can trigger the writes.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "positions.yaml, sync_period: 200ms}",
+        "positions.yaml, sync_period: 1h}",
+    );
+    std::fs::write(&config, text).unwrap();
+    let size = std::fs::metadata(&log).unwrap().len();
+
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "500 entries", |r| r.len() >= lines.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while recorded_offset(dir.path(), &log) != Some(size) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "positions not written after the acknowledgement"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lokiship.kill();
+
+    let lokiship = Lokiship::start(&config, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(lokiship.terminate().success());
+    assert_eq!(
+        loki.accepted().len(),
+        lines.len(),
+        "nothing shipped twice after the crash"
+    );
+}

@@ -9,6 +9,7 @@
 //! An `Ack` dropped without `done()` (shutdown before delivery) leaves the position where it was.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Tracks the delivery of one source's lines, in the order the source read them.
@@ -17,6 +18,8 @@ pub struct AckTracker {
     /// How many acknowledgements a line needs: one per client.
     required: u32,
     state: Mutex<State>,
+    /// Set whenever the committed offset moves, so the positions file is written soon after.
+    changed: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug)]
@@ -32,6 +35,15 @@ struct State {
 impl AckTracker {
     /// A tracker whose committed offset starts at `start`; each line needs `required` acknowledgements.
     pub fn new(start: u64, required: u32) -> Arc<Self> {
+        Self::with_change_flag(start, required, None)
+    }
+
+    /// Like [`AckTracker::new`]; `changed` is set each time the committed offset moves.
+    pub fn with_change_flag(
+        start: u64,
+        required: u32,
+        changed: Option<Arc<AtomicBool>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             required: required.max(1),
             state: Mutex::new(State {
@@ -39,6 +51,7 @@ impl AckTracker {
                 pending: VecDeque::new(),
                 committed: start,
             }),
+            changed,
         })
     }
 
@@ -80,6 +93,7 @@ impl AckTracker {
         if let Some(slot) = st.pending.get_mut(index as usize) {
             slot.1 += count;
         }
+        let before = st.committed;
         while let Some(&(end, acks)) = st.pending.front() {
             if acks < self.required {
                 break;
@@ -87,6 +101,11 @@ impl AckTracker {
             st.pending.pop_front();
             st.base_seq += 1;
             st.committed = end;
+        }
+        if st.committed != before {
+            if let Some(flag) = &self.changed {
+                flag.store(true, Ordering::Relaxed);
+            }
         }
     }
 

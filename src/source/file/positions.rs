@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,9 @@ impl Tracked {
 /// Positions of all files, shared by the file source and the saver.
 pub struct Positions {
     path: PathBuf,
+    /// Set by the trackers when a committed offset moved: the saver writes soon, not only every
+    /// `sync_period`, so that a crash re-sends as little as possible.
+    changed: Arc<AtomicBool>,
     /// Acknowledgements each line needs: the number of clients.
     acks_required: u32,
     inner: Mutex<Inner>,
@@ -93,10 +97,11 @@ impl Positions {
         ignore_invalid: bool,
         acks_required: u32,
     ) -> Result<Self, PositionsError> {
+        let changed = Arc::new(AtomicBool::new(false));
         let shown = path.display().to_string();
         let mut inner = Inner::default();
         match std::fs::read_to_string(path) {
-            Ok(text) => match parse(&text, acks_required) {
+            Ok(text) => match parse(&text, acks_required, &changed) {
                 Ok(format) => inner = format,
                 Err(message) if ignore_invalid => {
                     tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
@@ -118,6 +123,7 @@ impl Positions {
         }
         Ok(Self {
             path: path.to_path_buf(),
+            changed,
             acks_required,
             inner: Mutex::new(inner),
         })
@@ -152,7 +158,7 @@ impl Positions {
             _ => 0,
         };
         let fingerprint = Fingerprint::read(file).unwrap_or_default();
-        let tracker = AckTracker::new(start, required);
+        let tracker = AckTracker::with_change_flag(start, required, Some(self.changed.clone()));
         inner.files.insert(
             id,
             Tracked {
@@ -168,7 +174,8 @@ impl Positions {
 
     /// The file was truncated: it starts over at 0 with a new tracker.
     pub fn restart(&self, id: FileId) -> Arc<AckTracker> {
-        let tracker = AckTracker::new(0, self.acks_required);
+        let tracker =
+            AckTracker::with_change_flag(0, self.acks_required, Some(self.changed.clone()));
         if let Some(t) = self.lock().files.get_mut(&id) {
             t.tracker = tracker.clone();
             t.fingerprint = Fingerprint::default();
@@ -263,7 +270,7 @@ impl Positions {
 
 use std::os::unix::fs::MetadataExt;
 
-fn parse(text: &str, acks_required: u32) -> Result<Inner, String> {
+fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<Inner, String> {
     if text.trim().is_empty() {
         return Ok(Inner::default());
     }
@@ -282,7 +289,11 @@ fn parse(text: &str, acks_required: u32) -> Result<Inner, String> {
                     len: r.fingerprint_len,
                     hash,
                 },
-                tracker: AckTracker::new(r.offset, acks_required),
+                tracker: AckTracker::with_change_flag(
+                    r.offset,
+                    acks_required,
+                    Some(changed.clone()),
+                ),
                 open: false,
                 read_end: r.offset,
             },
@@ -319,7 +330,11 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Saves the positions every `period` on its own thread until `stop` is set.
+/// How soon after an acknowledgement the positions file is written (at most this often).
+const ACK_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Saves the positions on its own thread until `stop` is set: within [`ACK_WRITE_INTERVAL`] of an
+/// acknowledgement that moved a position, and every `period` regardless.
 pub fn spawn_saver(
     positions: Arc<Positions>,
     period: std::time::Duration,
@@ -328,10 +343,14 @@ pub fn spawn_saver(
     std::thread::Builder::new()
         .name("positions".into())
         .spawn(move || {
-            while !stop.wait(period) {
-                if let Err(e) = positions.save() {
-                    crate::metrics::metrics().positions_write_errors.inc();
-                    tracing::error!(error = %e, "cannot write the positions file");
+            let mut last = std::time::Instant::now();
+            while !stop.wait(ACK_WRITE_INTERVAL.min(period)) {
+                if positions.changed.swap(false, Ordering::Relaxed) || last.elapsed() >= period {
+                    last = std::time::Instant::now();
+                    if let Err(e) = positions.save() {
+                        crate::metrics::metrics().positions_write_errors.inc();
+                        tracing::error!(error = %e, "cannot write the positions file");
+                    }
                 }
             }
         })
