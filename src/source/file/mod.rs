@@ -140,28 +140,32 @@ impl FileSource {
                     Err(Closed) => return,
                 }
             }
-            if Instant::now() >= next_check {
-                if self.check_rotations() {
-                    self.discover();
-                }
-                next_check = Instant::now() + self.config.poll_period;
-            }
-            if !read_any {
+            let change = if read_any {
+                // Busy: just look whether files were created or renamed meanwhile.
+                self.watcher.wait(Duration::ZERO)
+            } else {
                 if self.config.exit_at_eof && self.tailers.iter().all(|t| t.rotated_since.is_none())
                 {
                     return;
                 }
-                let notified = self.watcher.wait(
-                    self.config
-                        .poll_period
-                        .min(next_check.saturating_duration_since(Instant::now()))
-                        .max(Duration::from_millis(1)),
-                );
-                if notified {
+                let timeout = next_check
+                    .saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(1), self.config.poll_period);
+                let change = self.watcher.wait(timeout);
+                if change == watch::Change::Appended {
                     // A writer appending line by line changes the file many times a millisecond:
                     // let a few milliseconds of it gather into one pass.
                     self.stop.wait(WAKE_DEBOUNCE);
                 }
+                change
+            };
+            // Rotations are looked for every poll period, and at once when inotify saw files created,
+            // renamed or deleted: a file rotated twice between two looks would otherwise be missed.
+            if change == watch::Change::Files || Instant::now() >= next_check {
+                if self.check_rotations() {
+                    self.discover();
+                }
+                next_check = Instant::now() + self.config.poll_period;
             }
         }
     }
@@ -223,11 +227,11 @@ impl FileSource {
         metrics().files_active.set(self.tailers.len() as i64);
     }
 
-    /// Checks each open file for truncation, rotation and deletion. `true` when a file was closed, so
-    /// that its path should be looked at again.
+    /// Checks each open file for truncation, rotation and deletion. `true` when a path now holds
+    /// another file or a file was closed, so that the globs should be looked at again.
     fn check_rotations(&mut self) -> bool {
         let poll = self.config.poll_period;
-        let mut closed_any = false;
+        let mut look_again = false;
         let mut i = 0;
         while i < self.tailers.len() {
             let t = &mut self.tailers[i];
@@ -255,6 +259,8 @@ impl FileSource {
             if moved && t.rotated_since.is_none() {
                 tracing::info!(path = %t.path, "file was rotated or deleted; reading the old file to its end");
                 t.rotated_since = Some(Instant::now());
+                // Open the new file at the path now, while the old one is still being finished.
+                look_again = true;
             }
             // The old file is done once it was at its end for a whole poll period after the rotation,
             // so that a writer that had it open a moment longer is not cut off.
@@ -264,13 +270,13 @@ impl FileSource {
                 let t = self.tailers.swap_remove(i);
                 tracing::info!(path = %t.path, offset = t.offset(), "finished rotated file");
                 self.positions.close(t.id, t.offset());
-                closed_any = true;
+                look_again = true;
                 continue;
             }
             i += 1;
         }
         metrics().files_active.set(self.tailers.len() as i64);
-        closed_any
+        look_again
     }
 
     /// Reads one chunk of tailer `i` and ships its lines. Returns the bytes read.

@@ -9,7 +9,7 @@
 //! Without inotify (other platforms, `fs.inotify.max_user_instances` or `max_user_watches`
 //! exhausted) the thread polls: it sleeps the poll period and looks at every file.
 
-use inotify::{Inotify, WatchMask};
+use inotify::{EventMask, Inotify, WatchMask};
 use std::collections::HashSet;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -69,31 +69,58 @@ impl DirWatcher {
         }
     }
 
-    /// Sleeps until a watched directory changes or `timeout` passes; `true` if something changed.
-    pub fn wait(&mut self, timeout: Duration) -> bool {
+    /// Sleeps until a watched directory changes or `timeout` passes (zero: just looks), and says what
+    /// changed.
+    pub fn wait(&mut self, timeout: Duration) -> Change {
         let Some(inotify) = &mut self.inotify else {
             std::thread::sleep(timeout);
-            return false;
+            return Change::Nothing;
         };
         let mut pfd = libc::pollfd {
             fd: inotify.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        let millis = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: `pfd` is a valid pollfd for the duration of the call, and the count is 1.
         let ready = unsafe { libc::poll(&mut pfd, 1, millis) };
         if ready <= 0 {
-            return false;
+            return Change::Nothing;
         }
         // Drain everything queued: one wake-up stands for all of it.
+        let structural = EventMask::CREATE
+            | EventMask::DELETE
+            | EventMask::MOVED_FROM
+            | EventMask::MOVED_TO
+            | EventMask::DELETE_SELF
+            | EventMask::MOVE_SELF
+            | EventMask::Q_OVERFLOW;
+        let mut change = Change::Appended;
         while let Ok(events) = inotify.read_events(&mut self.buf) {
-            if events.count() == 0 {
+            let mut any = false;
+            for event in events {
+                any = true;
+                if event.mask.intersects(structural) {
+                    change = Change::Files;
+                }
+            }
+            if !any {
                 break;
             }
         }
-        true
+        change
     }
+}
+
+/// What a wake-up reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Timeout, or no inotify.
+    Nothing,
+    /// Files were written to.
+    Appended,
+    /// Files were created, renamed or deleted: look for rotations and new files now.
+    Files,
 }
 
 impl Default for DirWatcher {
@@ -108,28 +135,31 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn wakes_on_appends_and_times_out_when_quiet() {
+    fn tells_appends_from_new_and_renamed_files() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = DirWatcher::new();
         w.watch(dir.path());
-        assert!(!w.wait(Duration::from_millis(20)), "nothing happened");
+        assert_eq!(w.wait(Duration::from_millis(20)), Change::Nothing);
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"x\n").unwrap();
+        assert_eq!(w.wait(Duration::from_secs(5)), Change::Files, "a new file");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         for _ in 0..100 {
             use std::io::Write;
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap()
-                .write_all(b"y\n")
-                .unwrap();
+            f.write_all(b"y\n").unwrap();
         }
         let started = Instant::now();
-        assert!(w.wait(Duration::from_secs(5)));
+        assert_eq!(w.wait(Duration::from_secs(5)), Change::Appended);
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert!(
-            !w.wait(Duration::from_millis(20)),
+        assert_eq!(
+            w.wait(Duration::ZERO),
+            Change::Nothing,
             "all queued events were drained at once"
         );
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        assert_eq!(w.wait(Duration::from_secs(5)), Change::Files, "a rename");
     }
 }
