@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PositionsError {
@@ -59,8 +60,8 @@ struct Tracked {
     /// Its committed offset is the file's position; acknowledgements may still arrive after the
     /// tailer closed the file.
     tracker: Arc<AckTracker>,
-    /// A tailer has the file open.
-    open: bool,
+    /// When the tailer closed the file; `None` while it is open.
+    closed_at: Option<Instant>,
     /// Where reading stopped when the file was closed; reopening it in the same run continues there
     /// (lines up to it are read, though maybe not yet acknowledged).
     read_end: u64,
@@ -143,7 +144,7 @@ impl Positions {
         if let Some(t) = inner.files.get_mut(&id) {
             let start = t.read_end.max(t.offset());
             if t.fingerprint.matches(file) && start <= size {
-                t.open = true;
+                t.closed_at = None;
                 t.path = path.to_string();
                 return (start, t.tracker.clone());
             }
@@ -165,7 +166,7 @@ impl Positions {
                 path: path.to_string(),
                 fingerprint,
                 tracker: tracker.clone(),
-                open: true,
+                closed_at: None,
                 read_end: start,
             },
         );
@@ -206,7 +207,7 @@ impl Positions {
     /// file is gone.
     pub fn close(&self, id: FileId, read_end: u64) {
         if let Some(t) = self.lock().files.get_mut(&id) {
-            t.open = false;
+            t.closed_at = Some(Instant::now());
             t.read_end = read_end;
         }
     }
@@ -216,13 +217,14 @@ impl Positions {
         self.lock().files.get(&id).map(Tracked::offset)
     }
 
-    /// Writes the positions file atomically. Entries of closed files whose path no longer holds them
-    /// are forgotten.
+    /// Writes the positions file atomically. A closed file whose path no longer holds it is
+    /// forgotten after [`FORGET_AFTER`]: until then a rotated file that shows up under a new name
+    /// matched by the glob still resumes where it was, instead of being read again from the start.
     pub fn save(&self) -> std::io::Result<()> {
         let format = {
             let mut inner = self.lock();
             inner.files.retain(|id, t| {
-                t.open
+                t.closed_at.is_none_or(|at| at.elapsed() < FORGET_AFTER)
                     || t.tracker.in_flight() > 0
                     || std::fs::metadata(&t.path)
                         .map(|m| FileId::of(&m) == *id)
@@ -294,7 +296,7 @@ fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<In
                     acks_required,
                     Some(changed.clone()),
                 ),
-                open: false,
+                closed_at: Some(Instant::now()),
                 read_end: r.offset,
             },
         );
@@ -329,6 +331,9 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()
 }
+
+/// How long a closed file that left its path is remembered.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How soon after an acknowledgement the positions file is written (at most this often).
 const ACK_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -400,6 +405,26 @@ mod tests {
         let p = Positions::load(&pos_path, false, 1).unwrap();
         let mut f = File::open(&renamed).unwrap();
         assert_eq!(p.open(id, renamed.to_str().unwrap(), &mut f, 8).0, 4);
+    }
+
+    #[test]
+    fn a_closed_file_that_left_its_path_is_remembered_across_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        std::fs::write(&log, b"0123456789\n").unwrap();
+        let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+        let id = FileId::of(&std::fs::metadata(&log).unwrap());
+        let mut f = File::open(&log).unwrap();
+        let (_, tracker) = p.open(id, log.to_str().unwrap(), &mut f, 11);
+        tracker.register(11).done();
+        p.close(id, 11);
+        // Rotated: the path now holds a new file; the old one has a name the glob also matches.
+        let rotated = dir.path().join("audit-1.log");
+        std::fs::rename(&log, &rotated).unwrap();
+        std::fs::write(&log, b"new\n").unwrap();
+        p.save().unwrap();
+        let mut f = File::open(&rotated).unwrap();
+        assert_eq!(p.open(id, rotated.to_str().unwrap(), &mut f, 11).0, 11, "not read again");
     }
 
     #[test]
