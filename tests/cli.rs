@@ -132,7 +132,7 @@ fn broken_json_and_invalid_utf8_are_shipped_and_counted() {
     assert!(lokiship.terminate().success());
     // The two entries have different labels: different streams, in no particular order.
     let mut got = loki.accepted();
-    got.sort_by(|a, b| a.line.len().cmp(&b.line.len()));
+    got.sort_by_key(|r| r.line.len());
     assert_eq!(
         got[0].line, "{\"verb\":\"get\",\"user\":{\"username\":\"a\"}",
         "broken JSON is shipped unchanged"

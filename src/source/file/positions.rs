@@ -424,7 +424,11 @@ mod tests {
         std::fs::write(&log, b"new\n").unwrap();
         p.save().unwrap();
         let mut f = File::open(&rotated).unwrap();
-        assert_eq!(p.open(id, rotated.to_str().unwrap(), &mut f, 11).0, 11, "not read again");
+        assert_eq!(
+            p.open(id, rotated.to_str().unwrap(), &mut f, 11).0,
+            11,
+            "not read again"
+        );
     }
 
     #[test]
