@@ -83,39 +83,32 @@ fn batch_run(
     bytes: u64,
     received: &AtomicU64,
 ) {
-    {
-        std::fs::copy(source, log).unwrap();
-        // Let the copy reach the disk first, so writeback does not run during the measurement.
-        std::fs::File::open(log).unwrap().sync_all().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .arg(format!("-config.file={}", config.display()))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let mut peak_rss = 0;
-        while received.load(Ordering::Relaxed) < expected {
-            peak_rss = peak_rss.max(rss_kb(pid, "VmHWM"));
-            std::thread::sleep(Duration::from_millis(50));
-            assert!(started.elapsed() < Duration::from_secs(900), "timed out");
-        }
-        let cpu = cpu_seconds(pid);
+    std::fs::copy(source, log).unwrap();
+    // Let the copy reach the disk first, so writeback does not run during the measurement.
+    std::fs::File::open(log).unwrap().sync_all().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut child = spawn_lokiship(binary, config);
+    let pid = child.id();
+    let mut peak_rss = 0;
+    while received.load(Ordering::Relaxed) < expected {
         peak_rss = peak_rss.max(rss_kb(pid, "VmHWM"));
-        let wall = started.elapsed().as_secs_f64();
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let _ = child.wait();
-        let gb = bytes as f64 / 1e9;
-        println!(
-            "e2e batch: {expected} lines, {:.1} MB in {wall:.2} s wall ({:.0} MB/s, {:.0} lines/s); lokiship CPU {cpu:.2} s = {:.2} CPU-s/GB; peak RSS {:.1} MB",
-            bytes as f64 / 1e6,
-            bytes as f64 / 1e6 / wall,
-            expected as f64 / wall,
-            cpu / gb,
-            peak_rss as f64 / 1024.0
-        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(900), "timed out");
     }
+    let cpu = cpu_seconds(pid);
+    peak_rss = peak_rss.max(rss_kb(pid, "VmHWM"));
+    let wall = started.elapsed().as_secs_f64();
+    stop(&mut child);
+    let gb = bytes as f64 / 1e9;
+    println!(
+        "e2e batch: {expected} lines, {:.1} MB in {wall:.2} s wall ({:.0} MB/s, {:.0} lines/s); lokiship CPU {cpu:.2} s = {:.2} CPU-s/GB; peak RSS {:.1} MB",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / wall,
+        expected as f64 / wall,
+        cpu / gb,
+        peak_rss as f64 / 1024.0
+    );
 }
 
 /// Appends `rate` lines per second for up to 20 s: lokiship's share of a core.
@@ -127,45 +120,52 @@ fn steady_run(
     rate: usize,
     received: &AtomicU64,
 ) {
-    {
-        std::fs::write(log, b"").unwrap();
-        let mut child = Command::new(binary)
-            .arg(format!("-config.file={}", config.display()))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let text = std::fs::read_to_string(source).unwrap();
-        let all: Vec<&str> = text.lines().collect();
-        let seconds = 20usize.min(all.len() / rate).max(1);
-        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        let cpu_start = cpu_seconds(pid);
-        let started = Instant::now();
-        // Write in 100 ms slices, as a busy API server does.
-        for slice in 0..seconds * 10 {
-            let chunk = &all[slice * rate / 10..(slice + 1) * rate / 10];
-            for l in chunk {
-                writeln!(f, "{l}").unwrap();
-            }
-            let next = started + Duration::from_millis(100 * (slice as u64 + 1));
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    std::fs::write(log, b"").unwrap();
+    let mut child = spawn_lokiship(binary, config);
+    let pid = child.id();
+    let text = std::fs::read_to_string(source).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let seconds = 20usize.min(all.len() / rate).max(1);
+    let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu_start = cpu_seconds(pid);
+    let started = Instant::now();
+    // Write in 100 ms slices, as a busy API server does.
+    for slice in 0..seconds * 10 {
+        let chunk = &all[slice * rate / 10..(slice + 1) * rate / 10];
+        for l in chunk {
+            writeln!(f, "{l}").unwrap();
         }
-        let sent = (seconds * rate) as u64;
-        while received.load(Ordering::Relaxed) < sent {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let wall = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(pid) - cpu_start;
-        let rss = rss_kb(pid, "VmHWM");
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let _ = child.wait();
-        println!(
-            "e2e steady: {rate} lines/s for {seconds} s: lokiship used {:.1} % of a core ({cpu:.2} CPU-s over {wall:.1} s); peak RSS {:.1} MB",
-            100.0 * cpu / wall,
-            rss as f64 / 1024.0
-        );
+        let next = started + Duration::from_millis(100 * (slice as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    let sent = (seconds * rate) as u64;
+    while received.load(Ordering::Relaxed) < sent {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_start;
+    let rss = rss_kb(pid, "VmHWM");
+    stop(&mut child);
+    println!(
+        "e2e steady: {rate} lines/s for {seconds} s: lokiship used {:.1} % of a core ({cpu:.2} CPU-s over {wall:.1} s); peak RSS {:.1} MB",
+        100.0 * cpu / wall,
+        rss as f64 / 1024.0
+    );
+}
+
+fn spawn_lokiship(binary: &Path, config: &Path) -> std::process::Child {
+    Command::new(binary)
+        .arg(format!("-config.file={}", config.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, and wait for the exit.
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
 
 fn env_or(name: &str, default: usize) -> usize {
