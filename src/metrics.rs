@@ -204,6 +204,16 @@ pub fn pipeline_dropped(reason: &str) {
         .inc();
 }
 
+/// Counts an error opening or reading a file.
+pub fn file_error(reason: &str) {
+    metrics()
+        .file_errors
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_string(),
+        })
+        .inc();
+}
+
 /// Counts an entry a stage could not process.
 pub fn pipeline_error(stage: &str, reason: &str) {
     metrics()

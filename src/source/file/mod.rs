@@ -7,9 +7,10 @@
 //! poll period (`global.file_watch_config.min_poll_frequency`) passes; polling alone also works, for
 //! filesystems without inotify or when the watch limit is reached.
 //!
-//! Rotation: every poll period each open file's path is checked. When it points to another file
-//! (rename+create) or to nothing (deletion), the open descriptor is read to its end first, then closed,
-//! and the new file at the path is read from its start. A file that shrank below the read offset was
+//! Rotation: every poll period, and at once when inotify reports created, renamed or deleted files,
+//! each open file's path is checked. When it points to another file (rename+create) or to nothing
+//! (deletion), the new file at the path is opened and read from its start right away, while the old
+//! descriptor is read to its end before it is closed. A file that shrank below the read offset was
 //! truncated (copytruncate) and is read again from 0. Files are known by identity (see [`identity`]),
 //! so a rotated file still matched by the glob is not read twice.
 //!
@@ -193,12 +194,7 @@ impl FileSource {
                     Err(e) => {
                         if self.unreadable.insert(path_str.clone()) {
                             tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
-                            metrics()
-                                .file_errors
-                                .get_or_create(&crate::metrics::ReasonLabels {
-                                    reason: "open".into(),
-                                })
-                                .inc();
+                            crate::metrics::file_error("open");
                         }
                         continue;
                     }
@@ -249,8 +245,8 @@ impl FileSource {
                     tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
                 }
             }
-            if t.short_fingerprint && size > t.offset().min(identity::FINGERPRINT_BYTES) {
-                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file_mut());
+            if t.short_fingerprint {
+                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file_mut(), size);
             }
             let moved = match std::fs::metadata(&t.path) {
                 Ok(m) => FileId::of(&m) != t.id,
@@ -340,12 +336,7 @@ impl FileSource {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(path = %path, error = %e, "read error");
-                metrics()
-                    .file_errors
-                    .get_or_create(&crate::metrics::ReasonLabels {
-                        reason: "read".into(),
-                    })
-                    .inc();
+                crate::metrics::file_error("read");
                 0
             }
         };

@@ -185,22 +185,22 @@ impl Positions {
         tracker
     }
 
-    /// Takes a longer fingerprint of a file that was short when first seen. `true` if it did.
-    pub fn refresh_fingerprint(&self, id: FileId, file: &mut File) -> bool {
+    /// Takes a longer fingerprint of a file that was short when first seen, once it has grown past
+    /// what the fingerprint covers (`size` is its size now; no read otherwise). `true` once the
+    /// fingerprint covers [`FINGERPRINT_BYTES`](super::identity::FINGERPRINT_BYTES).
+    pub fn refresh_fingerprint(&self, id: FileId, file: &mut File, size: u64) -> bool {
         let mut inner = self.lock();
         let Some(t) = inner.files.get_mut(&id) else {
-            return false;
+            return true;
         };
-        if t.fingerprint.len >= super::identity::FINGERPRINT_BYTES {
-            return false;
-        }
-        match Fingerprint::read(file) {
-            Ok(fp) if fp.len > t.fingerprint.len => {
-                t.fingerprint = fp;
-                true
+        if size > t.fingerprint.len && t.fingerprint.len < super::identity::FINGERPRINT_BYTES {
+            if let Ok(fp) = Fingerprint::read(file) {
+                if fp.len > t.fingerprint.len {
+                    t.fingerprint = fp;
+                }
             }
-            _ => false,
         }
+        t.fingerprint.len >= super::identity::FINGERPRINT_BYTES
     }
 
     /// The tailer closed the file after reading up to `read_end`; its position is kept until the
@@ -429,6 +429,26 @@ mod tests {
             11,
             "not read again"
         );
+    }
+
+    #[test]
+    fn a_short_fingerprint_grows_with_the_file_until_it_is_full() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, b"short\n").unwrap();
+        let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+        let id = FileId::of(&std::fs::metadata(&log).unwrap());
+        let mut f = File::open(&log).unwrap();
+        p.open(id, log.to_str().unwrap(), &mut f, 6);
+        let mut w = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        w.write_all(&[b'x'; 94]).unwrap();
+        assert!(
+            !p.refresh_fingerprint(id, &mut f, 100),
+            "100 bytes: still short, keep refreshing"
+        );
+        w.write_all(&[b'y'; 300]).unwrap();
+        assert!(p.refresh_fingerprint(id, &mut f, 400), "400 bytes: full");
     }
 
     #[test]
