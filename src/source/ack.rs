@@ -66,15 +66,6 @@ impl AckTracker {
         }
     }
 
-    /// Moves the committed offset to `offset` when nothing is pending (e.g. skipped bytes of a line
-    /// that was never emitted).
-    pub fn advance_idle(&self, offset: u64) {
-        let mut st = self.lock();
-        if st.pending.is_empty() && offset > st.committed {
-            st.committed = offset;
-        }
-    }
-
     /// Offset up to which every line has been delivered.
     pub fn committed(&self) -> u64 {
         self.lock().committed
@@ -168,16 +159,5 @@ mod tests {
         let t = AckTracker::new(0, 3);
         t.register(7).done_all();
         assert_eq!(t.committed(), 7);
-    }
-
-    #[test]
-    fn idle_advance_only_when_nothing_is_pending() {
-        let t = AckTracker::new(0, 1);
-        let a = t.register(10);
-        t.advance_idle(20);
-        assert_eq!(t.committed(), 0);
-        a.done();
-        t.advance_idle(20);
-        assert_eq!(t.committed(), 20);
     }
 }

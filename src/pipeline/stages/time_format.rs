@@ -8,7 +8,7 @@
 //! accepted after the seconds even when the layout has none.
 
 use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// A compiled timestamp format.
@@ -279,11 +279,6 @@ fn translate(layout: &str) -> Vec<Item<'static>> {
     }
     flush(&mut literal, &mut items);
     items
-}
-
-/// The UTC offset of `tz` now, for messages.
-pub fn describe_zone(tz: Tz) -> String {
-    Utc::now().with_timezone(&tz).offset().fix().to_string()
 }
 
 #[cfg(test)]

@@ -212,11 +212,6 @@ impl Positions {
         }
     }
 
-    /// The recorded offset of `id`, if any (for tests and status).
-    pub fn offset_of(&self, id: FileId) -> Option<u64> {
-        self.lock().files.get(&id).map(Tracked::offset)
-    }
-
     /// Writes the positions file atomically. A closed file whose path no longer holds it is
     /// forgotten after [`FORGET_AFTER`]: until then a rotated file that shows up under a new name
     /// matched by the glob still resumes where it was, instead of being read again from the start.
