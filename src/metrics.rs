@@ -57,7 +57,10 @@ pub struct Metrics {
     pub read_bytes: Family<PathLabels, Counter>,
     pub read_lines: Family<PathLabels, Counter>,
     pub file_bytes: Family<PathLabels, Gauge>,
+    pub file_lag_bytes: Family<PathLabels, Gauge>,
     pub files_active: Gauge,
+    pub rotated_files_abandoned: Counter,
+    pub rotated_bytes_abandoned: Counter,
     pub targets_active: Gauge,
     pub pipeline_dropped_lines: Family<ReasonLabels, Counter>,
     pub pipeline_errors: Family<StageLabels, Counter>,
@@ -83,7 +86,10 @@ fn build() -> Metrics {
         read_bytes: Family::default(),
         read_lines: Family::default(),
         file_bytes: Family::default(),
+        file_lag_bytes: Family::default(),
         files_active: Gauge::default(),
+        rotated_files_abandoned: Counter::default(),
+        rotated_bytes_abandoned: Counter::default(),
         targets_active: Gauge::default(),
         pipeline_dropped_lines: Family::default(),
         pipeline_errors: Family::default(),
@@ -137,15 +143,31 @@ fn build() -> Metrics {
         "Lines read from files",
         m.read_lines.clone(),
     );
+    // Promtail names these gauges with `_total`; kept for its dashboards.
     registry.register(
-        "promtail_file_bytes",
+        "promtail_file_bytes_total",
         "Size of tailed files",
         m.file_bytes.clone(),
     );
     registry.register(
-        "promtail_files_active",
+        "promtail_files_active_total",
         "Files being tailed",
         m.files_active.clone(),
+    );
+    registry.register(
+        "lokiship_file_lag_bytes",
+        "Bytes of a tailed file not yet acknowledged by every client (size - position)",
+        m.file_lag_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_rotated_files_abandoned",
+        "Rotated files given up before their end (limits_config.max_open_rotated_files)",
+        m.rotated_files_abandoned.clone(),
+    );
+    registry.register(
+        "lokiship_rotated_bytes_abandoned",
+        "Unread bytes of rotated files given up (limits_config.max_open_rotated_files)",
+        m.rotated_bytes_abandoned.clone(),
     );
     registry.register(
         "promtail_targets_active",

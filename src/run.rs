@@ -5,7 +5,8 @@
 //! by their `timeout` once a stop signal came) → the positions are written a last time → the HTTP
 //! server stops.
 
-use crate::client::{Client, QUEUE_CHUNKS};
+use crate::client::queue::{queue, QUEUE_BYTES};
+use crate::client::Client;
 use crate::config::schema::Config;
 use crate::config::Loaded;
 use crate::entry::{Entry, Labels};
@@ -13,12 +14,12 @@ use crate::server::Readiness;
 use crate::source::file::discover::PathGlob;
 use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
-use crate::source::{EntrySink, Fanout, SinkClosed, Stop};
+use crate::source::{EntrySink, Fanout, Stop, TrySendError};
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// Run-time choices that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -67,7 +68,7 @@ pub async fn run(
         let mut senders = Vec::new();
         for c in &config.clients {
             let client = Client::new(c)?;
-            let (tx, rx) = mpsc::channel::<Vec<Entry>>(QUEUE_CHUNKS);
+            let (tx, rx) = queue(QUEUE_BYTES);
             senders.push(tx);
             client_tasks.push(tokio::spawn(client.run(rx, shutdown_rx.clone())));
         }
@@ -219,6 +220,7 @@ fn file_source_config(
             drop: limits.readline_rate_drop,
         }),
         exit_at_eof: opts.exit_at_eof,
+        max_open_rotated: config.limits_config.max_open_rotated_files,
     })
 }
 
@@ -226,7 +228,15 @@ fn file_source_config(
 struct StdoutSink;
 
 impl EntrySink for StdoutSink {
-    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed> {
+    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.print(entries).map_err(|_| TrySendError::Closed)
+    }
+
+    fn wait_for_room(&self, _timeout: std::time::Duration) {}
+}
+
+impl StdoutSink {
+    fn print(&self, entries: Vec<Entry>) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for entry in entries {
             let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
@@ -244,9 +254,8 @@ impl EntrySink for StdoutSink {
                 visible.render(),
                 sm.render(),
                 entry.line
-            )
-            .map_err(|_| SinkClosed)?;
+            )?;
         }
-        out.flush().map_err(|_| SinkClosed)
+        out.flush()
     }
 }

@@ -74,7 +74,9 @@ fn ready_and_metrics_are_served() {
         "promtail_request_duration_seconds_bucket",
         "promtail_read_bytes_total",
         "promtail_read_lines_total",
-        "promtail_files_active",
+        "promtail_files_active_total",
+        "promtail_file_bytes_total",
+        "lokiship_file_lag_bytes",
         "promtail_targets_active",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");

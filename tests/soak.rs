@@ -1,6 +1,7 @@
-//! Soak: gen-logs writes audit logs with rotation while lokiship ships them to the independent
-//! `loki-sink` (../shared/tools), and is killed with SIGKILL and restarted along the way;
-//! `loki-sink verify` must then report nothing lost (and, without kills, nothing duplicated).
+//! Soak: gen-logs writes audit logs with rotation (every style) while lokiship ships them to the
+//! independent `loki-sink` (../shared/tools), and is killed with SIGKILL and restarted along the
+//! way, or Loki goes down for a while; `loki-sink verify` must then report nothing lost (and,
+//! without kills, nothing duplicated).
 //!
 //! Short in CI; `LOKISHIP_SOAK_LINES=400000` makes it long.
 
@@ -18,10 +19,11 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(record: &Path) -> Self {
+    fn start(record: &Path, faults: &[&str]) -> Self {
         let mut child = Command::new(tools_dir().join("loki-sink"))
             .args(["serve", "--host", "127.0.0.1", "--port", "0", "--record"])
             .arg(record)
+            .args(faults)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -64,7 +66,31 @@ fn verify(dir: &Path, no_duplicates: bool) -> (bool, String) {
     )
 }
 
+/// One soak run: `kills` SIGKILLs spread over the run, `faults` for loki-sink, `max_backups` for
+/// gen-logs (0 keeps every rotated file; 1 deletes them soon, so only open descriptors keep them).
+struct Soak<'a> {
+    style: &'a str,
+    kills: usize,
+    faults: &'a [&'a str],
+    max_backups: usize,
+}
+
 fn soak(style: &str, kills: usize) {
+    run(Soak {
+        style,
+        kills,
+        faults: &[],
+        max_backups: 0,
+    })
+}
+
+fn run(soak: Soak) {
+    let Soak {
+        style,
+        kills,
+        faults,
+        max_backups,
+    } = soak;
     let lines: usize = std::env::var("LOKISHIP_SOAK_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -72,7 +98,7 @@ fn soak(style: &str, kills: usize) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("logs")).unwrap();
-    let sink = Sink::start(&d.join("rec.jsonl"));
+    let sink = Sink::start(&d.join("rec.jsonl"), faults);
     let config = d.join("config.yaml");
     std::fs::write(
         &config,
@@ -80,7 +106,11 @@ fn soak(style: &str, kills: usize) {
             r#"server: {{disable: true}}
 positions: {{filename: {d}/positions.yaml}}
 target_config: {{sync_period: 1s}}
-clients: [{{url: "http://127.0.0.1:{port}/loki/api/v1/push", tenant_id: soak, batchwait: 200ms}}]
+clients:
+  - url: "http://127.0.0.1:{port}/loki/api/v1/push"
+    tenant_id: soak
+    batchwait: 200ms
+    backoff_config: {{min_period: 100ms, max_period: 1s}}
 scrape_configs:
   - job_name: audit
     static_configs: [{{targets: [localhost], labels: {{job: audit, __path__: "{d}/logs/audit*"}}}}]
@@ -104,8 +134,9 @@ scrape_configs:
             "--rate",
             "4000",
             "--rotate-bytes",
-            "1000000",
+            "2000000",
         ])
+        .args(["--max-backups", &max_backups.to_string()])
         .args(["--rotate-style", style, "--manifest"])
         .arg(d.join("ids.txt"))
         .arg("--out")
@@ -136,11 +167,43 @@ scrape_configs:
 }
 
 #[test]
+fn rename_rotation_without_kills_loses_and_duplicates_nothing() {
+    soak("rename", 0);
+}
+
+#[test]
 fn rename_rotation_with_kills_loses_nothing() {
-    soak("rename", 2);
+    soak("rename", 3);
 }
 
 #[test]
 fn create_rotation_without_kills_loses_and_duplicates_nothing() {
     soak("create", 0);
+}
+
+#[test]
+fn create_rotation_with_kills_loses_nothing() {
+    soak("create", 3);
+}
+
+#[test]
+fn copytruncate_without_kills_loses_and_duplicates_nothing() {
+    soak("copytruncate", 0);
+}
+
+#[test]
+fn copytruncate_with_kills_loses_nothing() {
+    soak("copytruncate", 3);
+}
+
+/// Loki is down for 6 s while files rotate and rotated files are deleted (one backup kept): the
+/// deleted files are still read through their open descriptors once Loki is back.
+#[test]
+fn loki_outage_with_rotation_and_deletion_loses_and_duplicates_nothing() {
+    run(Soak {
+        style: "rename",
+        kills: 0,
+        faults: &["--down-after", "3", "--down-for", "6"],
+        max_backups: 1,
+    });
 }

@@ -1,7 +1,7 @@
 //! The Loki client: one task per configured endpoint.
 //!
-//! Entries arrive on a bounded channel (a full channel pauses the sources: backpressure instead of
-//! memory growth). They are grouped per tenant into [`batch::Batch`]es, each pushed when it reaches
+//! Entries arrive on a queue bounded in bytes ([`queue`]; a full queue pauses the sources:
+//! backpressure instead of memory growth). They are grouped per tenant into [`batch::Batch`]es, each pushed when it reaches
 //! `batchsize` bytes or `batchwait` age. A push is retried until delivered or refused for good
 //! ([`send`]); then the lines' acknowledgements are completed, which lets the sources' positions move.
 //!
@@ -11,20 +11,18 @@
 
 pub mod batch;
 pub mod encode;
+pub mod queue;
 pub mod send;
 
 use crate::config::schema::ClientConfig;
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels};
 use batch::Batch;
+use queue::QueueReceiver;
 use send::{Outcome, Sender, SenderError};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-
-/// Chunks of entries (each what one read of a file produced, at most 256 KiB of lines) a client's
-/// queue holds before sources wait.
-pub const QUEUE_CHUNKS: usize = 16;
+use tokio::sync::watch;
 
 /// The label that sets an entry's tenant, overriding the client's `tenant_id`.
 pub const TENANT_LABEL: &str = "__tenant_id__";
@@ -53,11 +51,7 @@ impl Client {
     }
 
     /// Runs until `rx` ends (all sources stopped) and everything held was pushed or abandoned.
-    pub async fn run(
-        self,
-        mut rx: mpsc::Receiver<Vec<Entry>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    pub async fn run(self, mut rx: QueueReceiver, mut shutdown: watch::Receiver<bool>) {
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);

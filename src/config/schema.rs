@@ -229,6 +229,8 @@ pub struct LimitsConfig {
     pub max_streams: usize,
     pub max_line_size: ByteSize,
     pub max_line_size_truncate: bool,
+    /// lokiship's own: rotated (or deleted) files kept open until read to their end.
+    pub max_open_rotated_files: usize,
 }
 
 impl Default for LimitsConfig {
@@ -241,6 +243,7 @@ impl Default for LimitsConfig {
             max_streams: 0,
             max_line_size: ByteSize(0),
             max_line_size_truncate: false,
+            max_open_rotated_files: 64,
         }
     }
 }

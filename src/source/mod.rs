@@ -4,44 +4,68 @@
 pub mod ack;
 pub mod file;
 
+use crate::client::queue::{self, QueueSender};
 use crate::entry::Entry;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Where a source puts its entries: every client's queue, or standard output in a dry run.
 ///
-/// Entries travel in chunks (what one read of a file produced): one channel operation and at most one
-/// wake-up of a client per chunk instead of per line.
+/// Entries travel in chunks (what one read of a file produced): one queue operation and at most one
+/// wake-up of a client per chunk instead of per line. Sending never blocks: a full queue hands the
+/// chunk back, and the source keeps it, stops reading and waits with [`EntrySink::wait_for_room`].
 pub trait EntrySink: Send + Sync {
-    /// Hands over entries, waiting while the queues are full. `Err` when the consumers are gone.
-    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed>;
+    /// Hands over entries if every consumer has room for them.
+    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError>;
+
+    /// Sleeps until every consumer has room or `timeout` passed.
+    fn wait_for_room(&self, timeout: Duration);
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the clients stopped accepting entries")]
-pub struct SinkClosed;
+#[derive(Debug)]
+pub enum TrySendError {
+    /// A queue is full: the entries come back, to be sent again later.
+    Full(Vec<Entry>),
+    /// The consumers are gone.
+    Closed,
+}
 
-/// Sends every entry to each client's queue (blocking while a queue is full: backpressure).
+/// Sends every entry to each client's queue.
 pub struct Fanout {
-    senders: Vec<mpsc::Sender<Vec<Entry>>>,
+    queues: Vec<QueueSender>,
 }
 
 impl Fanout {
-    pub fn new(senders: Vec<mpsc::Sender<Vec<Entry>>>) -> Self {
-        Self { senders }
+    pub fn new(queues: Vec<QueueSender>) -> Self {
+        Self { queues }
     }
 }
 
 impl EntrySink for Fanout {
-    fn send(&self, entries: Vec<Entry>) -> Result<(), SinkClosed> {
-        let Some((last, rest)) = self.senders.split_last() else {
-            return Err(SinkClosed);
-        };
-        for tx in rest {
-            tx.blocking_send(entries.clone()).map_err(|_| SinkClosed)?;
+    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        // All or nothing: positions move only when every client delivered a line, so a chunk that
+        // only some clients took would have to be remembered per client.
+        if !self.queues.iter().all(QueueSender::has_room) {
+            return Err(TrySendError::Full(entries));
         }
-        last.blocking_send(entries).map_err(|_| SinkClosed)
+        let bytes = entries.iter().map(queue::entry_bytes).sum();
+        let Some((last, rest)) = self.queues.split_last() else {
+            return Err(TrySendError::Closed);
+        };
+        for q in rest {
+            q.push(entries.clone(), bytes)
+                .map_err(|_| TrySendError::Closed)?;
+        }
+        last.push(entries, bytes).map_err(|_| TrySendError::Closed)
+    }
+
+    fn wait_for_room(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for q in &self.queues {
+            if !q.wait_for_room(deadline.saturating_duration_since(std::time::Instant::now())) {
+                return;
+            }
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! fingerprint tells a new file that reused a deleted file's inode from the old one.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 
 /// Bytes hashed for the fingerprint.
@@ -33,16 +32,12 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Fingerprints the first bytes of `file` (up to its size), leaving its position unchanged.
-    pub fn read(file: &mut File) -> std::io::Result<Self> {
-        let pos = file.stream_position()?;
-        file.seek(SeekFrom::Start(0))?;
-        let mut buf = Vec::with_capacity(FINGERPRINT_BYTES as usize);
-        file.by_ref()
-            .take(FINGERPRINT_BYTES)
-            .read_to_end(&mut buf)?;
-        file.seek(SeekFrom::Start(pos))?;
-        Ok(Self::of(&buf))
+    /// Fingerprints the first bytes of `file` (up to its size). Reads with `pread`: the file's
+    /// position is untouched.
+    pub fn read(file: &File) -> std::io::Result<Self> {
+        let mut buf = [0u8; FINGERPRINT_BYTES as usize];
+        let n = read_full_at(file, &mut buf, 0)?;
+        Ok(Self::of(&buf[..n]))
     }
 
     pub fn of(bytes: &[u8]) -> Self {
@@ -53,16 +48,47 @@ impl Fingerprint {
     }
 
     /// Does `file` start with the bytes this fingerprint was taken of?
-    pub fn matches(&self, file: &mut File) -> bool {
+    pub fn matches(&self, file: &File) -> bool {
         if self.len == 0 {
             return true;
         }
-        let pos = file.stream_position().unwrap_or(0);
-        let mut buf = vec![0u8; self.len as usize];
-        let ok = file.seek(SeekFrom::Start(0)).is_ok() && file.read_exact(&mut buf).is_ok();
-        let _ = file.seek(SeekFrom::Start(pos));
-        ok && fnv1a(&buf) == self.hash
+        let mut buf = [0u8; FINGERPRINT_BYTES as usize];
+        let want = (self.len as usize).min(buf.len());
+        matches!(read_full_at(file, &mut buf[..want], 0), Ok(n) if n == want)
+            && fnv1a(&buf[..want]) == self.hash
     }
+
+    /// Covers all [`FINGERPRINT_BYTES`]: files that share it are taken to share their beginning.
+    pub fn is_full(&self) -> bool {
+        self.len >= FINGERPRINT_BYTES
+    }
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; the bytes read.
+pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Whether `a` and `b` hold the same bytes in the `len` bytes before `end` (both files at least
+/// `end` long): tells a copy from a file that merely starts the same way.
+pub fn same_bytes_before(a: &File, b: &File, end: u64) -> bool {
+    let len = end.min(FINGERPRINT_BYTES) as usize;
+    let mut x = [0u8; FINGERPRINT_BYTES as usize];
+    let mut y = [0u8; FINGERPRINT_BYTES as usize];
+    let from = end - len as u64;
+    matches!(read_full_at(a, &mut x[..len], from), Ok(n) if n == len)
+        && matches!(read_full_at(b, &mut y[..len], from), Ok(n) if n == len)
+        && x[..len] == y[..len]
 }
 
 /// FNV-1a, 64 bit: stable across versions and platforms, which the positions file needs.
@@ -78,7 +104,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Seek, SeekFrom, Write};
 
     #[test]
     fn fingerprint_tells_files_apart_and_keeps_position() {
@@ -87,18 +113,44 @@ mod tests {
         std::fs::write(&path, b"first line\nsecond\n").unwrap();
         let mut f = File::open(&path).unwrap();
         f.seek(SeekFrom::Start(5)).unwrap();
-        let fp = Fingerprint::read(&mut f).unwrap();
+        let fp = Fingerprint::read(&f).unwrap();
         assert_eq!(fp.len, 18);
-        assert_eq!(f.stream_position().unwrap(), 5);
-        assert!(fp.matches(&mut f));
+        assert!(!fp.is_full());
+        assert_eq!(f.stream_position().unwrap(), 5, "reading position kept");
+        assert!(fp.matches(&f));
 
-        std::fs::write(&path, b"other content, same inode\n").unwrap();
-        let mut g = File::open(&path).unwrap();
-        assert!(!fp.matches(&mut g));
+        // Appending keeps the beginning: still the same file.
         let mut h = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        h.write_all(b"x").unwrap();
+        h.write_all(b"third\n").unwrap();
+        assert!(fp.matches(&f));
+
+        // Rewritten in place (the same inode): another file.
+        std::fs::write(&path, b"other content, same inode\n").unwrap();
+        assert!(!fp.matches(&f));
+    }
+
+    #[test]
+    fn a_copy_is_told_from_a_file_with_the_same_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = vec![b'h'; 300];
+        let mut original = header.clone();
+        original.extend_from_slice(b"line one\nline two\n");
+        let mut other = header.clone();
+        other.extend_from_slice(b"line 1\nline 22222\n");
+        std::fs::write(dir.path().join("a"), &original).unwrap();
+        std::fs::write(dir.path().join("a.1"), &original).unwrap();
+        std::fs::write(dir.path().join("b"), &other).unwrap();
+        let a = File::open(dir.path().join("a")).unwrap();
+        let copy = File::open(dir.path().join("a.1")).unwrap();
+        let b = File::open(dir.path().join("b")).unwrap();
+        let fp = Fingerprint::read(&a).unwrap();
+        assert!(fp.is_full());
+        assert_eq!(fp, Fingerprint::read(&b).unwrap(), "same first 256 bytes");
+        let end = original.len() as u64;
+        assert!(same_bytes_before(&a, &copy, end));
+        assert!(!same_bytes_before(&a, &b, end));
     }
 }

@@ -10,14 +10,21 @@
 //! Rotation: every poll period, and at once when inotify reports created, renamed or deleted files,
 //! each open file's path is checked. When it points to another file (rename+create) or to nothing
 //! (deletion), the new file at the path is opened and read from its start right away, while the old
-//! descriptor is read to its end before it is closed. A file that shrank below the read offset was
-//! truncated (copytruncate) and is read again from 0. Files are known by identity (see [`identity`]),
-//! so a rotated file still matched by the glob is not read twice.
+//! descriptor is read to its end before it is closed (up to `limits_config.max_open_rotated_files`
+//! such descriptors). Before each read the file is checked for truncation: smaller than the read
+//! offset, or no longer starting with the bytes it started with. Files are known by identity (see
+//! [`identity`]), so a rotated file still matched by the glob is not read twice, and new content is
+//! not read before it is known not to be a copy of content already read ([`copies`]: copytruncate).
+//!
+//! Backpressure: the clients' queues are bounded in bytes. A tailer whose entries found no room keeps
+//! them and reads nothing more; the thread waits for room at most until its next look at rotations,
+//! so files rotated (or copied and truncated) while Loki is down are still followed.
 //!
 //! Shutdown: the thread returns when `stop` is set or the clients' queues close. Trackers stay
 //! registered with [`positions::Positions`], so acknowledgements that arrive while the clients flush
 //! still move the positions written at exit.
 
+mod copies;
 pub mod discover;
 pub mod identity;
 pub mod positions;
@@ -27,14 +34,14 @@ pub mod watch;
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels, PathLabels};
 use crate::pipeline::{Pipeline, Processing, Verdict};
-use crate::source::{EntrySink, Stop};
+use crate::source::{EntrySink, Stop, TrySendError};
 use discover::PathGlob;
 use identity::FileId;
 use positions::Positions;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tailer::{LineEvent, Tailer};
+use tailer::{LineEvent, ReadState, Tailer};
 
 /// How long the file thread lets changes accumulate after inotify woke it.
 const WAKE_DEBOUNCE: Duration = Duration::from_millis(10);
@@ -69,6 +76,8 @@ pub struct FileSourceConfig {
     pub readline: Option<ReadlineLimit>,
     /// Stop once every file has been read to its end (backfills, dry runs).
     pub exit_at_eof: bool,
+    /// Rotated files kept open until read to their end; beyond it the oldest is given up.
+    pub max_open_rotated: usize,
 }
 
 type Limiter = governor::DefaultDirectRateLimiter;
@@ -135,24 +144,30 @@ impl FileSource {
                 next_sync = Instant::now() + self.config.sync_period;
             }
             let mut read_any = false;
+            let mut blocked = false;
             for i in 0..self.tailers.len() {
                 match self.read_one(i) {
-                    Ok(n) => read_any |= n > 0,
+                    Ok(Progress::Read) => read_any = true,
+                    Ok(Progress::Blocked) => blocked = true,
+                    Ok(Progress::Idle) => {}
                     Err(Closed) => return,
                 }
             }
+            let until_check = next_check
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), self.config.poll_period);
             let change = if read_any {
                 // Busy: just look whether files were created or renamed meanwhile.
                 self.watcher.wait(Duration::ZERO)
+            } else if blocked {
+                // The clients are backed up: wait for room, but not past the next look at rotations.
+                self.sink.wait_for_room(until_check);
+                self.watcher.wait(Duration::ZERO)
             } else {
-                if self.config.exit_at_eof && self.tailers.iter().all(|t| t.rotated_since.is_none())
-                {
+                if self.config.exit_at_eof && self.all_done() {
                     return;
                 }
-                let timeout = next_check
-                    .saturating_duration_since(Instant::now())
-                    .clamp(Duration::from_millis(1), self.config.poll_period);
-                let change = self.watcher.wait(timeout);
+                let change = self.watcher.wait(until_check);
                 if change == watch::Change::Appended {
                     // A writer appending line by line changes the file many times a millisecond:
                     // let a few milliseconds of it gather into one pass.
@@ -162,8 +177,10 @@ impl FileSource {
             };
             // Rotations are looked for every poll period, and at once when inotify saw files created,
             // renamed or deleted: a file rotated twice between two looks would otherwise be missed.
+            // New files are looked for at once too: a file created and rotated away before the
+            // next sync would otherwise never be seen.
             if change == watch::Change::Files || Instant::now() >= next_check {
-                if self.check_rotations() {
+                if self.check_rotations() || change == watch::Change::Files {
                     self.discover();
                 }
                 next_check = Instant::now() + self.config.poll_period;
@@ -171,8 +188,16 @@ impl FileSource {
         }
     }
 
+    /// Every file read to its end, nothing waiting (`exit_at_eof`).
+    fn all_done(&self) -> bool {
+        self.tailers.iter().all(|t| {
+            t.rotated_since.is_none() && t.unsent.is_none() && t.state == ReadState::Reading
+        })
+    }
+
     /// Opens matching files that are not open yet.
     fn discover(&mut self) {
+        let mut open: HashSet<FileId> = self.tailers.iter().map(|t| t.id).collect();
         for target in &self.config.targets {
             self.watcher.watch(target.glob.base());
             for path in target.glob.matches() {
@@ -182,14 +207,24 @@ impl FileSource {
                     }
                 }
                 let path_str = path.display().to_string();
+                // Follows symlinks: a link is known by its target's identity.
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
-                let id = FileId::of(&meta);
-                if self.tailers.iter().any(|t| t.id == id) {
+                if !meta.is_file() {
+                    // A directory, FIFO, socket or device matched by the glob: opening a FIFO
+                    // would block the thread, and none of them is a log file.
+                    if self.unreadable.insert(path_str.clone()) {
+                        tracing::warn!(path = %path_str, "not a regular file; ignored");
+                        crate::metrics::file_error("not_regular_file");
+                    }
                     continue;
                 }
-                let mut file = match std::fs::File::open(&path) {
+                let id = FileId::of(&meta);
+                if open.contains(&id) {
+                    continue;
+                }
+                let file = match std::fs::File::open(&path) {
                     Ok(f) => f,
                     Err(e) => {
                         if self.unreadable.insert(path_str.clone()) {
@@ -200,7 +235,7 @@ impl FileSource {
                     }
                 };
                 self.unreadable.remove(&path_str);
-                let (start, tracker) = self.positions.open(id, &path_str, &mut file, meta.len());
+                let opened = self.positions.open(id, &path_str, &file, meta.len());
                 let mut labels = target.labels.clone();
                 labels.insert("filename", path_str.clone());
                 match Tailer::new(
@@ -209,11 +244,15 @@ impl FileSource {
                     target.scrape,
                     labels,
                     file,
-                    start,
-                    tracker,
+                    opened.start,
+                    opened.tracker,
                 ) {
-                    Ok(t) => {
-                        tracing::info!(path = %path_str, offset = start, "tailing file");
+                    Ok(mut t) => {
+                        tracing::info!(path = %path_str, offset = opened.start, "tailing file");
+                        if opened.fresh {
+                            t.state = ReadState::unsettled();
+                        }
+                        open.insert(id);
                         self.tailers.push(t);
                     }
                     Err(e) => tracing::warn!(path = %path_str, error = %e, "cannot seek in file"),
@@ -223,8 +262,9 @@ impl FileSource {
         metrics().files_active.set(self.tailers.len() as i64);
     }
 
-    /// Checks each open file for truncation, rotation and deletion. `true` when a path now holds
-    /// another file or a file was closed, so that the globs should be looked at again.
+    /// Checks each open file for rotation and deletion, and publishes its size and lag. `true`
+    /// when a path now holds another file or a file was closed, so that the globs should be looked
+    /// at again.
     fn check_rotations(&mut self) -> bool {
         let poll = self.config.poll_period;
         let mut look_again = false;
@@ -232,21 +272,16 @@ impl FileSource {
         while i < self.tailers.len() {
             let t = &mut self.tailers[i];
             let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
-            metrics()
-                .file_bytes
-                .get_or_create(&PathLabels {
-                    path: t.path.clone(),
-                })
-                .set(size as i64);
-            if size < t.offset() {
-                tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
-                let tracker = self.positions.restart(t.id);
-                if let Err(e) = t.restart(tracker) {
-                    tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
-                }
-            }
-            if t.short_fingerprint {
-                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file_mut(), size);
+            let m = metrics();
+            let pl = PathLabels {
+                path: t.path.clone(),
+            };
+            m.file_bytes.get_or_create(&pl).set(size as i64);
+            m.file_lag_bytes
+                .get_or_create(&pl)
+                .set(size.saturating_sub(t.tracker.committed()) as i64);
+            if t.short_fingerprint && t.state == ReadState::Reading {
+                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file(), size);
             }
             let moved = match std::fs::metadata(&t.path) {
                 Ok(m) => FileId::of(&m) != t.id,
@@ -260,23 +295,85 @@ impl FileSource {
             }
             // The old file is done once it was at its end for a whole poll period after the rotation,
             // so that a writer that had it open a moment longer is not cut off.
-            let done =
-                t.rotated_since.is_some_and(|since| since.elapsed() >= poll) && size <= t.offset();
+            let done = t.rotated_since.is_some_and(|since| since.elapsed() >= poll)
+                && size <= t.offset()
+                && t.unsent.is_none();
             if done {
-                let t = self.tailers.swap_remove(i);
-                tracing::info!(path = %t.path, offset = t.offset(), "finished rotated file");
-                self.positions.close(t.id, t.offset());
+                self.close(i, "finished rotated file");
                 look_again = true;
                 continue;
             }
             i += 1;
         }
+        look_again |= self.limit_rotated();
         metrics().files_active.set(self.tailers.len() as i64);
         look_again
     }
 
-    /// Reads one chunk of tailer `i` and ships its lines. Returns the bytes read.
-    fn read_one(&mut self, i: usize) -> Result<usize, Closed> {
+    /// Gives up the oldest rotated files beyond `max_open_rotated` (each keeps a deleted file's
+    /// disk space and a descriptor). Their unread rest is lost: warned and counted.
+    fn limit_rotated(&mut self) -> bool {
+        let mut closed = false;
+        loop {
+            let rotated = self.tailers.iter().filter(|t| t.rotated_since.is_some());
+            if rotated.clone().count() <= self.config.max_open_rotated {
+                return closed;
+            }
+            let Some((i, _)) = self
+                .tailers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.rotated_since.map(|since| (i, since)))
+                .min_by_key(|(_, since)| *since)
+            else {
+                return closed;
+            };
+            let t = &self.tailers[i];
+            let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
+            let unread = size.saturating_sub(t.line_end());
+            tracing::warn!(path = %t.path, unread_bytes = unread, limit = self.config.max_open_rotated,
+                "too many rotated files still being read (limits_config.max_open_rotated_files): giving up the oldest");
+            metrics().rotated_files_abandoned.inc();
+            metrics().rotated_bytes_abandoned.inc_by(unread);
+            self.close(i, "gave up rotated file");
+            closed = true;
+        }
+    }
+
+    /// Closes tailer `i`; its position stays known.
+    fn close(&mut self, i: usize, why: &'static str) {
+        let t = self.tailers.swap_remove(i);
+        tracing::info!(path = %t.path, offset = t.offset(), "{why}");
+        self.positions.close(t.id, t.line_end());
+        let m = metrics();
+        let pl = PathLabels { path: t.path };
+        // The file at the path (if any) gets its own values at the next look.
+        m.file_bytes.remove(&pl);
+        m.file_lag_bytes.remove(&pl);
+    }
+
+    /// Reads one chunk of tailer `i` and ships its lines.
+    fn read_one(&mut self, i: usize) -> Result<Progress, Closed> {
+        if let Some(entries) = self.tailers[i].unsent.take() {
+            match self.sink.try_send(entries) {
+                Ok(()) => {}
+                Err(TrySendError::Full(entries)) => {
+                    self.tailers[i].unsent = Some(entries);
+                    return Ok(Progress::Blocked);
+                }
+                Err(TrySendError::Closed) => return Err(Closed),
+            }
+        }
+        let size = match self.tailers[i].file().metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(Progress::Idle),
+        };
+        if self.truncated(i, size) || !self.settle(i, size) {
+            return Ok(Progress::Idle);
+        }
+        if size <= self.tailers[i].offset() {
+            return Ok(Progress::Idle);
+        }
         let max_line = self.config.max_line;
         let truncate = self.config.truncate_long_lines;
         let t = &mut self.tailers[i];
@@ -284,7 +381,6 @@ impl FileSource {
         let labels = t.labels.clone();
         let tracker = t.tracker.clone();
         let path = t.path.clone();
-        let sink = &self.sink;
         let limiter = self.limiter.as_ref();
         let readline_drop = self.config.readline.as_ref().is_some_and(|l| l.drop);
         let now = crate::entry::now_ns();
@@ -340,7 +436,21 @@ impl FileSource {
                 0
             }
         };
-        let closed = !entries.is_empty() && sink.send(entries).is_err();
+        let mut progress = if n > 0 {
+            Progress::Read
+        } else {
+            Progress::Idle
+        };
+        if !entries.is_empty() {
+            match self.sink.try_send(entries) {
+                Ok(()) => {}
+                Err(TrySendError::Full(entries)) => {
+                    self.tailers[i].unsent = Some(entries);
+                    progress = Progress::Blocked;
+                }
+                Err(TrySendError::Closed) => return Err(Closed),
+            }
+        }
         let m = metrics();
         if n > 0 {
             let pl = PathLabels { path: path.clone() };
@@ -361,11 +471,42 @@ impl FileSource {
                 })
                 .inc_by(too_long);
         }
-        if closed {
-            return Err(Closed);
-        }
-        Ok(n)
+        Ok(progress)
     }
+
+    /// Whether tailer `i`'s file was truncated (size `size` now) since it was last looked at; if
+    /// so, it starts over at 0, its new content unsettled.
+    fn truncated(&mut self, i: usize, size: u64) -> bool {
+        let t = &mut self.tailers[i];
+        let changed = size != t.seen_size;
+        t.seen_size = size;
+        // Smaller than what was read; or, when it grew, refilled past the read offset (copytruncate
+        // while reading was paused): its first bytes are no longer the ones it started with.
+        let truncated = size < t.offset()
+            || (changed
+                && t.state == ReadState::Reading
+                && self.positions.content_changed(t.id, t.file()));
+        if !truncated {
+            return false;
+        }
+        tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
+        let tracker = self.positions.truncated(t.id, t.line_end());
+        if let Err(e) = t.restart_at(0, tracker) {
+            tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
+        }
+        t.state = ReadState::unsettled();
+        t.short_fingerprint = true;
+        true
+    }
+}
+
+/// What one read of a file did.
+enum Progress {
+    Read,
+    /// Nothing to read (or not yet: unsettled content).
+    Idle,
+    /// The clients' queues are full.
+    Blocked,
 }
 
 /// The clients stopped taking entries.

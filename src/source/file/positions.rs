@@ -40,6 +40,17 @@ struct FileFormat {
     positions: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     files: Vec<FileRecord>,
+    /// Earlier contents of truncated files, for the copy that copytruncate made of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    truncated: Vec<GenerationRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GenerationRecord {
+    path: String,
+    offset: u64,
+    fingerprint_len: u64,
+    fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +84,38 @@ impl Tracked {
     }
 }
 
+/// The content a file had before it was truncated (copytruncate) or replaced in place. A copy of
+/// it that shows up (`audit.log.1`) continues where reading of the original stopped, with the
+/// original's tracker, so that its lines are neither read twice nor lost in a crash.
+struct Generation {
+    path: String,
+    fingerprint: Fingerprint,
+    tracker: Arc<AckTracker>,
+    read_end: u64,
+    at: Instant,
+}
+
+/// What a file opened by [`Positions::open`] resumes from.
+pub struct Opened {
+    /// Where to read.
+    pub start: u64,
+    pub tracker: Arc<AckTracker>,
+    /// Nothing of the file was read before: it may be a copy of a known file
+    /// ([`Positions::copy_source`]) and should not be read before that is settled.
+    pub fresh: bool,
+}
+
+/// A known file whose content a new file starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopySource {
+    /// The earlier content of a truncated file: continue with [`Positions::adopt`].
+    Truncated,
+    /// A file being read now (not truncated yet, or not noticed yet).
+    Open(FileId),
+    /// A file read earlier and closed, up to this offset.
+    Closed { read_end: u64 },
+}
+
 /// Positions of all files, shared by the file source and the saver.
 pub struct Positions {
     path: PathBuf,
@@ -89,6 +132,7 @@ struct Inner {
     files: HashMap<FileId, Tracked>,
     /// Promtail-style path → offset entries with no identity (a migrated Promtail file).
     legacy: HashMap<String, u64>,
+    generations: Vec<Generation>,
 }
 
 impl Positions {
@@ -132,13 +176,7 @@ impl Positions {
 
     /// A tailer opens `file`, known as `id` at `path`: where to start reading, and the tracker whose
     /// committed offset is the file's position from now on.
-    pub fn open(
-        &self,
-        id: FileId,
-        path: &str,
-        file: &mut File,
-        size: u64,
-    ) -> (u64, Arc<AckTracker>) {
+    pub fn open(&self, id: FileId, path: &str, file: &File, size: u64) -> Opened {
         let mut inner = self.lock();
         let required = self.acks_required;
         if let Some(t) = inner.files.get_mut(&id) {
@@ -146,13 +184,25 @@ impl Positions {
             if t.fingerprint.matches(file) && start <= size {
                 t.closed_at = None;
                 t.path = path.to_string();
-                return (start, t.tracker.clone());
+                return Opened {
+                    start,
+                    tracker: t.tracker.clone(),
+                    fresh: start == 0,
+                };
             }
             tracing::info!(
                 path,
-                "inode reused by a new file (fingerprint differs): reading it from the start"
+                "the file has new content (truncated while not read, or a new file that reuses the inode): reading it from the start"
             );
-            inner.files.remove(&id);
+            if let Some(old) = inner.files.remove(&id) {
+                inner.generations.push(Generation {
+                    path: old.path,
+                    fingerprint: old.fingerprint,
+                    tracker: old.tracker,
+                    read_end: start,
+                    at: Instant::now(),
+                });
+            }
         }
         let start = match inner.legacy.remove(path) {
             Some(offset) if offset <= size => offset,
@@ -170,25 +220,98 @@ impl Positions {
                 read_end: start,
             },
         );
-        (start, tracker)
+        Opened {
+            start,
+            tracker,
+            fresh: start == 0,
+        }
     }
 
-    /// The file was truncated: it starts over at 0 with a new tracker.
-    pub fn restart(&self, id: FileId) -> Arc<AckTracker> {
+    /// The file was truncated after reading up to `read_end`: its old content becomes a
+    /// [`Generation`] and the file starts over at 0 with a new tracker.
+    pub fn truncated(&self, id: FileId, read_end: u64) -> Arc<AckTracker> {
         let tracker =
             AckTracker::with_change_flag(0, self.acks_required, Some(self.changed.clone()));
-        if let Some(t) = self.lock().files.get_mut(&id) {
-            t.tracker = tracker.clone();
-            t.fingerprint = Fingerprint::default();
+        let mut inner = self.lock();
+        if let Some(t) = inner.files.get_mut(&id) {
+            let old = Generation {
+                path: t.path.clone(),
+                fingerprint: std::mem::take(&mut t.fingerprint),
+                tracker: std::mem::replace(&mut t.tracker, tracker.clone()),
+                read_end,
+                at: Instant::now(),
+            };
             t.read_end = 0;
+            inner.generations.push(old);
         }
+        tracker
+    }
+
+    /// Does the file no longer start with the bytes it started with (truncated and written again)?
+    pub fn content_changed(&self, id: FileId, file: &File) -> bool {
+        let inner = self.lock();
+        inner
+            .files
+            .get(&id)
+            .is_some_and(|t| t.fingerprint.len > 0 && !t.fingerprint.matches(file))
+    }
+
+    /// The known file that a fresh file with fingerprint `fp` is a copy of, if any.
+    pub fn copy_source(&self, id: FileId, fp: &Fingerprint) -> Option<CopySource> {
+        if fp.len == 0 {
+            return None;
+        }
+        let inner = self.lock();
+        if inner.generations.iter().any(|g| g.fingerprint == *fp) {
+            return Some(CopySource::Truncated);
+        }
+        let (other, t) = inner
+            .files
+            .iter()
+            .find(|(other, t)| **other != id && t.fingerprint == *fp)?;
+        Some(match t.closed_at {
+            None => CopySource::Open(*other),
+            Some(_) => CopySource::Closed {
+                read_end: t.read_end.max(t.offset()),
+            },
+        })
+    }
+
+    /// File `id` is a copy of a truncated file's earlier content (fingerprint `fp`): it takes over
+    /// that content's tracker and continues where its reading stopped. `None` if there is no such
+    /// content.
+    pub fn adopt(&self, id: FileId, fp: Fingerprint) -> Option<(u64, Arc<AckTracker>)> {
+        let mut inner = self.lock();
+        let i = inner
+            .generations
+            .iter()
+            .rposition(|g| g.fingerprint == fp)?;
+        let g = inner.generations.remove(i);
+        let t = inner.files.get_mut(&id)?;
+        t.fingerprint = fp;
+        t.tracker = g.tracker.clone();
+        t.read_end = g.read_end;
+        Some((g.read_end, g.tracker))
+    }
+
+    /// File `id` (fingerprint `fp`) is to be read from `offset`: a copy of content read elsewhere
+    /// up to there, or (`offset` 0) a new file.
+    pub fn start_at(&self, id: FileId, offset: u64, fp: Fingerprint) -> Arc<AckTracker> {
+        let tracker =
+            AckTracker::with_change_flag(offset, self.acks_required, Some(self.changed.clone()));
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.fingerprint = fp;
+            t.tracker = tracker.clone();
+            t.read_end = offset;
+        }
+        self.changed.store(true, Ordering::Relaxed);
         tracker
     }
 
     /// Takes a longer fingerprint of a file that was short when first seen, once it has grown past
     /// what the fingerprint covers (`size` is its size now; no read otherwise). `true` once the
     /// fingerprint covers [`FINGERPRINT_BYTES`](super::identity::FINGERPRINT_BYTES).
-    pub fn refresh_fingerprint(&self, id: FileId, file: &mut File, size: u64) -> bool {
+    pub fn refresh_fingerprint(&self, id: FileId, file: &File, size: u64) -> bool {
         let mut inner = self.lock();
         let Some(t) = inner.files.get_mut(&id) else {
             return true;
@@ -225,6 +348,9 @@ impl Positions {
                         .map(|m| FileId::of(&m) == *id)
                         .unwrap_or(false)
             });
+            inner
+                .generations
+                .retain(|g| g.at.elapsed() < FORGET_AFTER || g.tracker.in_flight() > 0);
             let mut format = FileFormat::default();
             for (path, offset) in &inner.legacy {
                 format.positions.insert(path.clone(), offset.to_string());
@@ -254,6 +380,16 @@ impl Positions {
                 }
             }
             format.files = records;
+            format.truncated = inner
+                .generations
+                .iter()
+                .map(|g| GenerationRecord {
+                    path: g.path.clone(),
+                    offset: g.tracker.committed(),
+                    fingerprint_len: g.fingerprint.len,
+                    fingerprint: format!("{:016x}", g.fingerprint.hash),
+                })
+                .collect();
             format
         };
         let text = serde_yaml_ng::to_string(&format).map_err(std::io::Error::other)?;
@@ -295,6 +431,18 @@ fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<In
                 read_end: r.offset,
             },
         );
+    }
+    for g in format.truncated {
+        inner.generations.push(Generation {
+            path: g.path,
+            fingerprint: Fingerprint {
+                len: g.fingerprint_len,
+                hash: u64::from_str_radix(&g.fingerprint, 16).unwrap_or(0),
+            },
+            tracker: AckTracker::with_change_flag(g.offset, acks_required, Some(changed.clone())),
+            read_end: g.offset,
+            at: Instant::now(),
+        });
     }
     if inner.files.is_empty() {
         for (path, offset) in format.positions {
@@ -369,15 +517,19 @@ mod tests {
         let pos_path = dir.path().join("positions.yaml");
         let meta = std::fs::metadata(&log).unwrap();
         let id = FileId::of(&meta);
-        let mut f = File::open(&log).unwrap();
+        let f = File::open(&log).unwrap();
 
         let p = Positions::load(&pos_path, false, 1).unwrap();
-        let (start, tracker) = p.open(id, log.to_str().unwrap(), &mut f, 8);
+        let Opened { start, tracker, .. } = p.open(id, log.to_str().unwrap(), &f, 8);
         assert_eq!(start, 0);
         tracker.register(4).done();
         let in_flight = tracker.register(8);
         p.close(id, 8);
-        let (start, again) = p.open(id, log.to_str().unwrap(), &mut f, 8);
+        let Opened {
+            start,
+            tracker: again,
+            ..
+        } = p.open(id, log.to_str().unwrap(), &f, 8);
         assert_eq!(
             start, 8,
             "reopened in the same run: continue after what was read"
@@ -398,8 +550,8 @@ mod tests {
         let renamed = dir.path().join("a.log.1");
         std::fs::rename(&log, &renamed).unwrap();
         let p = Positions::load(&pos_path, false, 1).unwrap();
-        let mut f = File::open(&renamed).unwrap();
-        assert_eq!(p.open(id, renamed.to_str().unwrap(), &mut f, 8).0, 4);
+        let f = File::open(&renamed).unwrap();
+        assert_eq!(p.open(id, renamed.to_str().unwrap(), &f, 8).start, 4);
     }
 
     #[test]
@@ -409,8 +561,8 @@ mod tests {
         std::fs::write(&log, b"0123456789\n").unwrap();
         let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
         let id = FileId::of(&std::fs::metadata(&log).unwrap());
-        let mut f = File::open(&log).unwrap();
-        let (_, tracker) = p.open(id, log.to_str().unwrap(), &mut f, 11);
+        let f = File::open(&log).unwrap();
+        let tracker = p.open(id, log.to_str().unwrap(), &f, 11).tracker;
         tracker.register(11).done();
         p.close(id, 11);
         // Rotated: the path now holds a new file; the old one has a name the glob also matches.
@@ -418,9 +570,9 @@ mod tests {
         std::fs::rename(&log, &rotated).unwrap();
         std::fs::write(&log, b"new\n").unwrap();
         p.save().unwrap();
-        let mut f = File::open(&rotated).unwrap();
+        let f = File::open(&rotated).unwrap();
         assert_eq!(
-            p.open(id, rotated.to_str().unwrap(), &mut f, 11).0,
+            p.open(id, rotated.to_str().unwrap(), &f, 11).start,
             11,
             "not read again"
         );
@@ -434,16 +586,16 @@ mod tests {
         std::fs::write(&log, b"short\n").unwrap();
         let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
         let id = FileId::of(&std::fs::metadata(&log).unwrap());
-        let mut f = File::open(&log).unwrap();
-        p.open(id, log.to_str().unwrap(), &mut f, 6);
+        let f = File::open(&log).unwrap();
+        p.open(id, log.to_str().unwrap(), &f, 6);
         let mut w = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         w.write_all(&[b'x'; 94]).unwrap();
         assert!(
-            !p.refresh_fingerprint(id, &mut f, 100),
+            !p.refresh_fingerprint(id, &f, 100),
             "100 bytes: still short, keep refreshing"
         );
         w.write_all(&[b'y'; 300]).unwrap();
-        assert!(p.refresh_fingerprint(id, &mut f, 400), "400 bytes: full");
+        assert!(p.refresh_fingerprint(id, &f, 400), "400 bytes: full");
     }
 
     #[test]
@@ -459,10 +611,10 @@ mod tests {
         .unwrap();
         let p = Positions::load(&pos_path, false, 1).unwrap();
         let meta = std::fs::metadata(&log).unwrap();
-        let mut f = File::open(&log).unwrap();
+        let f = File::open(&log).unwrap();
         assert_eq!(
-            p.open(FileId::of(&meta), log.to_str().unwrap(), &mut f, 10)
-                .0,
+            p.open(FileId::of(&meta), log.to_str().unwrap(), &f, 10)
+                .start,
             6
         );
     }

@@ -2,7 +2,7 @@
 //! arrives, and bounds the memory an over-long line can take.
 
 use super::identity::FileId;
-use crate::entry::Labels;
+use crate::entry::{Entry, Labels};
 use crate::source::ack::AckTracker;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -36,6 +36,12 @@ pub struct Tailer {
     pub rotated_since: Option<Instant>,
     /// The file's recorded fingerprint covers fewer bytes than it could; refreshed as the file grows.
     pub short_fingerprint: bool,
+    /// Whether lines are read now.
+    pub state: ReadState,
+    /// Entries the clients' queues had no room for: sent before anything else is read.
+    pub unsent: Option<Vec<Entry>>,
+    /// The file's size when last looked at.
+    pub seen_size: u64,
     file: File,
     /// Offset of the next byte to read.
     offset: u64,
@@ -44,6 +50,28 @@ pub struct Tailer {
     /// The current line went over the limit: its remaining bytes are discarded until the newline.
     overflow: Overflow,
     buf: Vec<u8>,
+}
+
+/// Whether a tailer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadState {
+    Reading,
+    /// New content, not read yet: it may be a copy of a file already read (copytruncate), which is
+    /// settled first ([`super::copies`]). `since` is when the content was first seen; `size` is the
+    /// size at the last look and when it was taken.
+    Unsettled {
+        since: Instant,
+        size: Option<(u64, Instant)>,
+    },
+}
+
+impl ReadState {
+    pub fn unsettled() -> Self {
+        Self::Unsettled {
+            since: Instant::now(),
+            size: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,6 +102,9 @@ impl Tailer {
             tracker,
             rotated_since: None,
             short_fingerprint: true,
+            state: ReadState::Reading,
+            unsent: None,
+            seen_size: 0,
             file,
             offset,
             partial: Vec::new(),
@@ -94,10 +125,17 @@ impl Tailer {
         &mut self.file
     }
 
-    /// Starts over at offset 0 (the file was truncated); returns the new tracker.
-    pub fn restart(&mut self, tracker: Arc<AckTracker>) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
-        self.offset = 0;
+    /// Offset just after the last complete line read: where reading resumes in another file that
+    /// holds the same content (a copy), without cutting a line.
+    pub fn line_end(&self) -> u64 {
+        self.offset - self.partial.len() as u64
+    }
+
+    /// Continues at `offset` with `tracker` (the file was truncated, or is a copy of content read
+    /// elsewhere up to `offset`).
+    pub fn restart_at(&mut self, offset: u64, tracker: Arc<AckTracker>) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.offset = offset;
         self.partial.clear();
         self.overflow = Overflow::None;
         self.tracker = tracker;

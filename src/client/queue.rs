@@ -1,0 +1,180 @@
+//! A client's input queue, bounded in bytes of log lines.
+//!
+//! Sources never block on it: [`QueueSender::has_room`] tells whether the client can take more, and a
+//! source that finds it full keeps its entries, stops reading (the lines stay on disk) and waits with
+//! [`QueueSender::wait_for_room`] for at most the time until its next chore (looking for rotated
+//! files). This is what keeps memory flat while Loki is down for an hour, and what lets the file
+//! source keep noticing rotations meanwhile instead of sleeping inside a blocked send.
+//!
+//! The limit is soft: a chunk is admitted when the queue is below the limit, so the queue holds at
+//! most the limit plus one chunk per source (a chunk is what one read produced, at most 256 KiB of
+//! lines).
+
+use crate::entry::Entry;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Bytes of log lines a client's queue holds before sources pause.
+pub const QUEUE_BYTES: usize = 4 << 20;
+
+struct Chunk {
+    entries: Vec<Entry>,
+    bytes: usize,
+}
+
+struct Budget {
+    used: Mutex<usize>,
+    room: Condvar,
+    limit: usize,
+}
+
+impl Budget {
+    fn used(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sources' end of a client's queue. Cloned once per source.
+#[derive(Clone)]
+pub struct QueueSender {
+    tx: mpsc::UnboundedSender<Chunk>,
+    budget: Arc<Budget>,
+}
+
+/// The client's end.
+pub struct QueueReceiver {
+    rx: mpsc::UnboundedReceiver<Chunk>,
+    budget: Arc<Budget>,
+}
+
+/// A queue that holds about `limit` bytes of lines.
+pub fn queue(limit: usize) -> (QueueSender, QueueReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let budget = Arc::new(Budget {
+        used: Mutex::new(0),
+        room: Condvar::new(),
+        limit: limit.max(1),
+    });
+    (
+        QueueSender {
+            tx,
+            budget: budget.clone(),
+        },
+        QueueReceiver { rx, budget },
+    )
+}
+
+/// The client is gone.
+#[derive(Debug)]
+pub struct QueueClosed;
+
+impl QueueSender {
+    /// Whether the client takes another chunk now.
+    pub fn has_room(&self) -> bool {
+        *self.budget.used() < self.budget.limit
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        *self.budget.used()
+    }
+
+    /// Queues `entries` (`bytes` of lines) whether or not there is room; callers check
+    /// [`has_room`](Self::has_room) first.
+    pub fn push(&self, entries: Vec<Entry>, bytes: usize) -> Result<(), QueueClosed> {
+        *self.budget.used() += bytes;
+        self.tx.send(Chunk { entries, bytes }).map_err(|rejected| {
+            self.release(rejected.0.bytes);
+            QueueClosed
+        })
+    }
+
+    /// Sleeps until the queue has room or `timeout` passed; `true` if it has room.
+    pub fn wait_for_room(&self, timeout: Duration) -> bool {
+        let used = self.budget.used();
+        let (used, _) = self
+            .budget
+            .room
+            .wait_timeout_while(used, timeout, |used| *used >= self.budget.limit)
+            .unwrap_or_else(|e| e.into_inner());
+        *used < self.budget.limit
+    }
+
+    fn release(&self, bytes: usize) {
+        release(&self.budget, bytes);
+    }
+}
+
+fn release(budget: &Budget, bytes: usize) {
+    let mut used = budget.used();
+    let was_full = *used >= budget.limit;
+    *used = used.saturating_sub(bytes);
+    if was_full && *used < budget.limit {
+        budget.room.notify_all();
+    }
+}
+
+impl QueueReceiver {
+    /// The next chunk; `None` once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Vec<Entry>> {
+        let chunk = self.rx.recv().await?;
+        release(&self.budget, chunk.bytes);
+        Some(chunk.entries)
+    }
+
+    /// Refuses further chunks (the client is stopping).
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// Bytes of an entry counted against the queue: its line and structured metadata.
+pub fn entry_bytes(entry: &Entry) -> usize {
+    entry.line.len()
+        + entry
+            .structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(line: &str) -> Entry {
+        Entry {
+            labels: Default::default(),
+            timestamp_ns: 0,
+            line: line.to_string(),
+            structured_metadata: Vec::new(),
+            ack: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn room_returns_when_the_client_takes_chunks() {
+        let (tx, mut rx) = queue(10);
+        assert!(tx.has_room());
+        tx.push(vec![entry("0123456789")], 10).unwrap();
+        assert!(!tx.has_room(), "10 of 10 bytes queued");
+        assert!(!tx.wait_for_room(Duration::from_millis(5)));
+        let waiter = {
+            let tx = tx.clone();
+            std::thread::spawn(move || tx.wait_for_room(Duration::from_secs(10)))
+        };
+        let got = rx.recv().await.unwrap();
+        assert_eq!(got[0].line, "0123456789");
+        assert!(waiter.join().unwrap(), "woken when the chunk was taken");
+        assert_eq!(tx.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_closed_client_gives_the_budget_back() {
+        let (tx, rx) = queue(10);
+        drop(rx);
+        assert!(tx.push(vec![entry("x")], 1).is_err());
+        assert_eq!(tx.queued_bytes(), 0);
+    }
+}
