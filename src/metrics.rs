@@ -51,6 +51,7 @@ pub struct Metrics {
     pub sent_bytes: Family<HostLabels, Counter>,
     pub dropped_entries: Family<DropLabels, Counter>,
     pub dropped_bytes: Family<DropLabels, Counter>,
+    pub mutated_entries: Family<DropLabels, Counter>,
     pub encoded_bytes: Family<HostLabels, Counter>,
     pub batch_retries: Family<HostLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram>,
@@ -76,6 +77,7 @@ fn build() -> Metrics {
         sent_bytes: Family::default(),
         dropped_entries: Family::default(),
         dropped_bytes: Family::default(),
+        mutated_entries: Family::default(),
         encoded_bytes: Family::default(),
         batch_retries: Family::default(),
         request_duration: Family::new_with_constructor(|| {
@@ -117,6 +119,11 @@ fn build() -> Metrics {
         "promtail_dropped_bytes",
         "Bytes of log lines dropped",
         m.dropped_bytes.clone(),
+    );
+    registry.register(
+        "promtail_mutated_entries",
+        "Entries changed before sending (reason line_too_long: truncated to max_line_size)",
+        m.mutated_entries.clone(),
     );
     registry.register(
         "promtail_encoded_bytes",

@@ -69,7 +69,7 @@ impl PathGlob {
         self.max_depth.is_none() || self.max_depth > Some(1)
     }
 
-    /// Regular files (or symlinks to them) that match now, sorted.
+    /// Paths that match now (anything but directories), sorted.
     pub fn matches(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if self.max_depth == Some(0) {
@@ -100,10 +100,8 @@ impl PathGlob {
                 }
                 continue;
             }
-            let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
-            if !is_file {
-                continue;
-            }
+            // FIFOs, sockets and devices that match are returned too: the file source reports
+            // them (once) instead of skipping them silently.
             let matched = self.include.is_match(&path)
                 && !self.exclude.as_ref().is_some_and(|e| e.is_match(&path));
             if matched {

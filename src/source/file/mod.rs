@@ -90,7 +90,8 @@ pub struct FileSource {
     tailers: Vec<Tailer>,
     watcher: watch::DirWatcher,
     limiter: Option<Limiter>,
-    /// Paths already reported as unreadable (reported once until they become readable).
+    /// Paths already reported as unreadable, not regular or compressed (reported once, until they
+    /// can be read).
     unreadable: HashSet<String>,
 }
 
@@ -207,6 +208,14 @@ impl FileSource {
                     }
                 }
                 let path_str = path.display().to_string();
+                if is_compressed(&path) {
+                    // A rotated generation compressed by logrotate: its lines were read from the
+                    // file before it was compressed, and its bytes are not lines.
+                    if self.unreadable.insert(path_str.clone()) {
+                        tracing::info!(path = %path_str, "compressed file ignored (decompression is not configured)");
+                    }
+                    continue;
+                }
                 // Follows symlinks: a link is known by its target's identity.
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
@@ -388,9 +397,17 @@ impl FileSource {
         let mut invalid_utf8 = 0u64;
         let mut too_long = 0u64;
         let mut entries = Vec::new();
+        let mut truncated_lines = 0u64;
         let result = t.read(max_line, truncate, |event| {
             let (bytes, end) = match event {
-                LineEvent::Line { bytes, end, .. } => (bytes, end),
+                LineEvent::Line {
+                    bytes,
+                    end,
+                    truncated,
+                } => {
+                    truncated_lines += u64::from(truncated);
+                    (bytes, end)
+                }
                 LineEvent::TooLong { end } => {
                     too_long += 1;
                     tracker.register(end).done_all();
@@ -462,6 +479,15 @@ impl FileSource {
                 .get_or_create(&PathLabels { path: path.clone() })
                 .inc_by(invalid_utf8);
         }
+        if truncated_lines > 0 {
+            tracing::warn!(path = %path, lines = truncated_lines, max_line, "truncated lines longer than max_line_size");
+            m.mutated_entries
+                .get_or_create(&DropLabels {
+                    host: String::new(),
+                    reason: "line_too_long".into(),
+                })
+                .inc_by(truncated_lines);
+        }
         if too_long > 0 {
             tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
             m.dropped_entries
@@ -507,6 +533,13 @@ enum Progress {
     Idle,
     /// The clients' queues are full.
     Blocked,
+}
+
+/// Compressed generations that logrotate (`compress`) or kube-apiserver leave beside a log.
+fn is_compressed(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "gz" | "bz2" | "xz" | "zst" | "lz4" | "zip" | "Z"))
 }
 
 /// The clients stopped taking entries.
