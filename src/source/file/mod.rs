@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use tailer::{LineEvent, ReadState, Tailer};
 
 /// How long the file thread lets changes accumulate after inotify woke it.
-const WAKE_DEBOUNCE: Duration = Duration::from_millis(10);
+const WAKE_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Loki's default `max_line_size`, used when `limits_config.max_line_size` is 0.
 pub const DEFAULT_MAX_LINE: usize = 256 * 1024;
@@ -90,6 +90,10 @@ pub struct FileSource {
     tailers: Vec<Tailer>,
     watcher: watch::DirWatcher,
     limiter: Option<Limiter>,
+    /// Tailer index by path, for inotify's reports; rebuilt when the tailers change.
+    path_index: Option<rustc_hash::FxHashMap<String, usize>>,
+    /// The read buffer, shared by all tailers.
+    buf: Vec<u8>,
     /// Paths already reported as unreadable, not regular or compressed (reported once, until they
     /// can be read).
     unreadable: HashSet<String>,
@@ -121,6 +125,8 @@ impl FileSource {
             tailers: Vec::new(),
             watcher,
             limiter,
+            path_index: None,
+            buf: vec![0; tailer::READ_CHUNK],
             unreadable: HashSet::new(),
         }
     }
@@ -135,56 +141,127 @@ impl FileSource {
 
     pub fn run(mut self) {
         let mut next_sync = Instant::now();
-        let mut next_check = Instant::now() + self.config.poll_period;
+        let mut next_poll = Instant::now() + self.config.poll_period;
         loop {
             if self.stop.is_stopped() {
                 return;
             }
-            if Instant::now() >= next_sync {
+            let now = Instant::now();
+            let full = now >= next_sync;
+            if full {
+                // The safety net: every file is looked at and read, whatever inotify said.
+                self.check_rotations();
                 self.discover();
-                next_sync = Instant::now() + self.config.sync_period;
+                next_sync = now + self.config.sync_period;
+            }
+            let poll = full || now >= next_poll;
+            if poll {
+                next_poll = now + self.config.poll_period;
             }
             let mut read_any = false;
             let mut blocked = false;
+            // Files that inotify does not cover, or that are being finished or settled, are looked
+            // at every poll period; the others only when inotify reports them.
+            let mut needs_poll = false;
             for i in 0..self.tailers.len() {
-                match self.read_one(i) {
-                    Ok(Progress::Read) => read_any = true,
-                    Ok(Progress::Blocked) => blocked = true,
-                    Ok(Progress::Idle) => {}
+                let t = &self.tailers[i];
+                let polled =
+                    !t.watched || t.rotated_since.is_some() || t.state != ReadState::Reading;
+                needs_poll |= polled;
+                let due = full || t.wanted || t.unsent.is_some() || (poll && polled);
+                if !due {
+                    continue;
+                }
+                let progress = match self.read_one(i) {
+                    Ok(p) => p,
                     Err(Closed) => return,
+                };
+                self.tailers[i].wanted = !matches!(progress, Progress::Idle);
+                match progress {
+                    Progress::Read => read_any = true,
+                    Progress::Blocked => blocked = true,
+                    Progress::Idle => {}
                 }
             }
-            let until_check = next_check
+            let until_poll = next_poll
                 .saturating_duration_since(Instant::now())
                 .clamp(Duration::from_millis(1), self.config.poll_period);
             let change = if read_any {
                 // Busy: just look whether files were created or renamed meanwhile.
                 self.watcher.wait(Duration::ZERO)
             } else if blocked {
-                // The clients are backed up: wait for room, but not past the next look at rotations.
-                self.sink.wait_for_room(until_check);
+                // The clients are backed up: wait for room, but not past the next poll.
+                self.sink.wait_for_room(until_poll);
                 self.watcher.wait(Duration::ZERO)
             } else {
                 if self.config.exit_at_eof && self.all_done() {
                     return;
                 }
-                let change = self.watcher.wait(until_check);
+                let wait = if needs_poll || self.watcher_missing_dirs() {
+                    until_poll
+                } else {
+                    // inotify wakes the thread for anything sooner.
+                    next_sync
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1))
+                };
+                let change = self.watcher.wait(wait);
                 if change == watch::Change::Appended {
                     // A writer appending line by line changes the file many times a millisecond:
                     // let a few milliseconds of it gather into one pass.
                     self.stop.wait(WAKE_DEBOUNCE);
+                    self.watcher.wait(Duration::ZERO)
+                } else {
+                    change
                 }
-                change
             };
-            // Rotations are looked for every poll period, and at once when inotify saw files created,
-            // renamed or deleted: a file rotated twice between two looks would otherwise be missed.
-            // New files are looked for at once too: a file created and rotated away before the
-            // next sync would otherwise never be seen.
-            if change == watch::Change::Files || Instant::now() >= next_check {
-                if self.check_rotations() || change == watch::Change::Files {
-                    self.discover();
+            self.mark_modified(change);
+            // Rotations are looked for at once when inotify saw files created, renamed or deleted
+            // (a file rotated twice between two looks would otherwise be missed), and every poll
+            // period while a rotated file is being finished or files are not watched.
+            if change == watch::Change::Files || (poll && needs_poll) {
+                self.check_rotations();
+                // New files are looked for at once too: a file created and rotated away before
+                // the next sync would otherwise never be seen.
+                self.discover();
+            }
+        }
+    }
+
+    /// Some target directory is not watched (no inotify, limit reached, not created yet).
+    fn watcher_missing_dirs(&self) -> bool {
+        self.config
+            .targets
+            .iter()
+            .any(|t| !self.watcher.covers(t.glob.base()))
+    }
+
+    /// Marks the files inotify saw written to as wanted; after a structural change or a lost
+    /// event queue, every file.
+    fn mark_modified(&mut self, change: watch::Change) {
+        let modified = self.watcher.take_modified();
+        if change == watch::Change::Files {
+            self.tailers.iter_mut().for_each(|t| t.wanted = true);
+        } else if !modified.is_empty() {
+            // Hashing `Path`s goes component by component; plain strings with FxHash cost a
+            // fraction of that, which counts with a thousand files and a write every millisecond.
+            let tailers = &self.tailers;
+            let index = self.path_index.get_or_insert_with(|| {
+                // A rotated file still has the path of the file that replaced it: the newer one
+                // (later in the list) is the one at the path.
+                tailers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.path.clone(), i))
+                    .collect()
+            });
+            for path in modified {
+                let Some(path) = path.to_str() else { continue };
+                if let Some(&i) = index.get(path) {
+                    if let Some(t) = self.tailers.get_mut(i).filter(|t| t.path == path) {
+                        t.wanted = true;
+                    }
                 }
-                next_check = Instant::now() + self.config.poll_period;
             }
         }
     }
@@ -261,8 +338,13 @@ impl FileSource {
                         if opened.fresh {
                             t.state = ReadState::unsettled();
                         }
+                        let is_link = std::fs::symlink_metadata(&path)
+                            .is_ok_and(|m| m.file_type().is_symlink());
+                        t.watched =
+                            !is_link && path.parent().is_some_and(|dir| self.watcher.covers(dir));
                         open.insert(id);
                         self.tailers.push(t);
+                        self.path_index = None;
                     }
                     Err(e) => tracing::warn!(path = %path_str, error = %e, "cannot seek in file"),
                 }
@@ -352,6 +434,7 @@ impl FileSource {
     /// Closes tailer `i`; its position stays known.
     fn close(&mut self, i: usize, why: &'static str) {
         let t = self.tailers.swap_remove(i);
+        self.path_index = None;
         tracing::info!(path = %t.path, offset = t.offset(), "{why}");
         self.positions.close(t.id, t.line_end());
         let m = metrics();
@@ -398,7 +481,7 @@ impl FileSource {
         let mut too_long = 0u64;
         let mut entries = Vec::new();
         let mut truncated_lines = 0u64;
-        let result = t.read(max_line, truncate, |event| {
+        let result = t.read(&mut self.buf, max_line, truncate, |event| {
             let (bytes, end) = match event {
                 LineEvent::Line {
                     bytes,

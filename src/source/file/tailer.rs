@@ -42,6 +42,11 @@ pub struct Tailer {
     pub unsent: Option<Vec<Entry>>,
     /// The file's size when last looked at.
     pub seen_size: u64,
+    /// To be read at the next pass: inotify reported a write, or the last read did not reach the end.
+    pub wanted: bool,
+    /// inotify reports writes to this file (its directory is watched and the path is no symlink);
+    /// other files are polled every poll period.
+    pub watched: bool,
     file: File,
     /// Offset of the next byte to read.
     offset: u64,
@@ -49,7 +54,6 @@ pub struct Tailer {
     partial: Vec<u8>,
     /// The current line went over the limit: its remaining bytes are discarded until the newline.
     overflow: Overflow,
-    buf: Vec<u8>,
 }
 
 /// Whether a tailer reads.
@@ -105,11 +109,12 @@ impl Tailer {
             state: ReadState::Reading,
             unsent: None,
             seen_size: 0,
+            wanted: true,
+            watched: false,
             file,
             offset,
             partial: Vec::new(),
             overflow: Overflow::None,
-            buf: vec![0; READ_CHUNK],
         })
     }
 
@@ -142,17 +147,19 @@ impl Tailer {
         Ok(())
     }
 
-    /// Reads up to [`READ_CHUNK`] bytes and reports each complete line. Returns the bytes read (0 at
+    /// Reads up to `buf.len()` bytes (a buffer shared by all tailers: a thousand files must not
+    /// hold a thousand buffers) and reports each complete line. Returns the bytes read (0 at
     /// the end of the file). `max_line` bounds a line's bytes; longer lines are truncated to it when
     /// `truncate` is set, else dropped.
     pub fn read(
         &mut self,
+        buf: &mut [u8],
         max_line: usize,
         truncate: bool,
         mut on_line: impl FnMut(LineEvent),
     ) -> std::io::Result<usize> {
         let n = loop {
-            match self.file.read(&mut self.buf) {
+            match self.file.read(buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -160,7 +167,7 @@ impl Tailer {
         };
         let chunk_start = self.offset;
         self.offset += n as u64;
-        let mut rest = &self.buf[..n];
+        let mut rest = &buf[..n];
         let mut consumed = 0usize;
         while let Some(nl) = memchr::memchr(b'\n', rest) {
             let end = chunk_start + (consumed + nl + 1) as u64;
@@ -237,7 +244,7 @@ mod tests {
     fn collect(t: &mut Tailer, max: usize, truncate: bool) -> Vec<(String, u64, bool)> {
         let mut out = Vec::new();
         while t
-            .read(max, truncate, |ev| match ev {
+            .read(&mut vec![0; READ_CHUNK], max, truncate, |ev| match ev {
                 LineEvent::Line {
                     bytes,
                     end,

@@ -9,8 +9,8 @@
 //! Without inotify (other platforms, `fs.inotify.max_user_instances` or `max_user_watches`
 //! exhausted) the thread polls: it sleeps the poll period and looks at every file.
 
-use inotify::{EventMask, Inotify, WatchMask};
-use std::collections::HashSet;
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use std::collections::{HashMap, HashSet};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,8 +18,13 @@ use std::time::Duration;
 pub struct DirWatcher {
     inotify: Option<Inotify>,
     watched: HashSet<PathBuf>,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    /// Files written to since the last [`take_modified`](Self::take_modified).
+    modified: HashSet<PathBuf>,
     buf: Vec<u8>,
     limit_reported: bool,
+    /// At most this many watches (tests stand in for `fs.inotify.max_user_watches` with it).
+    max_watches: usize,
 }
 
 impl DirWatcher {
@@ -34,8 +39,11 @@ impl DirWatcher {
         Self {
             inotify,
             watched: HashSet::new(),
+            dirs: HashMap::new(),
+            modified: HashSet::new(),
             buf: vec![0; 16 * 1024],
             limit_reported: false,
+            max_watches: usize::MAX,
         }
     }
 
@@ -53,9 +61,15 @@ impl DirWatcher {
             | WatchMask::CLOSE_WRITE
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF;
-        match inotify.watches().add(dir, mask) {
-            Ok(_) => {
+        let added = if self.watched.len() >= self.max_watches {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        } else {
+            inotify.watches().add(dir, mask)
+        };
+        match added {
+            Ok(wd) => {
                 self.watched.insert(dir.to_path_buf());
+                self.dirs.insert(wd, dir.to_path_buf());
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 if !self.limit_reported {
@@ -103,12 +117,43 @@ impl DirWatcher {
                 if event.mask.intersects(structural) {
                     change = Change::Files;
                 }
+                if event.mask.contains(EventMask::MODIFY) {
+                    if let (Some(dir), Some(name)) = (self.dirs.get(&event.wd), event.name) {
+                        self.modified.insert(dir.join(name));
+                    }
+                }
+                if event.mask.contains(EventMask::IGNORED) {
+                    // The directory is gone: it is watched again if it comes back.
+                    if let Some(dir) = self.dirs.remove(&event.wd) {
+                        self.watched.remove(&dir);
+                    }
+                }
             }
             if !any {
                 break;
             }
         }
         change
+    }
+}
+
+impl DirWatcher {
+    /// A watcher limited to `max` directories, like a low `fs.inotify.max_user_watches`.
+    pub fn with_max_watches(max: usize) -> Self {
+        Self {
+            max_watches: max,
+            ..Self::new()
+        }
+    }
+
+    /// Whether changes to files directly in `dir` are reported (else they must be polled).
+    pub fn covers(&self, dir: &Path) -> bool {
+        self.inotify.is_some() && self.watched.contains(dir)
+    }
+
+    /// The files written to since the last call.
+    pub fn take_modified(&mut self) -> HashSet<PathBuf> {
+        std::mem::take(&mut self.modified)
     }
 }
 
@@ -135,6 +180,23 @@ mod tests {
     use std::time::Instant;
 
     #[test]
+    fn directories_beyond_the_watch_limit_are_left_to_polling() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut w = DirWatcher::with_max_watches(1);
+        w.watch(a.path());
+        w.watch(b.path());
+        assert!(w.covers(a.path()));
+        assert!(!w.covers(b.path()), "over the limit: polled");
+        std::fs::write(b.path().join("x.log"), b"x\n").unwrap();
+        assert_eq!(
+            w.wait(Duration::from_millis(50)),
+            Change::Nothing,
+            "no events from the unwatched directory"
+        );
+    }
+
+    #[test]
     fn tells_appends_from_new_and_renamed_files() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = DirWatcher::new();
@@ -154,6 +216,11 @@ mod tests {
         let started = Instant::now();
         assert_eq!(w.wait(Duration::from_secs(5)), Change::Appended);
         assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            w.take_modified().into_iter().collect::<Vec<_>>(),
+            vec![path.clone()],
+            "which file was written to"
+        );
         assert_eq!(
             w.wait(Duration::ZERO),
             Change::Nothing,
