@@ -183,10 +183,28 @@ fn file_source_config(
                 .filter(|(k, _)| !k.starts_with("__") || k.as_str() == crate::client::TENANT_LABEL)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            let decompression = sc
+                .decompression
+                .enabled
+                .then(|| -> anyhow::Result<_> {
+                    Ok(crate::source::file::compressed::Decompression {
+                        format: crate::source::file::compressed::Format::parse(
+                            &sc.decompression.format,
+                        )
+                        .map_err(anyhow::Error::msg)?,
+                        initial_delay: sc
+                            .decompression
+                            .initial_delay
+                            .map(|d| d.0)
+                            .unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
             targets.push(Target {
                 glob,
                 labels,
                 scrape,
+                decompression,
             });
         }
     }

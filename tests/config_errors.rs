@@ -113,3 +113,17 @@ fn garbage_is_a_clear_error() {
     assert_eq!(code, 1);
     assert!(err.starts_with("lokiship: "), "{err}");
 }
+
+#[test]
+fn an_unsupported_decompression_format_is_named_with_its_line() {
+    let (code, err) = run_with(
+        "clients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\nscrape_configs:\n  - job_name: old\n    decompression:\n      enabled: true\n      format: bz2\n    static_configs: [{targets: [localhost], labels: {__path__: /var/log/*.bz2}}]\n",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:5:")
+            && err.contains("decompression format \"bz2\" is not supported yet (gz and z are)"),
+        "{err}"
+    );
+}

@@ -360,3 +360,51 @@ fn an_unreadable_file_is_reported_once_and_read_once_permitted() {
         "logged once:\n{stderr}"
     );
 }
+
+/// `decompression: {enabled: true}`: a gzipped generation is read once, beside the live file; a
+/// restart does not read it again.
+#[test]
+fn a_compressed_generation_is_read_once_when_decompression_is_configured() {
+    use std::io::Write as _;
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let old: String = (0..300).map(|i| format!("old {i}\n")).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(old.as_bytes()).unwrap();
+    std::fs::write(logs.join("app.log.1.gz"), gz.finish().unwrap()).unwrap();
+    append(&logs.join("app.log"), b"live 1\n");
+    let config = plain_config(
+        dir.path(),
+        &format!("{}/app.log*", logs.display()),
+        &loki.url(),
+        "",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "  - job_name: plain\n",
+            "  - job_name: plain\n    decompression: {enabled: true, format: gz}\n",
+        ),
+    )
+    .unwrap();
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "301 lines", |r| r.len() >= 301);
+    // Acknowledged, then recorded as complete within 100 ms.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lokiship.terminate().success());
+    let lines = lines_of(&loki);
+    assert_eq!(lines.len(), 301);
+    assert!(lines.contains(&"old 299".to_string()) && lines.contains(&"live 1".to_string()));
+
+    let again = Lokiship::start(&config, &[]);
+    append(&logs.join("app.log"), b"live 2\n");
+    loki.wait_for(WAIT, "the new live line", |r| {
+        r.iter().any(|e| e.line == "live 2")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(again.terminate().success());
+    assert_eq!(loki.accepted().len(), 302, "nothing read twice");
+}

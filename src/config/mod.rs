@@ -155,11 +155,11 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             return Err(lines.error("encoding:", job_line, "encoding is not supported yet"));
         }
         if sc.decompression.enabled {
-            return Err(lines.error(
-                "decompression:",
-                job_line,
-                "decompression is not supported yet",
-            ));
+            if let Err(why) =
+                crate::source::file::compressed::Format::parse(&sc.decompression.format)
+            {
+                return Err(lines.error("decompression:", job_line, why));
+            }
         }
         for st in &sc.static_configs {
             for name in st.labels.keys() {

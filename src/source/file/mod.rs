@@ -24,6 +24,7 @@
 //! registered with [`positions::Positions`], so acknowledgements that arrive while the clients flush
 //! still move the positions written at exit.
 
+pub mod compressed;
 mod copies;
 pub mod discover;
 pub mod identity;
@@ -56,6 +57,8 @@ pub struct Target {
     pub labels: Labels,
     /// Index of the scrape config (and its pipeline).
     pub scrape: usize,
+    /// The scrape config's `decompression`, when enabled.
+    pub decompression: Option<compressed::Decompression>,
 }
 
 /// `limits_config.readline_*`.
@@ -165,8 +168,10 @@ impl FileSource {
             let mut needs_poll = false;
             for i in 0..self.tailers.len() {
                 let t = &self.tailers[i];
-                let polled =
-                    !t.watched || t.rotated_since.is_some() || t.state != ReadState::Reading;
+                let polled = !t.watched
+                    || t.rotated_since.is_some()
+                    || t.state != ReadState::Reading
+                    || t.compressed();
                 needs_poll |= polled;
                 let due = full || t.wanted || t.unsent.is_some() || (poll && polled);
                 if !due {
@@ -285,7 +290,7 @@ impl FileSource {
                     }
                 }
                 let path_str = path.display().to_string();
-                if is_compressed(&path) {
+                if target.decompression.is_none() && compressed::is_compressed_name(&path) {
                     // A rotated generation compressed by logrotate: its lines were read from the
                     // file before it was compressed, and its bytes are not lines.
                     if self.unreadable.insert(path_str.clone()) {
@@ -321,7 +326,25 @@ impl FileSource {
                     }
                 };
                 self.unreadable.remove(&path_str);
-                let opened = self.positions.open(id, &path_str, &file, meta.len());
+                let decompress = target
+                    .decompression
+                    .filter(|d| compressed::is_format(&file, d.format));
+                if let Some(d) = decompress {
+                    let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+                    if age.is_none_or(|age| age < d.initial_delay)
+                        || self.positions.is_complete(id, &file)
+                    {
+                        // Still being written (initial_delay), or read completely before.
+                        continue;
+                    }
+                }
+                // A compressed file's offsets are in its decompressed content, not bounded by its size.
+                let size = if decompress.is_some() {
+                    u64::MAX
+                } else {
+                    meta.len()
+                };
+                let opened = self.positions.open(id, &path_str, &file, size);
                 let mut labels = target.labels.clone();
                 labels.insert("filename", path_str.clone());
                 match Tailer::new(
@@ -334,8 +357,17 @@ impl FileSource {
                     opened.tracker,
                 ) {
                     Ok(mut t) => {
-                        tracing::info!(path = %path_str, offset = opened.start, "tailing file");
-                        if opened.fresh {
+                        if let Some(d) = decompress {
+                            if let Err(e) = t.decompress(d.format) {
+                                tracing::warn!(path = %path_str, error = %e, "cannot decompress file");
+                                crate::metrics::file_error("decompress");
+                                continue;
+                            }
+                            tracing::info!(path = %path_str, offset = opened.start, "reading compressed file");
+                        } else {
+                            tracing::info!(path = %path_str, offset = opened.start, "tailing file");
+                        }
+                        if opened.fresh && decompress.is_none() {
                             t.state = ReadState::unsettled();
                         }
                         let is_link = std::fs::symlink_metadata(&path)
@@ -386,6 +418,17 @@ impl FileSource {
             }
             // The old file is done once it was at its end for a whole poll period after the rotation,
             // so that a writer that had it open a moment longer is not cut off.
+            if t.compressed() {
+                // Read once: closed for good when read to its end and acknowledged.
+                if t.at_eof && t.unsent.is_none() && t.tracker.in_flight() == 0 {
+                    let (id, end) = (t.id, t.line_end());
+                    self.close(i, "finished compressed file");
+                    self.positions.close_complete(id, end);
+                    continue;
+                }
+                i += 1;
+                continue;
+            }
             let done = t.rotated_since.is_some_and(|since| since.elapsed() >= poll)
                 && size <= t.offset()
                 && t.unsent.is_none();
@@ -460,11 +503,18 @@ impl FileSource {
             Ok(m) => m.len(),
             Err(_) => return Ok(Progress::Idle),
         };
-        if self.truncated(i, size) || !self.settle(i, size) {
-            return Ok(Progress::Idle);
-        }
-        if size <= self.tailers[i].offset() {
-            return Ok(Progress::Idle);
+        let t = &self.tailers[i];
+        if t.compressed() {
+            if t.at_eof {
+                return Ok(Progress::Idle);
+            }
+        } else {
+            if self.truncated(i, size) || !self.settle(i, size) {
+                return Ok(Progress::Idle);
+            }
+            if size <= self.tailers[i].offset() {
+                return Ok(Progress::Idle);
+            }
         }
         let max_line = self.config.max_line;
         let truncate = self.config.truncate_long_lines;
@@ -536,6 +586,7 @@ impl FileSource {
                 0
             }
         };
+        self.tailers[i].at_eof = n == 0;
         let mut progress = if n > 0 {
             Progress::Read
         } else {
@@ -616,13 +667,6 @@ enum Progress {
     Idle,
     /// The clients' queues are full.
     Blocked,
-}
-
-/// Compressed generations that logrotate (`compress`) or kube-apiserver leave beside a log.
-fn is_compressed(path: &std::path::Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "gz" | "bz2" | "xz" | "zst" | "lz4" | "zip" | "Z"))
 }
 
 /// The clients stopped taking entries.

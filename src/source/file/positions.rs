@@ -63,6 +63,9 @@ struct FileRecord {
     fingerprint_len: u64,
     #[serde(default)]
     fingerprint: String,
+    /// A compressed file read to its end and acknowledged: not opened again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    complete: bool,
 }
 
 struct Tracked {
@@ -76,6 +79,8 @@ struct Tracked {
     /// Where reading stopped when the file was closed; reopening it in the same run continues there
     /// (lines up to it are read, though maybe not yet acknowledged).
     read_end: u64,
+    /// A compressed file, read and acknowledged to its end.
+    complete: bool,
 }
 
 impl Tracked {
@@ -218,6 +223,7 @@ impl Positions {
                 tracker: tracker.clone(),
                 closed_at: None,
                 read_end: start,
+                complete: false,
             },
         );
         Opened {
@@ -335,6 +341,24 @@ impl Positions {
         }
     }
 
+    /// A compressed file was read to its end and every line of it acknowledged.
+    pub fn close_complete(&self, id: FileId, read_end: u64) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.closed_at = Some(Instant::now());
+            t.read_end = read_end;
+            t.complete = true;
+        }
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `file` (known as `id`) is a compressed file already read completely.
+    pub fn is_complete(&self, id: FileId, file: &File) -> bool {
+        self.lock()
+            .files
+            .get(&id)
+            .is_some_and(|t| t.complete && t.fingerprint.matches(file))
+    }
+
     /// Writes the positions file atomically. A closed file whose path no longer holds it is
     /// forgotten after [`FORGET_AFTER`]: until then a rotated file that shows up under a new name
     /// matched by the glob still resumes where it was, instead of being read again from the start.
@@ -365,6 +389,7 @@ impl Positions {
                     offset: t.offset(),
                     fingerprint_len: t.fingerprint.len,
                     fingerprint: format!("{:016x}", t.fingerprint.hash),
+                    complete: t.complete,
                 })
                 .collect();
             records.sort_by(|a, b| (&a.path, a.inode).cmp(&(&b.path, b.inode)));
@@ -429,6 +454,7 @@ fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<In
                 ),
                 closed_at: Some(Instant::now()),
                 read_end: r.offset,
+                complete: r.complete,
             },
         );
     }

@@ -47,6 +47,10 @@ pub struct Tailer {
     /// inotify reports writes to this file (its directory is watched and the path is no symlink);
     /// other files are polled every poll period.
     pub watched: bool,
+    /// The last read found the end of the file.
+    pub at_eof: bool,
+    /// The decompressed content of a compressed file ([`super::compressed`]); offsets count its bytes.
+    decoder: Option<Box<dyn Read + Send>>,
     file: File,
     /// Offset of the next byte to read.
     offset: u64,
@@ -111,6 +115,8 @@ impl Tailer {
             seen_size: 0,
             wanted: true,
             watched: false,
+            at_eof: false,
+            decoder: None,
             file,
             offset,
             partial: Vec::new(),
@@ -120,6 +126,21 @@ impl Tailer {
 
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Reads the file through `format`'s decoder from now on, skipping the first `offset` bytes of
+    /// its decompressed content (already shipped).
+    pub fn decompress(&mut self, format: super::compressed::Format) -> std::io::Result<()> {
+        let mut decoder = format.decoder(self.file.try_clone()?);
+        let skipped = std::io::copy(&mut (&mut decoder).take(self.offset), &mut std::io::sink())?;
+        self.offset = skipped;
+        self.decoder = Some(decoder);
+        Ok(())
+    }
+
+    /// Read through a decoder: offsets are not file sizes, and the content never changes.
+    pub fn compressed(&self) -> bool {
+        self.decoder.is_some()
     }
 
     pub fn file(&self) -> &File {
@@ -159,7 +180,11 @@ impl Tailer {
         mut on_line: impl FnMut(LineEvent),
     ) -> std::io::Result<usize> {
         let n = loop {
-            match self.file.read(buf) {
+            let source: &mut dyn Read = match &mut self.decoder {
+                Some(decoder) => decoder.as_mut(),
+                None => &mut self.file,
+            };
+            match source.read(buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
