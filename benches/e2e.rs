@@ -5,6 +5,8 @@
 //!     cargo bench --bench e2e                       # 200,000 lines (~180 MB)
 //!     LOKISHIP_BENCH_LINES=1000000 cargo bench --bench e2e
 //!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e   # steady 10,000 lines/s: CPU % of a core
+//!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
+//!                                                   # the same spread over 100 files, with the lag
 //!
 //! The generated file is cached in target/bench-data/.
 
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let lines: usize = env_or("LOKISHIP_BENCH_LINES", 200_000);
     let rate: usize = env_or("LOKISHIP_BENCH_RATE", 0);
+    let files: usize = env_or("LOKISHIP_BENCH_FILES", 1).max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data).unwrap();
@@ -52,9 +55,15 @@ fn main() {
 
     let work = tempfile::tempdir().unwrap();
     let log = work.path().join("audit.log");
+    // Several files: audit-0.log, audit-1.log, ... (steady runs only).
+    let glob = if files > 1 {
+        work.path().join("audit-*.log")
+    } else {
+        log.clone()
+    };
     let config = write_config(
         work.path(),
-        &log,
+        &glob,
         &format!("http://{addr}/loki/api/v1/push"),
     );
     let binary = build_release(root);
@@ -69,7 +78,16 @@ fn main() {
                 batch_run(&binary, &config, &source, &log, expected, bytes, &received);
             }
         }
-        Some(rate) => steady_run(&binary, &config, &source, &log, rate.get(), &received),
+        Some(rate) => {
+            let logs: Vec<PathBuf> = if files > 1 {
+                (0..files)
+                    .map(|i| work.path().join(format!("audit-{i}.log")))
+                    .collect()
+            } else {
+                vec![log]
+            };
+            steady_run(&binary, &config, &source, &logs, rate.get(), &received)
+        }
     }
 }
 
@@ -111,46 +129,70 @@ fn batch_run(
     );
 }
 
-/// Appends `rate` lines per second for up to 20 s: lokiship's share of a core.
+/// Appends `rate` lines per second, spread over `logs`, for up to 20 s: lokiship's share of a core,
+/// and how far delivery is behind writing (sampled every second: it must not grow).
 fn steady_run(
     binary: &Path,
     config: &Path,
     source: &Path,
-    log: &Path,
+    logs: &[PathBuf],
     rate: usize,
     received: &AtomicU64,
 ) {
-    std::fs::write(log, b"").unwrap();
+    for log in logs {
+        std::fs::write(log, b"").unwrap();
+    }
     let mut child = spawn_lokiship(binary, config);
     let pid = child.id();
     let text = std::fs::read_to_string(source).unwrap();
     let all: Vec<&str> = text.lines().collect();
     let seconds = 20usize.min(all.len() / rate).max(1);
-    let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    let mut files: Vec<std::fs::File> = logs
+        .iter()
+        .map(|l| std::fs::OpenOptions::new().append(true).open(l).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
     let cpu_start = cpu_seconds(pid);
     let started = Instant::now();
-    // Write in 100 ms slices, as a busy API server does.
+    let mut behind = Vec::new();
+    // Write in 100 ms slices, as a busy API server does; with several files, each slice is spread
+    // over all of them.
     for slice in 0..seconds * 10 {
         let chunk = &all[slice * rate / 10..(slice + 1) * rate / 10];
-        for l in chunk {
-            writeln!(f, "{l}").unwrap();
+        let per_file = chunk.len().div_ceil(files.len()).max(1);
+        for (lines, f) in chunk.chunks(per_file).zip(files.iter_mut()) {
+            let mut buf = String::with_capacity(lines.len() * 1200);
+            for l in lines {
+                buf.push_str(l);
+                buf.push('\n');
+            }
+            f.write_all(buf.as_bytes()).unwrap();
+        }
+        if slice % 10 == 9 {
+            let written = ((slice + 1) * rate / 10) as u64;
+            behind.push(written.saturating_sub(received.load(Ordering::Relaxed)));
         }
         let next = started + Duration::from_millis(100 * (slice as u64 + 1));
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let sent = (seconds * rate) as u64;
+    let written_at = Instant::now();
     while received.load(Ordering::Relaxed) < sent {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let drained = written_at.elapsed().as_secs_f64();
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_start;
     let rss = rss_kb(pid, "VmHWM");
     stop(&mut child);
     println!(
-        "e2e steady: {rate} lines/s for {seconds} s: lokiship used {:.1} % of a core ({cpu:.2} CPU-s over {wall:.1} s); peak RSS {:.1} MB",
+        "e2e steady: {rate} lines/s over {} file(s) for {seconds} s: lokiship used {:.1} % of a core ({cpu:.2} CPU-s over {wall:.1} s); peak RSS {:.1} MB",
+        logs.len(),
         100.0 * cpu / wall,
         rss as f64 / 1024.0
+    );
+    println!(
+        "  lines written but not yet received, each second: {behind:?}; all received {drained:.2} s after the last write"
     );
 }
 
@@ -194,7 +236,7 @@ fn build_release(root: &Path) -> PathBuf {
     root.join("target/release/lokiship")
 }
 
-fn write_config(dir: &Path, log: &Path, url: &str) -> PathBuf {
+fn write_config(dir: &Path, glob: &Path, url: &str) -> PathBuf {
     let config = format!(
         r#"server: {{disable: true}}
 positions: {{filename: {dir}/positions.yaml}}
@@ -209,7 +251,7 @@ scrape_configs:
       - timestamp: {{source: ts, format: RFC3339Nano}}
 "#,
         dir = dir.display(),
-        log = log.display()
+        log = glob.display()
     );
     let path = dir.join("config.yaml");
     std::fs::write(&path, config).unwrap();
