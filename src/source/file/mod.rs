@@ -29,20 +29,22 @@ mod copies;
 pub mod discover;
 pub mod identity;
 pub mod positions;
+mod read;
+mod rotation;
 pub mod tailer;
 pub mod watch;
 
-use crate::entry::{Entry, Labels};
-use crate::metrics::{metrics, DropLabels, PathLabels};
-use crate::pipeline::{Pipeline, Processing, Verdict};
-use crate::source::{EntrySink, Stop, TrySendError};
+use crate::entry::Labels;
+use crate::metrics::metrics;
+use crate::pipeline::Pipeline;
+use crate::source::{EntrySink, Stop};
 use discover::PathGlob;
 use identity::FileId;
 use positions::Positions;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tailer::{LineEvent, ReadState, Tailer};
+use tailer::{ReadState, Tailer};
 
 /// How long the file thread lets changes accumulate after inotify woke it.
 const WAKE_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -384,284 +386,10 @@ impl FileSource {
         }
         metrics().files_active.set(self.tailers.len() as i64);
     }
-
-    /// Checks each open file for rotation and deletion, and publishes its size and lag. `true`
-    /// when a path now holds another file or a file was closed, so that the globs should be looked
-    /// at again.
-    fn check_rotations(&mut self) -> bool {
-        let poll = self.config.poll_period;
-        let mut look_again = false;
-        let mut i = 0;
-        while i < self.tailers.len() {
-            let t = &mut self.tailers[i];
-            let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
-            let m = metrics();
-            let pl = PathLabels {
-                path: t.path.clone(),
-            };
-            m.file_bytes.get_or_create(&pl).set(size as i64);
-            m.file_lag_bytes
-                .get_or_create(&pl)
-                .set(size.saturating_sub(t.tracker.committed()) as i64);
-            if t.short_fingerprint && t.state == ReadState::Reading {
-                t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file(), size);
-            }
-            let moved = match std::fs::metadata(&t.path) {
-                Ok(m) => FileId::of(&m) != t.id,
-                Err(_) => true,
-            };
-            if moved && t.rotated_since.is_none() {
-                tracing::info!(path = %t.path, "file was rotated or deleted; reading the old file to its end");
-                t.rotated_since = Some(Instant::now());
-                // Open the new file at the path now, while the old one is still being finished.
-                look_again = true;
-            }
-            // The old file is done once it was at its end for a whole poll period after the rotation,
-            // so that a writer that had it open a moment longer is not cut off.
-            if t.compressed() {
-                // Read once: closed for good when read to its end and acknowledged.
-                if t.at_eof && t.unsent.is_none() && t.tracker.in_flight() == 0 {
-                    let (id, end) = (t.id, t.line_end());
-                    self.close(i, "finished compressed file");
-                    self.positions.close_complete(id, end);
-                    continue;
-                }
-                i += 1;
-                continue;
-            }
-            let done = t.rotated_since.is_some_and(|since| since.elapsed() >= poll)
-                && size <= t.offset()
-                && t.unsent.is_none();
-            if done {
-                self.close(i, "finished rotated file");
-                look_again = true;
-                continue;
-            }
-            i += 1;
-        }
-        look_again |= self.limit_rotated();
-        metrics().files_active.set(self.tailers.len() as i64);
-        look_again
-    }
-
-    /// Gives up the oldest rotated files beyond `max_open_rotated` (each keeps a deleted file's
-    /// disk space and a descriptor). Their unread rest is lost: warned and counted.
-    fn limit_rotated(&mut self) -> bool {
-        let mut closed = false;
-        loop {
-            let rotated = self.tailers.iter().filter(|t| t.rotated_since.is_some());
-            if rotated.clone().count() <= self.config.max_open_rotated {
-                return closed;
-            }
-            let Some((i, _)) = self
-                .tailers
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| t.rotated_since.map(|since| (i, since)))
-                .min_by_key(|(_, since)| *since)
-            else {
-                return closed;
-            };
-            let t = &self.tailers[i];
-            let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
-            let unread = size.saturating_sub(t.line_end());
-            tracing::warn!(path = %t.path, unread_bytes = unread, limit = self.config.max_open_rotated,
-                "too many rotated files still being read (limits_config.max_open_rotated_files): giving up the oldest");
-            metrics().rotated_files_abandoned.inc();
-            metrics().rotated_bytes_abandoned.inc_by(unread);
-            self.close(i, "gave up rotated file");
-            closed = true;
-        }
-    }
-
-    /// Closes tailer `i`; its position stays known.
-    fn close(&mut self, i: usize, why: &'static str) {
-        let t = self.tailers.swap_remove(i);
-        self.path_index = None;
-        tracing::info!(path = %t.path, offset = t.offset(), "{why}");
-        self.positions.close(t.id, t.line_end());
-        let m = metrics();
-        let pl = PathLabels { path: t.path };
-        // The file at the path (if any) gets its own values at the next look.
-        m.file_bytes.remove(&pl);
-        m.file_lag_bytes.remove(&pl);
-    }
-
-    /// Reads one chunk of tailer `i` and ships its lines.
-    fn read_one(&mut self, i: usize) -> Result<Progress, Closed> {
-        if let Some(entries) = self.tailers[i].unsent.take() {
-            match self.sink.try_send(entries) {
-                Ok(()) => {}
-                Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].unsent = Some(entries);
-                    return Ok(Progress::Blocked);
-                }
-                Err(TrySendError::Closed) => return Err(Closed),
-            }
-        }
-        let size = match self.tailers[i].file().metadata() {
-            Ok(m) => m.len(),
-            Err(_) => return Ok(Progress::Idle),
-        };
-        let t = &self.tailers[i];
-        if t.compressed() {
-            if t.at_eof {
-                return Ok(Progress::Idle);
-            }
-        } else {
-            if self.truncated(i, size) || !self.settle(i, size) {
-                return Ok(Progress::Idle);
-            }
-            if size <= self.tailers[i].offset() {
-                return Ok(Progress::Idle);
-            }
-        }
-        let max_line = self.config.max_line;
-        let truncate = self.config.truncate_long_lines;
-        let t = &mut self.tailers[i];
-        let pipeline = self.config.pipelines[t.scrape].clone();
-        let labels = t.labels.clone();
-        let tracker = t.tracker.clone();
-        let path = t.path.clone();
-        let limiter = self.limiter.as_ref();
-        let readline_drop = self.config.readline.as_ref().is_some_and(|l| l.drop);
-        let now = crate::entry::now_ns();
-        let mut lines = 0u64;
-        let mut invalid_utf8 = 0u64;
-        let mut too_long = 0u64;
-        let mut entries = Vec::new();
-        let mut truncated_lines = 0u64;
-        let result = t.read(&mut self.buf, max_line, truncate, |event| {
-            let (bytes, end) = match event {
-                LineEvent::Line {
-                    bytes,
-                    end,
-                    truncated,
-                } => {
-                    truncated_lines += u64::from(truncated);
-                    (bytes, end)
-                }
-                LineEvent::TooLong { end } => {
-                    too_long += 1;
-                    tracker.register(end).done_all();
-                    return;
-                }
-            };
-            lines += 1;
-            let ack = tracker.register(end);
-            if let Some(limiter) = limiter {
-                if !wait_for_rate(limiter, readline_drop) {
-                    crate::metrics::pipeline_dropped("readline_rate_limited");
-                    ack.done_all();
-                    return;
-                }
-            }
-            let line = match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_owned(),
-                Err(_) => {
-                    invalid_utf8 += 1;
-                    String::from_utf8_lossy(bytes).into_owned()
-                }
-            };
-            let mut p = Processing::new(labels.clone(), line, now);
-            match pipeline.process(&mut p) {
-                Verdict::Keep => {
-                    let entry = Entry {
-                        labels: p.labels,
-                        timestamp_ns: p.timestamp_ns,
-                        line: p.line,
-                        structured_metadata: p.structured_metadata,
-                        ack: Some(ack),
-                    };
-                    entries.push(entry);
-                }
-                Verdict::Drop(_) => ack.done_all(),
-            }
-        });
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(path = %path, error = %e, "read error");
-                crate::metrics::file_error("read");
-                0
-            }
-        };
-        self.tailers[i].at_eof = n == 0;
-        let mut progress = if n > 0 {
-            Progress::Read
-        } else {
-            Progress::Idle
-        };
-        if !entries.is_empty() {
-            match self.sink.try_send(entries) {
-                Ok(()) => {}
-                Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].unsent = Some(entries);
-                    progress = Progress::Blocked;
-                }
-                Err(TrySendError::Closed) => return Err(Closed),
-            }
-        }
-        let m = metrics();
-        if n > 0 {
-            let pl = PathLabels { path: path.clone() };
-            m.read_bytes.get_or_create(&pl).inc_by(n as u64);
-            m.read_lines.get_or_create(&pl).inc_by(lines);
-        }
-        if invalid_utf8 > 0 {
-            m.invalid_utf8_lines
-                .get_or_create(&PathLabels { path: path.clone() })
-                .inc_by(invalid_utf8);
-        }
-        if truncated_lines > 0 {
-            tracing::warn!(path = %path, lines = truncated_lines, max_line, "truncated lines longer than max_line_size");
-            m.mutated_entries
-                .get_or_create(&DropLabels {
-                    host: String::new(),
-                    reason: "line_too_long".into(),
-                })
-                .inc_by(truncated_lines);
-        }
-        if too_long > 0 {
-            tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
-            m.dropped_entries
-                .get_or_create(&DropLabels {
-                    host: String::new(),
-                    reason: "line_too_long".into(),
-                })
-                .inc_by(too_long);
-        }
-        Ok(progress)
-    }
-
-    /// Whether tailer `i`'s file was truncated (size `size` now) since it was last looked at; if
-    /// so, it starts over at 0, its new content unsettled.
-    fn truncated(&mut self, i: usize, size: u64) -> bool {
-        let t = &mut self.tailers[i];
-        let changed = size != t.seen_size;
-        t.seen_size = size;
-        // Smaller than what was read; or, when it grew, refilled past the read offset (copytruncate
-        // while reading was paused): its first bytes are no longer the ones it started with.
-        let truncated = size < t.offset()
-            || (changed
-                && t.state == ReadState::Reading
-                && self.positions.content_changed(t.id, t.file()));
-        if !truncated {
-            return false;
-        }
-        tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
-        let tracker = self.positions.truncated(t.id, t.line_end());
-        if let Err(e) = t.restart_at(0, tracker) {
-            tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
-        }
-        t.state = ReadState::unsettled();
-        t.short_fingerprint = true;
-        true
-    }
 }
 
 /// What one read of a file did.
-enum Progress {
+pub(super) enum Progress {
     Read,
     /// Nothing to read (or not yet: unsettled content).
     Idle,
@@ -670,19 +398,4 @@ enum Progress {
 }
 
 /// The clients stopped taking entries.
-struct Closed;
-
-/// Waits for the readline rate limit; `false` if the line must be dropped instead.
-fn wait_for_rate(limiter: &Limiter, drop: bool) -> bool {
-    loop {
-        match limiter.check() {
-            Ok(()) => return true,
-            Err(_) if drop => return false,
-            Err(not_until) => {
-                use governor::clock::Clock;
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                std::thread::sleep(wait.max(Duration::from_micros(50)));
-            }
-        }
-    }
-}
+pub(super) struct Closed;

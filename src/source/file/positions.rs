@@ -153,14 +153,30 @@ impl Positions {
         match std::fs::read_to_string(path) {
             Ok(text) => match parse(&text, acks_required, &changed) {
                 Ok(format) => inner = format,
-                Err(message) if ignore_invalid => {
-                    tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
-                }
                 Err(message) => {
-                    return Err(PositionsError::Invalid {
-                        path: shown,
-                        message,
-                    })
+                    // Written atomically, so this is damage from outside (disk, a hand edit). The
+                    // copy kept by the previous write avoids both a crash loop and re-sending
+                    // every file from the start.
+                    let prev = previous_copy(path);
+                    let previous = std::fs::read_to_string(&prev)
+                        .map_err(|e| e.to_string())
+                        .and_then(|text| parse(&text, acks_required, &changed));
+                    match previous {
+                        Ok(format) => {
+                            tracing::error!(path = %shown, error = %message, previous = %prev.display(),
+                                "positions file is invalid; resuming from the previous copy (lines since it was written are sent again)");
+                            inner = format;
+                        }
+                        Err(_) if ignore_invalid => {
+                            tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
+                        }
+                        Err(_) => {
+                            return Err(PositionsError::Invalid {
+                                path: shown,
+                                message,
+                            })
+                        }
+                    }
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -418,6 +434,11 @@ impl Positions {
             format
         };
         let text = serde_yaml_ng::to_string(&format).map_err(std::io::Error::other)?;
+        // Keep the last good file as `<name>.prev` (a hard link: no copy, and the file at the
+        // path is never missing).
+        let prev = previous_copy(&self.path);
+        let _ = std::fs::remove_file(&prev);
+        let _ = std::fs::hard_link(&self.path, &prev);
         write_atomically(&self.path, text.as_bytes())
     }
 
@@ -480,6 +501,13 @@ fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<In
         }
     }
     Ok(inner)
+}
+
+/// Where the previous positions file is kept.
+fn previous_copy(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".prev");
+    path.with_file_name(name)
 }
 
 /// Writes `data` to `path` so that a crash leaves either the old or the new content.
@@ -642,6 +670,29 @@ mod tests {
             p.open(FileId::of(&meta), log.to_str().unwrap(), &f, 10)
                 .start,
             6
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_resumes_from_the_previous_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, b"one\ntwo\n").unwrap();
+        let pos_path = dir.path().join("positions.yaml");
+        let id = FileId::of(&std::fs::metadata(&log).unwrap());
+        let f = File::open(&log).unwrap();
+        let p = Positions::load(&pos_path, false, 1).unwrap();
+        let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
+        tracker.register(4).done();
+        p.save().unwrap();
+        tracker.register(8).done();
+        p.save().unwrap();
+        std::fs::write(&pos_path, b"positions: {\0\0 half written").unwrap();
+        let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+        assert_eq!(
+            p.open(id, log.to_str().unwrap(), &f, 8).start,
+            4,
+            "the copy before the last write: at most one write's lines again"
         );
     }
 
