@@ -1,5 +1,7 @@
-//! Micro-benchmarks of the per-line hot path: the audit pipeline (json → labels → structured metadata
-//! → timestamp) and the push encoding (protobuf + snappy), on gen-logs audit lines.
+//! Micro-benchmarks of the per-line hot path, on gen-logs audit lines: line splitting (the tailer),
+//! the json stage alone on one event, the whole audit pipeline (json → labels → structured metadata
+//! → timestamp), label-set hashing and formatting, and the push encoding (protobuf + snappy) of a
+//! 1 MiB batch. In CI they are compiled, not run (`cargo bench --no-run`).
 //!
 //!     cargo bench --bench pipeline
 //!
@@ -10,6 +12,10 @@ use lokiship::client::batch::Batch;
 use lokiship::config::stages::StageConfig;
 use lokiship::entry::{Entry, Labels};
 use lokiship::pipeline::{Pipeline, Processing};
+use lokiship::source::ack::AckTracker;
+use lokiship::source::file::identity::FileId;
+use lokiship::source::file::tailer::{LineEvent, Tailer, READ_CHUNK};
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::process::Command;
 
@@ -61,16 +67,103 @@ fn benches(c: &mut Criterion) {
     .into_iter()
     .collect();
 
+    // Line splitting: the tailer reading a file of audit lines in READ_CHUNK reads.
+    let dir = tempfile::tempdir().unwrap();
+    let file_path = dir.path().join("audit.log");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&file_path, &text).unwrap();
+    let mut split = c.benchmark_group("tailer");
+    split.throughput(Throughput::Bytes(text.len() as u64));
+    split.sample_size(20);
+    split.bench_function("split_lines", |b| {
+        let mut buf = vec![0; READ_CHUNK];
+        b.iter(|| {
+            let file = std::fs::File::open(&file_path).unwrap();
+            let id = FileId::of(&file.metadata().unwrap());
+            let path = file_path.display().to_string();
+            let tracker = AckTracker::new(0, 1);
+            let mut t = Tailer::new(path, id, 0, Labels::new(), file, 0, tracker).unwrap();
+            let mut count = 0usize;
+            while t
+                .read(&mut buf, 256 * 1024, false, |ev| {
+                    if let LineEvent::Line { bytes, .. } = ev {
+                        count += bytes.len();
+                    }
+                })
+                .unwrap()
+                > 0
+            {}
+            count
+        });
+    });
+    split.finish();
+
+    // The json stage alone, on one event.
+    let json_only: Vec<StageConfig> = serde_yaml_ng::from_str(
+        "- json: {expressions: {user: user.username, verb: verb, code: responseStatus.code, ts: stageTimestamp, audit_id: auditID}}",
+    )
+    .unwrap();
+    let json = Pipeline::build(&json_only, "bench").unwrap();
+    let one = lines[0].clone();
+    let mut single = c.benchmark_group("json_stage");
+    single.throughput(Throughput::Bytes(one.len() as u64));
+    single.bench_function("one_audit_event", |b| {
+        b.iter(|| {
+            let mut p = Processing::new(base.clone(), one.clone(), 0);
+            json.process(&mut p);
+            p
+        });
+    });
+    single.finish();
+
+    // Label sets: hashing (the batch's stream key) and formatting (the push's stream labels).
+    let entries = processed(&pipeline, &lines, &base);
+    let mut labels_group = c.benchmark_group("labels");
+    labels_group.throughput(Throughput::Elements(entries.len() as u64));
+    let hasher = rustc_hash::FxBuildHasher;
+    labels_group.bench_function("hash", |b| {
+        b.iter(|| {
+            entries
+                .iter()
+                .map(|e| hasher.hash_one(&e.labels))
+                .fold(0u64, |a, h| a ^ h)
+        });
+    });
+    labels_group.bench_function("render", |b| {
+        b.iter(|| {
+            entries
+                .iter()
+                .map(|e| e.labels.render().len())
+                .sum::<usize>()
+        });
+    });
+    labels_group.finish();
+
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
     group.bench_function("pipeline", |b| {
         b.iter(|| processed(&pipeline, &lines, &base));
     });
-    let entries = processed(&pipeline, &lines, &base);
-    group.bench_function("batch_encode_snappy", |b| {
+    group.finish();
+
+    // Protobuf + snappy of a 1 MiB batch (Promtail's default batchsize).
+    let mut mib = Vec::new();
+    let mut mib_bytes = 0;
+    for e in entries.iter().cycle() {
+        if mib_bytes >= 1 << 20 {
+            break;
+        }
+        mib_bytes += e.line.len();
+        mib.push(e.clone());
+    }
+    let mut group = c.benchmark_group("push");
+    group.throughput(Throughput::Bytes(mib_bytes as u64));
+    group.sample_size(20);
+    group.bench_function("encode_snappy_1mib_batch", |b| {
         b.iter_batched(
-            || entries.clone(),
+            || mib.clone(),
             |entries| {
                 let mut batch = Batch::new();
                 for mut e in entries {
