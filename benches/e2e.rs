@@ -1,14 +1,17 @@
-//! End-to-end throughput: lokiship (release build) tails a k8s audit log made by gen-logs and pushes it
-//! to an in-process receiver on 127.0.0.1 that decodes every push; the bench reports lokiship's CPU
-//! seconds per GB read and its peak RSS, read from /proc while it runs.
+//! End-to-end throughput: lokiship (release build) tails logs made by gen-logs and pushes them to an
+//! in-process receiver on 127.0.0.1 that counts every entry of every push; the bench reports lines/s,
+//! MB/s of input, lokiship's CPU seconds per GB and peak RSS (from /proc), the lines received (must
+//! equal the lines written), and the receiver's own CPU, to show it is not the bottleneck.
 //!
-//!     cargo bench --bench e2e                       # 200,000 lines (~180 MB)
-//!     LOKISHIP_BENCH_LINES=1000000 cargo bench --bench e2e
-//!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e   # steady 10,000 lines/s: CPU % of a core
+//!     cargo bench --bench e2e                                  # 1,000,000 audit lines (~880 MB), one file
+//!     LOKISHIP_BENCH_LINES=200000 cargo bench --bench e2e      # shorter
+//!     LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e         # the same lines in 100 files
+//!     LOKISHIP_BENCH_KIND=syslog cargo bench --bench e2e       # syslog lines, regex pipeline
+//!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e        # append 10,000 lines/s for 20 s:
+//!                                                              # CPU % of a core, append→received latency
 //!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
-//!                                                   # the same spread over 100 files, with the lag
 //!
-//! The generated file is cached in target/bench-data/.
+//! Generated logs are cached in target/bench-data/.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,32 +21,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let lines: usize = env_or("LOKISHIP_BENCH_LINES", 200_000);
+    let lines: usize = env_or("LOKISHIP_BENCH_LINES", 1_000_000);
     let rate: usize = env_or("LOKISHIP_BENCH_RATE", 0);
     let files: usize = env_or("LOKISHIP_BENCH_FILES", 1).max(1);
+    let kind = std::env::var("LOKISHIP_BENCH_KIND").unwrap_or_else(|_| "k8s-audit".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data).unwrap();
-    let source = data.join(format!("audit-{lines}.log"));
+    let source = data.join(format!("{kind}-{lines}.log"));
     if !source.exists() {
-        eprintln!("generating {lines} audit lines with gen-logs ...");
+        eprintln!("generating {lines} {kind} lines with gen-logs ...");
         let status = Command::new(root.join("../shared/tools/gen-logs"))
-            .args([
-                "k8s-audit",
-                "--lines",
-                &lines.to_string(),
-                "--seed",
-                "1",
-                "--out",
-            ])
+            .args([&kind, "--lines", &lines.to_string(), "--seed", "1", "--out"])
             .arg(&source)
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(status.success());
     }
-    let expected = count_lines(&source);
-    let bytes = std::fs::metadata(&source).unwrap().len();
 
     let received = Arc::new(AtomicU64::new(0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -54,57 +49,67 @@ fn main() {
     let addr = runtime.block_on(start_receiver(received.clone()));
 
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("audit.log");
-    // Several files: audit-0.log, audit-1.log, ... (steady runs only).
-    let glob = if files > 1 {
-        work.path().join("audit-*.log")
-    } else {
-        log.clone()
-    };
+    let logs: Vec<PathBuf> = (0..files)
+        .map(|i| work.path().join(format!("bench-{i}.log")))
+        .collect();
     let config = write_config(
         work.path(),
-        &glob,
+        &work.path().join("bench-*.log"),
         &format!("http://{addr}/loki/api/v1/push"),
+        &kind,
     );
     let binary = build_release(root);
 
     match std::num::NonZeroUsize::new(rate) {
         None => {
+            split_into(&source, &logs);
+            let expected = logs.iter().map(|l| count_lines(l)).sum::<u64>();
+            let bytes = logs
+                .iter()
+                .map(|l| std::fs::metadata(l).unwrap().len())
+                .sum::<u64>();
             // Other processes share the two cores: report each of three runs.
             for run in 1..=3 {
                 received.store(0, Ordering::Relaxed);
                 let _ = std::fs::remove_file(work.path().join("positions.yaml"));
                 print!("run {run}: ");
-                batch_run(&binary, &config, &source, &log, expected, bytes, &received);
+                batch_run(&binary, &config, expected, bytes, files, &received);
             }
         }
-        Some(rate) => {
-            let logs: Vec<PathBuf> = if files > 1 {
-                (0..files)
-                    .map(|i| work.path().join(format!("audit-{i}.log")))
-                    .collect()
-            } else {
-                vec![log]
-            };
-            steady_run(&binary, &config, &source, &logs, rate.get(), &received)
-        }
+        Some(rate) => steady_run(&binary, &config, &source, &logs, rate.get(), &received),
     }
 }
 
-/// Ships the whole file as fast as possible: CPU seconds per GB and peak RSS.
+/// Copies `source` into `logs`: consecutive slices of lines, one per file.
+fn split_into(source: &Path, logs: &[PathBuf]) {
+    let text = std::fs::read(source).unwrap();
+    let per_file = text.len() / logs.len() + 1;
+    let mut rest = &text[..];
+    for log in logs {
+        let mut end = per_file.min(rest.len());
+        while end < rest.len() && rest[end - 1] != b'\n' {
+            end += 1;
+        }
+        let mut f = std::fs::File::create(log).unwrap();
+        f.write_all(&rest[..end]).unwrap();
+        // On disk before the measurement, so writeback does not run during it.
+        f.sync_all().unwrap();
+        rest = &rest[end..];
+    }
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// Ships the files as fast as possible: throughput, CPU seconds per GB and peak RSS.
 fn batch_run(
     binary: &Path,
     config: &Path,
-    source: &Path,
-    log: &Path,
     expected: u64,
     bytes: u64,
+    files: usize,
     received: &AtomicU64,
 ) {
-    std::fs::copy(source, log).unwrap();
-    // Let the copy reach the disk first, so writeback does not run during the measurement.
-    std::fs::File::open(log).unwrap().sync_all().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let own = std::process::id();
+    let receiver_cpu_start = cpu_seconds(own);
     let started = Instant::now();
     let mut child = spawn_lokiship(binary, config);
     let pid = child.id();
@@ -115,17 +120,22 @@ fn batch_run(
         assert!(started.elapsed() < Duration::from_secs(900), "timed out");
     }
     let cpu = cpu_seconds(pid);
+    let receiver_cpu = cpu_seconds(own) - receiver_cpu_start;
     peak_rss = peak_rss.max(rss_kb(pid, "VmHWM"));
     let wall = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = received.load(Ordering::Relaxed);
     stop(&mut child);
     let gb = bytes as f64 / 1e9;
     println!(
-        "e2e batch: {expected} lines, {:.1} MB in {wall:.2} s wall ({:.0} MB/s, {:.0} lines/s); lokiship CPU {cpu:.2} s = {:.2} CPU-s/GB; peak RSS {:.1} MB",
+        "e2e batch: {expected} lines in {files} file(s), {:.1} MB in {wall:.2} s wall ({:.0} MB/s, {:.0} lines/s); lokiship CPU {cpu:.2} s = {:.2} CPU-s/GB; peak RSS {:.1} MB; received {got} lines{}; receiver busy {:.0} % of a core",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / wall,
         expected as f64 / wall,
         cpu / gb,
-        peak_rss as f64 / 1024.0
+        peak_rss as f64 / 1024.0,
+        if got == expected { "" } else { " (MISMATCH)" },
+        100.0 * receiver_cpu / wall,
     );
 }
 
@@ -137,7 +147,7 @@ fn steady_run(
     source: &Path,
     logs: &[PathBuf],
     rate: usize,
-    received: &AtomicU64,
+    received: &Arc<AtomicU64>,
 ) {
     for log in logs {
         std::fs::write(log, b"").unwrap();
@@ -155,6 +165,22 @@ fn steady_run(
     let cpu_start = cpu_seconds(pid);
     let started = Instant::now();
     let mut behind = Vec::new();
+    // When each count of lines was received, sampled every 5 ms: with when each slice was written,
+    // the latency from append to received by Loki.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        let received = received.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                samples.push((Instant::now(), received.load(Ordering::Relaxed)));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            samples
+        })
+    };
+    let mut written_at = Vec::new();
     // Write in 100 ms slices, as a busy API server does; with several files, each slice is spread
     // over all of them.
     for slice in 0..seconds * 10 {
@@ -168,6 +194,7 @@ fn steady_run(
             }
             f.write_all(buf.as_bytes()).unwrap();
         }
+        written_at.push((Instant::now(), ((slice + 1) * rate / 10) as u64));
         if slice % 10 == 9 {
             let written = ((slice + 1) * rate / 10) as u64;
             behind.push(written.saturating_sub(received.load(Ordering::Relaxed)));
@@ -176,11 +203,22 @@ fn steady_run(
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let sent = (seconds * rate) as u64;
-    let written_at = Instant::now();
+    let written_at_end = Instant::now();
     while received.load(Ordering::Relaxed) < sent {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let drained = written_at.elapsed().as_secs_f64();
+    let drained = written_at_end.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    let mut latencies: Vec<f64> = written_at
+        .iter()
+        .filter_map(|&(at, count)| {
+            let (got_at, _) = samples.iter().find(|(_, got)| *got >= count)?;
+            Some(got_at.saturating_duration_since(at).as_secs_f64())
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_start;
     let rss = rss_kb(pid, "VmHWM");
@@ -193,6 +231,12 @@ fn steady_run(
     );
     println!(
         "  lines written but not yet received, each second: {behind:?}; all received {drained:.2} s after the last write"
+    );
+    println!(
+        "  append → received latency (batchwait 1s): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
     );
 }
 
@@ -236,22 +280,30 @@ fn build_release(root: &Path) -> PathBuf {
     root.join("target/release/lokiship")
 }
 
-fn write_config(dir: &Path, glob: &Path, url: &str) -> PathBuf {
+fn write_config(dir: &Path, glob: &Path, url: &str, kind: &str) -> PathBuf {
+    let stages = if kind == "syslog" {
+        r#"      - regex: {expression: '^(?P<ts>\w{3} +\d+ \d\d:\d\d:\d\d) (?P<host>\S+) (?P<app>[^\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)$'}
+      - labels: {host: "", app: ""}
+      - structured_metadata: {pid: ""}
+      - timestamp: {source: ts, format: Stamp, location: UTC}"#
+    } else {
+        r#"      - json: {expressions: {user: user.username, verb: verb, code: responseStatus.code, ts: stageTimestamp, audit_id: auditID}}
+      - labels: {user: "", verb: "", code: ""}
+      - structured_metadata: {audit_id: ""}
+      - timestamp: {source: ts, format: RFC3339Nano}"#
+    };
     let config = format!(
         r#"server: {{disable: true}}
 positions: {{filename: {dir}/positions.yaml}}
 clients: [{{url: "{url}", tenant_id: bench}}]
 scrape_configs:
-  - job_name: kube-audit
-    static_configs: [{{targets: [localhost], labels: {{job: kube-audit, __path__: "{log}"}}}}]
+  - job_name: bench
+    static_configs: [{{targets: [localhost], labels: {{job: bench, __path__: "{glob}"}}}}]
     pipeline_stages:
-      - json: {{expressions: {{user: user.username, verb: verb, code: responseStatus.code, ts: stageTimestamp, audit_id: auditID}}}}
-      - labels: {{user: "", verb: "", code: ""}}
-      - structured_metadata: {{audit_id: ""}}
-      - timestamp: {{source: ts, format: RFC3339Nano}}
+{stages}
 "#,
         dir = dir.display(),
-        log = glob.display()
+        glob = glob.display()
     );
     let path = dir.join("config.yaml");
     std::fs::write(&path, config).unwrap();
