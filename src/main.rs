@@ -105,7 +105,19 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_t`, the same in mimalloc 2 and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How long freed memory stays committed before mimalloc returns it to the OS. mimalloc 3's default
+/// (1 s) kept 10-25 MB of freed batches resident at full throughput; 10 ms keeps peak RSS at
+/// 45 MB on the 1,000,000-line bench. `MIMALLOC_PURGE_DELAY` still overrides it.
+const PURGE_DELAY_MS: std::os::raw::c_long = 10;
+
 fn main() -> ExitCode {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an integer option of the allocator; mimalloc reads it at each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     if cli.version {
         println!("lokiship, version {}", lokiship::VERSION);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Bytes of log lines a client's queue holds before sources pause.
-pub const QUEUE_BYTES: usize = 4 << 20;
+pub const QUEUE_BYTES: usize = 2 << 20;
 
 struct Chunk {
     entries: Vec<Entry>,
