@@ -13,7 +13,8 @@
 //!   truncated (the case above) or has been read past the copy's size, which it then skips, after
 //!   checking that the bytes before its end are the original's (a file that merely starts like
 //!   another, say with the same header, is read in full);
-//! - they match a file read earlier and closed: it continues where that file stopped;
+//! - a file read earlier and closed, or the file's own earlier content, is never taken for the
+//!   original: when in doubt a file is read in full (duplicates, never a hole);
 //! - nothing matches: it is read from the start.
 //!
 //! A fingerprint needs [`FINGERPRINT_BYTES`]; a new file shorter than that is read from the start
@@ -65,11 +66,6 @@ impl FileSource {
                 }
                 None => 0,
             },
-            Some(CopySource::Closed { read_end }) => {
-                let start = read_end.min(size);
-                tracing::info!(%path, offset = start, "file is a copy of a file read earlier; continuing where that was read");
-                start
-            }
             Some(CopySource::Open(original)) => {
                 let Some(o) = self.tailers.iter().find(|o| o.id == original) else {
                     return false;

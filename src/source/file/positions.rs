@@ -48,6 +48,10 @@ struct FileFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct GenerationRecord {
     path: String,
+    #[serde(default)]
+    dev: u64,
+    #[serde(default)]
+    inode: u64,
     offset: u64,
     fingerprint_len: u64,
     fingerprint: String,
@@ -93,6 +97,9 @@ impl Tracked {
 /// it that shows up (`audit.log.1`) continues where reading of the original stopped, with the
 /// original's tracker, so that its lines are neither read twice nor lost in a crash.
 struct Generation {
+    /// The file that held it: its own new content is never taken for a copy of it (a program
+    /// that rewrites its log from scratch with the same header).
+    from: FileId,
     path: String,
     fingerprint: Fingerprint,
     tracker: Arc<AckTracker>,
@@ -117,8 +124,6 @@ pub enum CopySource {
     Truncated,
     /// A file being read now (not truncated yet, or not noticed yet).
     Open(FileId),
-    /// A file read earlier and closed, up to this offset.
-    Closed { read_end: u64 },
 }
 
 /// Positions of all files, shared by the file source and the saver.
@@ -217,6 +222,7 @@ impl Positions {
             );
             if let Some(old) = inner.files.remove(&id) {
                 inner.generations.push(Generation {
+                    from: id,
                     path: old.path,
                     fingerprint: old.fingerprint,
                     tracker: old.tracker,
@@ -257,6 +263,7 @@ impl Positions {
         let mut inner = self.lock();
         if let Some(t) = inner.files.get_mut(&id) {
             let old = Generation {
+                from: id,
                 path: t.path.clone(),
                 fingerprint: std::mem::take(&mut t.fingerprint),
                 tracker: std::mem::replace(&mut t.tracker, tracker.clone()),
@@ -284,19 +291,20 @@ impl Positions {
             return None;
         }
         let inner = self.lock();
-        if inner.generations.iter().any(|g| g.fingerprint == *fp) {
+        if inner
+            .generations
+            .iter()
+            .any(|g| g.fingerprint == *fp && g.from != id)
+        {
             return Some(CopySource::Truncated);
         }
-        let (other, t) = inner
+        // A file being read now. A closed file is not taken as the original: it cannot be
+        // compared any more, and a new file that merely starts like it would lose its beginning.
+        inner
             .files
             .iter()
-            .find(|(other, t)| **other != id && t.fingerprint == *fp)?;
-        Some(match t.closed_at {
-            None => CopySource::Open(*other),
-            Some(_) => CopySource::Closed {
-                read_end: t.read_end.max(t.offset()),
-            },
-        })
+            .find(|(other, t)| **other != id && t.closed_at.is_none() && t.fingerprint == *fp)
+            .map(|(other, _)| CopySource::Open(*other))
     }
 
     /// File `id` is a copy of a truncated file's earlier content (fingerprint `fp`): it takes over
@@ -426,6 +434,8 @@ impl Positions {
                 .iter()
                 .map(|g| GenerationRecord {
                     path: g.path.clone(),
+                    dev: g.from.dev,
+                    inode: g.from.inode,
                     offset: g.tracker.committed(),
                     fingerprint_len: g.fingerprint.len,
                     fingerprint: format!("{:016x}", g.fingerprint.hash),
@@ -481,6 +491,10 @@ fn parse(text: &str, acks_required: u32, changed: &Arc<AtomicBool>) -> Result<In
     }
     for g in format.truncated {
         inner.generations.push(Generation {
+            from: FileId {
+                dev: g.dev,
+                inode: g.inode,
+            },
             path: g.path,
             fingerprint: Fingerprint {
                 len: g.fingerprint_len,
@@ -694,6 +708,41 @@ mod tests {
             4,
             "the copy before the last write: at most one write's lines again"
         );
+    }
+
+    #[test]
+    fn a_copy_is_recognised_but_never_a_files_own_new_content_or_a_closed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "h".repeat(300);
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, format!("{header}\nfirst\n")).unwrap();
+        let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+        let f = File::open(&log).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        p.open(id, log.to_str().unwrap(), &f, 307);
+        let fp = Fingerprint::read(&f).unwrap();
+        p.truncated(id, 307);
+
+        // The program wrote its log again from scratch, same header: not a copy of itself.
+        assert_eq!(p.copy_source(id, &fp), None);
+
+        // logrotate's copy, another inode with the same beginning: the truncated content.
+        let copy = dir.path().join("app.log.1");
+        std::fs::write(&copy, format!("{header}\nfirst\n")).unwrap();
+        let c = File::open(&copy).unwrap();
+        let copy_id = FileId::of(&c.metadata().unwrap());
+        p.open(copy_id, copy.to_str().unwrap(), &c, 307);
+        assert_eq!(p.copy_source(copy_id, &fp), Some(CopySource::Truncated));
+        assert_eq!(p.adopt(copy_id, fp).map(|(end, _)| end), Some(307));
+
+        // A closed file with the same beginning cannot be compared: the new one is read in full.
+        p.close(copy_id, 307);
+        let other = dir.path().join("other.log");
+        std::fs::write(&other, format!("{header}\nsomething else\n")).unwrap();
+        let o = File::open(&other).unwrap();
+        let other_id = FileId::of(&o.metadata().unwrap());
+        p.open(other_id, other.to_str().unwrap(), &o, 316);
+        assert_eq!(p.copy_source(other_id, &fp), None);
     }
 
     #[test]
