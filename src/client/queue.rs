@@ -129,16 +129,6 @@ impl QueueReceiver {
     }
 }
 
-/// Bytes of an entry counted against the queue: its line and structured metadata.
-pub fn entry_bytes(entry: &Entry) -> usize {
-    entry.line.len()
-        + entry
-            .structured_metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 pub mod ack;
 pub mod file;
 
-use crate::client::queue::{self, QueueSender};
+use crate::client::queue::QueueSender;
 use crate::entry::Entry;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -48,7 +48,7 @@ impl EntrySink for Fanout {
         if !self.queues.iter().all(QueueSender::has_room) {
             return Err(TrySendError::Full(entries));
         }
-        let bytes = entries.iter().map(queue::entry_bytes).sum();
+        let bytes = entries.iter().map(crate::client::batch::entry_size).sum();
         let Some((last, rest)) = self.queues.split_last() else {
             return Err(TrySendError::Closed);
         };

@@ -138,21 +138,11 @@ impl FileSource {
         }
         if truncated_lines > 0 {
             tracing::warn!(path = %path, lines = truncated_lines, max_line, "truncated lines longer than max_line_size");
-            m.mutated_entries
-                .get_or_create(&DropLabels {
-                    host: String::new(),
-                    reason: "line_too_long".into(),
-                })
-                .inc_by(truncated_lines);
+            count_line_too_long(&m.mutated_entries, truncated_lines);
         }
         if too_long > 0 {
             tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
-            m.dropped_entries
-                .get_or_create(&DropLabels {
-                    host: String::new(),
-                    reason: "line_too_long".into(),
-                })
-                .inc_by(too_long);
+            count_line_too_long(&m.dropped_entries, too_long);
         }
         Ok(progress)
     }
@@ -181,6 +171,22 @@ impl FileSource {
         t.short_fingerprint = true;
         true
     }
+}
+
+/// Counts `n` lines over max_line_size in Promtail's per-reason family (dropped or mutated).
+fn count_line_too_long(
+    family: &prometheus_client::metrics::family::Family<
+        DropLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    n: u64,
+) {
+    family
+        .get_or_create(&DropLabels {
+            host: String::new(),
+            reason: "line_too_long".into(),
+        })
+        .inc_by(n);
 }
 
 /// Waits for the readline rate limit; `false` if the line must be dropped instead.
