@@ -7,12 +7,10 @@ use crate::metrics::{metrics, PathLabels};
 use std::time::Instant;
 
 impl FileSource {
-    /// Checks each open file for rotation and deletion, and publishes its size and lag. `true`
-    /// when a path now holds another file or a file was closed, so that the globs should be looked
-    /// at again.
-    pub(super) fn check_rotations(&mut self) -> bool {
+    /// Checks each open file for rotation and deletion, and publishes its size and lag. The caller
+    /// looks at the globs right after, for the new file at a rotated path.
+    pub(super) fn check_rotations(&mut self) {
         let poll = self.config.poll_period;
-        let mut look_again = false;
         let mut i = 0;
         while i < self.tailers.len() {
             let t = &mut self.tailers[i];
@@ -36,7 +34,6 @@ impl FileSource {
                 tracing::info!(path = %t.path, "file was rotated or deleted; reading the old file to its end");
                 t.rotated_since = Some(Instant::now());
                 // Open the new file at the path now, while the old one is still being finished.
-                look_again = true;
             }
             // The old file is done once it was at its end for a whole poll period after the rotation,
             // so that a writer that had it open a moment longer is not cut off.
@@ -56,24 +53,21 @@ impl FileSource {
                 && t.unsent.is_none();
             if done {
                 self.close(i, "finished rotated file");
-                look_again = true;
                 continue;
             }
             i += 1;
         }
-        look_again |= self.limit_rotated();
+        self.limit_rotated();
         metrics().files_active.set(self.tailers.len() as i64);
-        look_again
     }
 
     /// Gives up the oldest rotated files beyond `max_open_rotated` (each keeps a deleted file's
     /// disk space and a descriptor). Their unread rest is lost: warned and counted.
-    fn limit_rotated(&mut self) -> bool {
-        let mut closed = false;
+    fn limit_rotated(&mut self) {
         loop {
             let rotated = self.tailers.iter().filter(|t| t.rotated_since.is_some());
             if rotated.clone().count() <= self.config.max_open_rotated {
-                return closed;
+                return;
             }
             let Some((i, _)) = self
                 .tailers
@@ -82,7 +76,7 @@ impl FileSource {
                 .filter_map(|(i, t)| t.rotated_since.map(|since| (i, since)))
                 .min_by_key(|(_, since)| *since)
             else {
-                return closed;
+                return;
             };
             let t = &self.tailers[i];
             let size = t.file().metadata().map(|m| m.len()).unwrap_or(0);
@@ -92,7 +86,6 @@ impl FileSource {
             metrics().rotated_files_abandoned.inc();
             metrics().rotated_bytes_abandoned.inc_by(unread);
             self.close(i, "gave up rotated file");
-            closed = true;
         }
     }
 

@@ -147,10 +147,6 @@ impl Tailer {
         &self.file
     }
 
-    pub fn file_mut(&mut self) -> &mut File {
-        &mut self.file
-    }
-
     /// Offset just after the last complete line read: where reading resumes in another file that
     /// holds the same content (a copy), without cutting a line.
     pub fn line_end(&self) -> u64 {
