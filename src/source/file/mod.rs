@@ -176,7 +176,9 @@ impl FileSource {
                     || t.compressed();
                 needs_poll |= polled;
                 let due = full || t.wanted || t.unsent.is_some() || (poll && polled);
-                if !due {
+                // Once the queues are full, no other file reads a chunk it could only hold: a
+                // hundred files would each keep one in memory.
+                if !due || (blocked && t.unsent.is_none()) {
                     continue;
                 }
                 let progress = match self.read_one(i) {
