@@ -204,7 +204,6 @@ impl Positions {
     /// committed offset is the file's position from now on.
     pub fn open(&self, id: FileId, path: &str, file: &File, size: u64) -> Opened {
         let mut inner = self.lock();
-        let required = self.acks_required;
         if let Some(t) = inner.files.get_mut(&id) {
             let start = t.read_end.max(t.offset());
             if t.fingerprint.matches(file) && start <= size {
@@ -236,7 +235,7 @@ impl Positions {
             _ => 0,
         };
         let fingerprint = Fingerprint::read(file).unwrap_or_default();
-        let tracker = AckTracker::with_change_flag(start, required, Some(self.changed.clone()));
+        let tracker = self.tracker_at(start);
         inner.files.insert(
             id,
             Tracked {
@@ -258,8 +257,7 @@ impl Positions {
     /// The file was truncated after reading up to `read_end`: its old content becomes a
     /// [`Generation`] and the file starts over at 0 with a new tracker.
     pub fn truncated(&self, id: FileId, read_end: u64) -> Arc<AckTracker> {
-        let tracker =
-            AckTracker::with_change_flag(0, self.acks_required, Some(self.changed.clone()));
+        let tracker = self.tracker_at(0);
         let mut inner = self.lock();
         if let Some(t) = inner.files.get_mut(&id) {
             let old = Generation {
@@ -327,8 +325,7 @@ impl Positions {
     /// File `id` (fingerprint `fp`) is to be read from `offset`: a copy of content read elsewhere
     /// up to there, or (`offset` 0) a new file.
     pub fn start_at(&self, id: FileId, offset: u64, fp: Fingerprint) -> Arc<AckTracker> {
-        let tracker =
-            AckTracker::with_change_flag(offset, self.acks_required, Some(self.changed.clone()));
+        let tracker = self.tracker_at(offset);
         if let Some(t) = self.lock().files.get_mut(&id) {
             t.fingerprint = fp;
             t.tracker = tracker.clone();
@@ -450,6 +447,12 @@ impl Positions {
         let _ = std::fs::remove_file(&prev);
         let _ = std::fs::hard_link(&self.path, &prev);
         write_atomically(&self.path, text.as_bytes())
+    }
+
+    /// A tracker committed at `start` that needs every client's acknowledgement and marks the
+    /// positions as changed when it moves.
+    fn tracker_at(&self, start: u64) -> Arc<AckTracker> {
+        AckTracker::with_change_flag(start, self.acks_required, Some(self.changed.clone()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
