@@ -58,7 +58,8 @@ fn main() {
         &format!("http://{addr}/loki/api/v1/push"),
         &kind,
     );
-    let binary = build_release(root);
+    // Cargo builds the binary with the bench profile (release settings) for this bench.
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_lokiship"));
 
     match std::num::NonZeroUsize::new(rate) {
         None => {
@@ -267,17 +268,6 @@ fn count_lines(path: &Path) -> u64 {
         .iter()
         .filter(|&&b| b == b'\n')
         .count() as u64
-}
-
-/// The bench measures the optimized binary, whatever profile the bench itself was built with.
-fn build_release(root: &Path) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "lokiship"])
-        .current_dir(root)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    root.join("target/release/lokiship")
 }
 
 fn write_config(dir: &Path, glob: &Path, url: &str, kind: &str) -> PathBuf {

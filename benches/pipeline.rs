@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the per-line hot path, on gen-logs audit lines: line splitting (the tailer),
 //! the json stage alone on one event, the whole audit pipeline (json → labels → structured metadata
-//! → timestamp), label-set hashing and formatting, and the push encoding (protobuf + snappy) of a
+//! → timestamp), the regex stage on syslog lines, label-set hashing and formatting, and the push encoding (protobuf + snappy) of a
 //! 1 MiB batch. In CI they are compiled, not run (`cargo bench --no-run`).
 //!
 //!     cargo bench --bench pipeline
@@ -26,9 +26,15 @@ const AUDIT_STAGES: &str = r#"
 - timestamp: {source: ts, format: RFC3339Nano}
 "#;
 
+const SYSLOG_REGEX: &str = r"^(?P<ts>\w{3} +\d+ \d\d:\d\d:\d\d) (?P<host>\S+) (?P<app>[^\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)$";
+
 fn audit_lines() -> Vec<String> {
+    generated("k8s-audit")
+}
+
+fn generated(kind: &str) -> Vec<String> {
     let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/gen-logs"))
-        .args(["k8s-audit", "--lines", "5000", "--seed", "3", "--out", "-"])
+        .args([kind, "--lines", "5000", "--seed", "3", "--out", "-"])
         .output()
         .expect("running gen-logs");
     String::from_utf8(out.stdout)
@@ -139,6 +145,30 @@ fn benches(c: &mut Criterion) {
         });
     });
     labels_group.finish();
+
+    // The regex stage on syslog lines: as configured (Go's ASCII classes, what lokiship compiles)
+    // and, for comparison, the same text compiled with Rust's Unicode classes.
+    let syslog = generated("syslog");
+    let syslog_bytes: usize = syslog.iter().map(|l| l.len()).sum();
+    let stage: Vec<StageConfig> =
+        serde_yaml_ng::from_str(&format!("- regex: {{expression: '{SYSLOG_REGEX}'}}")).unwrap();
+    let regex_pipeline = Pipeline::build(&stage, "bench").unwrap();
+    let unicode = regex::Regex::new(SYSLOG_REGEX).unwrap();
+    let mut group = c.benchmark_group("syslog_regex");
+    group.throughput(Throughput::Bytes(syslog_bytes as u64));
+    group.sample_size(20);
+    group.bench_function("stage", |b| {
+        b.iter(|| processed(&regex_pipeline, &syslog, &base));
+    });
+    group.bench_function("unicode_classes_captures_only", |b| {
+        b.iter(|| {
+            syslog
+                .iter()
+                .filter_map(|l| unicode.captures(l).map(|c| c.len()))
+                .sum::<usize>()
+        });
+    });
+    group.finish();
 
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Bytes(bytes as u64));

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod expand;
+pub mod go_regex;
 pub mod schema;
 pub mod stages;
 pub mod values;

@@ -149,14 +149,14 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// A compiled regular expression (Go RE2 syntax is a subset of Rust's `regex`).
+/// A compiled regular expression, with Go's (RE2's) meaning: see [`super::go_regex`].
 #[derive(Clone, Debug)]
 pub struct Regex(pub regex::Regex);
 
 impl<'de> Deserialize<'de> for Regex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text)
+        super::go_regex::compile(&text)
             .map(Regex)
             .map_err(|e| de::Error::custom(format!("invalid regular expression {text:?}: {e}")))
     }

@@ -3,6 +3,7 @@
 //! Label matchers (`=`, `!=`, `=~`, `!~`; regexes anchored at both ends, a missing label matches as
 //! empty) and line filters (`|=`, `!=`, `|~`, `!~`; regexes unanchored).
 
+use crate::config::go_regex;
 use crate::entry::Labels;
 use regex::Regex;
 
@@ -48,7 +49,8 @@ impl Selector {
             p.skip_ws();
             let value = p.string()?;
             let anchored = |v: &str| {
-                Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex {v:?}: {e}"))
+                go_regex::compile(&format!("^(?:{v})$"))
+                    .map_err(|e| format!("invalid regex {v:?}: {e}"))
             };
             let op = match op {
                 "=" => LabelOp::Eq(value),
@@ -79,7 +81,8 @@ impl Selector {
                 .ok_or_else(|| p.err("expected a line filter (|=, !=, |~ or !~)"))?;
             p.skip_ws();
             let value = p.string()?;
-            let re = |v: &str| Regex::new(v).map_err(|e| format!("invalid regex {v:?}: {e}"));
+            let re =
+                |v: &str| go_regex::compile(v).map_err(|e| format!("invalid regex {v:?}: {e}"));
             filters.push(match op {
                 "|=" => LineFilter::Contains(value),
                 "!=" => LineFilter::NotContains(value),
