@@ -1,4 +1,4 @@
-//! End-to-end throughput: lokiship (release build) tails logs made by gen-logs and pushes them to an
+//! End-to-end throughput: lokiship (built with the bench profile, i.e. release settings) tails logs made by gen-logs and pushes them to an
 //! in-process receiver on 127.0.0.1 that counts every entry of every push; the bench reports lines/s,
 //! MB/s of input, lokiship's CPU seconds per GB and peak RSS (from /proc), the lines received (must
 //! equal the lines written), and the receiver's own CPU, to show it is not the bottleneck.
@@ -11,7 +11,8 @@
 //!                                                              # CPU % of a core, append→received latency
 //!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
 //!
-//! Generated logs are cached in target/bench-data/.
+//! Generated logs are cached in target/bench-data/. `LOKISHIP_BENCH_BINARY=path` measures another
+//! build (e.g. an older commit's) with the same harness.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,9 @@ fn main() {
         &kind,
     );
     // Cargo builds the binary with the bench profile (release settings) for this bench.
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_lokiship"));
+    let binary = std::env::var_os("LOKISHIP_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")));
 
     match std::num::NonZeroUsize::new(rate) {
         None => {

@@ -7,12 +7,44 @@ use prost::Message;
 /// Encodes `streams` (label selector, entries in order) into a snappy-compressed `PushRequest`.
 pub fn encode_push(streams: Vec<StreamAdapter>) -> Vec<u8> {
     let request = PushRequest { streams };
-    let raw = request.encode_to_vec();
-    // Compressing an in-memory buffer can only fail for inputs over ~4 GiB, which batches never reach.
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .unwrap_or_default()
+    match SCRATCH.try_lock() {
+        Ok(mut scratch) => {
+            let (raw, compressed) = &mut *scratch;
+            let body = encode_with(&request, raw, compressed);
+            if raw.capacity() > KEEP_SCRATCH_BYTES {
+                *scratch = (Vec::new(), Vec::new());
+            }
+            body
+        }
+        // Another client is encoding at this moment: use buffers of its own.
+        Err(_) => encode_with(&request, &mut Vec::new(), &mut Vec::new()),
+    }
 }
+
+fn encode_with(request: &PushRequest, raw: &mut Vec<u8>, compressed: &mut Vec<u8>) -> Vec<u8> {
+    raw.clear();
+    raw.reserve(request.encoded_len());
+    // Encoding into a buffer with enough capacity cannot fail.
+    let _ = request.encode(raw);
+    let max = snap::raw::max_compress_len(raw.len());
+    if compressed.len() < max {
+        compressed.resize(max, 0);
+    }
+    // Compressing an in-memory buffer can only fail for inputs over ~4 GiB, which batches never reach.
+    let n = snap::raw::Encoder::new()
+        .compress(raw, compressed)
+        .unwrap_or(0);
+    compressed[..n].to_vec()
+}
+
+/// The uncompressed protobuf and the compressor's output are written into buffers kept between
+/// pushes: fresh ones per batch (1 MiB, and snappy's zeroed worst case) are returned to the OS
+/// between batches and faulted in again, which at 10,000 lines/s cost a quarter of lokiship's CPU.
+static SCRATCH: std::sync::Mutex<(Vec<u8>, Vec<u8>)> =
+    std::sync::Mutex::new((Vec::new(), Vec::new()));
+
+/// Buffers grown past this (a large `batchsize`) are not kept between pushes.
+const KEEP_SCRATCH_BYTES: usize = 8 << 20;
 
 /// Decodes a push body; for tests and tools.
 pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
