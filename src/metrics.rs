@@ -220,6 +220,12 @@ pub fn render() -> String {
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
+    // The `metrics` stages' own series go before the OpenMetrics end marker.
+    let custom = crate::pipeline::stages::metrics::render();
+    if !custom.is_empty() {
+        let end = out.rfind("# EOF").unwrap_or(out.len());
+        out.insert_str(end, &custom);
+    }
     out
 }
 

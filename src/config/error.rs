@@ -53,7 +53,7 @@ fn reword(path: &str, detail: &str) -> String {
     } else {
         path.to_string()
     };
-    if detail.ends_with(" is not supported yet") {
+    if detail.contains(" is not supported") {
         return format!("{detail} (in {place})");
     }
     if let Some(rest) = detail.strip_prefix("unknown field `") {

@@ -57,14 +57,15 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             let mut err = ConfigError::from_yaml(file, &e);
             // serde_yaml_ng places errors of a skipped value at the start of the enclosing map: point
             // at the option's own line instead.
-            if let Some((name, _)) = err.message.split_once(" is not supported yet") {
+            if let Some((name, _)) = err.message.split_once(" is not supported") {
                 let key = name
                     .rsplit(' ')
                     .next()
                     .unwrap_or(name)
                     .rsplit('.')
                     .next()
-                    .unwrap_or(name);
+                    .unwrap_or(name)
+                    .trim_matches('"');
                 let finder = LineFinder { text: &text, file };
                 if let Some(line) = finder.find(&format!("{key}:"), err.line.unwrap_or(0)) {
                     err.line = Some(line);

@@ -24,25 +24,34 @@ pub enum StageConfig {
     Output(OutputStage),
     Drop(DropStage),
     Match(MatchStage),
+    Logfmt(LogfmtStage),
+    Replace(ReplaceStage),
+    Multiline(MultilineStage),
+    Decolorize,
+    Docker,
+    Cri(CriStage),
+    Template(TemplateStage),
+    Pack(PackStage),
+    Sampling(SamplingStage),
+    Tenant(TenantStage),
+    Limit(LimitStage),
+    Metrics(BTreeMap<String, MetricStage>),
 }
 
-/// Stages of Promtail 3.6 that lokiship does not implement yet.
-const UNSUPPORTED_STAGES: &[&str] = &[
-    "docker",
-    "cri",
-    "logfmt",
-    "replace",
-    "multiline",
-    "decolorize",
-    "template",
-    "pack",
-    "sampling",
-    "tenant",
-    "metrics",
-    "limit",
-    "eventlogmessage",
-    "geoip",
-    "luhn",
+/// Stages of Promtail that lokiship does not implement, and why.
+const UNSUPPORTED_STAGES: &[(&str, &str)] = &[
+    (
+        "eventlogmessage",
+        "it parses Windows event log messages; lokiship runs on Linux",
+    ),
+    (
+        "geoip",
+        "it needs a MaxMind database reader; use a match/regex on the IP instead",
+    ),
+    (
+        "luhn",
+        "credit-card number redaction is not implemented; use a replace stage",
+    ),
 ];
 
 const STAGES: &[&str] = &[
@@ -58,6 +67,18 @@ const STAGES: &[&str] = &[
     "output",
     "drop",
     "match",
+    "logfmt",
+    "replace",
+    "multiline",
+    "decolorize",
+    "docker",
+    "cri",
+    "template",
+    "pack",
+    "sampling",
+    "tenant",
+    "limit",
+    "metrics",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +154,117 @@ pub struct MatchStage {
     pub stages: Vec<StageConfig>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogfmtStage {
+    #[serde(default)]
+    pub mapping: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReplaceStage {
+    pub expression: Regex,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub replace: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MultilineStage {
+    pub firstline: Regex,
+    #[serde(default)]
+    pub max_wait_time: Option<GoDuration>,
+    #[serde(default)]
+    pub max_lines: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CriStage {
+    #[serde(default)]
+    pub max_partial_lines: Option<usize>,
+    #[serde(default)]
+    pub max_partial_line_size: Option<ByteSize>,
+    #[serde(default)]
+    pub max_partial_line_size_truncate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplateStage {
+    pub source: String,
+    #[serde(default)]
+    pub template: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PackStage {
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub ingest_timestamp: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SamplingStage {
+    pub rate: f64,
+    #[serde(default)]
+    pub drop_counter_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TenantStage {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitStage {
+    pub rate: f64,
+    pub burst: u32,
+    #[serde(default)]
+    pub by_label_name: Option<String>,
+    #[serde(default)]
+    pub max_distinct_labels: Option<usize>,
+    #[serde(default)]
+    pub drop: bool,
+}
+
+/// One metric of the `metrics` stage.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricStage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub max_idle_duration: Option<GoDuration>,
+    #[serde(default)]
+    pub config: MetricAction,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricAction {
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub match_all: Option<bool>,
+    #[serde(default)]
+    pub count_entry_bytes: Option<bool>,
+    #[serde(default)]
+    pub buckets: Option<Vec<f64>>,
+}
+
 impl<'de> serde::Deserialize<'de> for StageConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(StageVisitor)
@@ -172,9 +304,31 @@ impl<'de> Visitor<'de> for StageVisitor {
             "output" => StageConfig::Output(map.next_value()?),
             "drop" => StageConfig::Drop(map.next_value()?),
             "match" => StageConfig::Match(map.next_value()?),
-            other if UNSUPPORTED_STAGES.contains(&other) => {
+            "logfmt" => StageConfig::Logfmt(map.next_value()?),
+            "replace" => StageConfig::Replace(map.next_value()?),
+            "multiline" => StageConfig::Multiline(map.next_value()?),
+            "decolorize" => {
+                map.next_value::<de::IgnoredAny>()?;
+                StageConfig::Decolorize
+            }
+            "docker" => {
+                map.next_value::<de::IgnoredAny>()?;
+                StageConfig::Docker
+            }
+            "cri" => StageConfig::Cri(map.next_value::<Option<_>>()?.unwrap_or_default()),
+            "template" => StageConfig::Template(map.next_value()?),
+            "pack" => StageConfig::Pack(map.next_value::<Option<_>>()?.unwrap_or_default()),
+            "sampling" => StageConfig::Sampling(map.next_value()?),
+            "tenant" => StageConfig::Tenant(map.next_value()?),
+            "limit" => StageConfig::Limit(map.next_value()?),
+            "metrics" => StageConfig::Metrics(map.next_value()?),
+            other if UNSUPPORTED_STAGES.iter().any(|(n, _)| *n == other) => {
+                let why = UNSUPPORTED_STAGES
+                    .iter()
+                    .find(|(n, _)| *n == other)
+                    .map_or("", |(_, why)| why);
                 return Err(de::Error::custom(format!(
-                    "stage \"{other}\" is not supported yet"
+                    "stage \"{other}\" is not supported: {why}"
                 )));
             }
             other => {

@@ -9,15 +9,17 @@
 pub mod extracted;
 pub mod selector;
 pub mod stages;
+pub mod template;
 
 pub use extracted::Extracted;
 
 use crate::config::stages::StageConfig;
-use crate::entry::Labels;
+use crate::entry::{Entry, Labels};
+use crate::source::ack::Ack;
 use std::fmt;
 
 /// An entry while it goes through the pipeline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Processing {
     pub labels: Labels,
     pub extracted: Extracted,
@@ -25,6 +27,9 @@ pub struct Processing {
     /// Nanoseconds since the Unix epoch; the read time until a `timestamp` stage sets it.
     pub timestamp_ns: i64,
     pub structured_metadata: Vec<(String, String)>,
+    /// Moves the source's position once the entry is delivered; a dropped entry is acknowledged at
+    /// once, and an entry joined into another (multiline, partial lines) leaves the first one's.
+    pub ack: Option<Ack>,
 }
 
 impl Processing {
@@ -35,15 +40,41 @@ impl Processing {
             line,
             timestamp_ns,
             structured_metadata: Vec::new(),
+            ack: None,
         }
     }
 
     /// The value a stage reads: the extracted value `source`, or the line when no source is set.
-    /// `None` when the source is set but was not extracted.
+    /// As in Promtail, where the extracted map starts with the entry's labels, a name not extracted
+    /// falls back to the label of that name. `None` when there is neither.
     pub fn input<'a>(&'a self, source: Option<&str>) -> Option<&'a str> {
         match source {
-            Some(name) => self.extracted.get(name),
+            Some(name) => self.value(name),
             None => Some(&self.line),
+        }
+    }
+
+    /// The extracted value `name`, else the label `name`.
+    pub fn value<'a>(&'a self, name: &str) -> Option<&'a str> {
+        self.extracted.get(name).or_else(|| self.labels.get(name))
+    }
+
+    /// The entry that leaves the pipeline.
+    pub fn into_entry(self) -> Entry {
+        Entry {
+            labels: self.labels,
+            timestamp_ns: self.timestamp_ns,
+            line: self.line,
+            structured_metadata: self.structured_metadata,
+            ack: self.ack,
+        }
+    }
+
+    /// Drops the entry: counted by reason, and acknowledged so that the position moves past it.
+    pub(crate) fn drop_with(mut self, reason: &str) {
+        crate::metrics::pipeline_dropped(reason);
+        if let Some(ack) = self.ack.take() {
+            ack.done_all();
         }
     }
 }
@@ -57,8 +88,25 @@ pub enum Verdict {
 }
 
 /// One pipeline stage.
+///
+/// Most stages look at one entry at a time ([`Stage::process`]). A stage that joins entries
+/// (`multiline`, `cri` partial lines) holds them back: it says so with [`Stage::holds_entries`], and
+/// the pipeline then hands it each entry with [`Stage::take`] and asks for what is complete or waited
+/// long enough with [`Stage::flush`].
 pub trait Stage: Send + Sync {
     fn process(&self, entry: &mut Processing) -> Verdict;
+
+    fn holds_entries(&self) -> bool {
+        false
+    }
+
+    /// Takes `entry`; pushes to `out` the entries that are complete, in order.
+    fn take(&self, entry: Processing, out: &mut Vec<Processing>) {
+        out.push(entry);
+    }
+
+    /// Pushes to `out` the entries held longer than the stage's wait, or all of them.
+    fn flush(&self, _all: bool, _out: &mut Vec<Processing>) {}
 }
 
 /// A stage's options are wrong in a way the YAML reader could not see.
@@ -89,6 +137,7 @@ impl BuildError {
 /// The compiled stages of one scrape config.
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    holds_entries: bool,
 }
 
 impl Pipeline {
@@ -98,27 +147,75 @@ impl Pipeline {
             .iter()
             .map(|c| stages::build(c, job))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { stages })
+        Ok(Self::from_stages(stages))
+    }
+
+    pub(crate) fn from_stages(stages: Vec<Box<dyn Stage>>) -> Self {
+        let holds_entries = stages.iter().any(|s| s.holds_entries());
+        Self {
+            stages,
+            holds_entries,
+        }
     }
 
     /// An empty pipeline: entries pass unchanged.
     pub fn empty() -> Self {
-        Self { stages: Vec::new() }
+        Self::from_stages(Vec::new())
     }
 
-    /// Runs every stage on `entry`, stopping at the first that drops it.
-    pub fn process(&self, entry: &mut Processing) -> Verdict {
-        run_stages(&self.stages, entry)
+    /// Some stage may hold entries back: [`Pipeline::flush`] must be called now and then.
+    pub fn holds_entries(&self) -> bool {
+        self.holds_entries
     }
-}
 
-/// Runs `stages` in order; also used by the `match` stage for its nested stages.
-pub(crate) fn run_stages(stages: &[Box<dyn Stage>], entry: &mut Processing) -> Verdict {
-    for stage in stages {
-        if let Verdict::Drop(reason) = stage.process(entry) {
-            crate::metrics::pipeline_dropped(&reason);
-            return Verdict::Drop(reason);
+    /// Runs `entry` through the stages; what comes out (nothing if it was dropped or is held, or
+    /// several entries when it completed held ones) is pushed to `out`.
+    pub fn run(&self, entry: Processing, out: &mut Vec<Processing>) {
+        self.run_from(0, entry, out);
+    }
+
+    /// Entries held longer than their stage's wait (or all, when stopping), through the rest of the
+    /// stages, into `out`.
+    pub fn flush(&self, all: bool, out: &mut Vec<Processing>) {
+        if !self.holds_entries {
+            return;
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            if stage.holds_entries() {
+                let mut released = Vec::new();
+                stage.flush(all, &mut released);
+                for entry in released {
+                    self.run_from(i + 1, entry, out);
+                }
+            }
         }
     }
-    Verdict::Keep
+
+    fn run_from(&self, start: usize, mut entry: Processing, out: &mut Vec<Processing>) {
+        for (i, stage) in self.stages.iter().enumerate().skip(start) {
+            if stage.holds_entries() {
+                let mut released = Vec::new();
+                stage.take(entry, &mut released);
+                for entry in released {
+                    self.run_from(i + 1, entry, out);
+                }
+                return;
+            }
+            if let Verdict::Drop(reason) = stage.process(&mut entry) {
+                entry.drop_with(&reason);
+                return;
+            }
+        }
+        out.push(entry);
+    }
+
+    /// Runs stages that hold nothing back on `entry` in place; for the `match` stage and tests.
+    pub(crate) fn process(&self, entry: &mut Processing) -> Verdict {
+        for stage in &self.stages {
+            if let Verdict::Drop(reason) = stage.process(entry) {
+                return Verdict::Drop(reason);
+            }
+        }
+        Verdict::Keep
+    }
 }

@@ -63,6 +63,7 @@ impl AckTracker {
         Ack {
             tracker: Arc::clone(self),
             seq,
+            joined: Vec::new(),
         }
     }
 
@@ -111,17 +112,36 @@ impl AckTracker {
 pub struct Ack {
     tracker: Arc<AckTracker>,
     seq: u64,
+    /// Lines of other sources joined into this one's entry (`multiline`, partial lines).
+    joined: Vec<Ack>,
 }
 
 impl Ack {
     /// This client is done with the line: delivered, or dropped for good.
     pub fn done(self) {
         self.tracker.acknowledge(self.seq, 1);
+        for other in self.joined {
+            other.done();
+        }
     }
 
     /// No client will see the line (a stage dropped it): done for all of them.
     pub fn done_all(self) {
         self.tracker.acknowledge(self.seq, self.tracker.required);
+        for other in self.joined {
+            other.done_all();
+        }
+    }
+
+    /// `other`'s line was joined into this one's entry: it is delivered when this one is. A later
+    /// line of the same source is acknowledged at once (its position cannot pass this pending
+    /// line), one of another source (a rotated file's last line) travels along.
+    pub fn absorb(&mut self, other: Ack) {
+        if Arc::ptr_eq(&self.tracker, &other.tracker) && other.seq > self.seq {
+            other.done_all();
+        } else {
+            self.joined.push(other);
+        }
     }
 }
 
@@ -142,6 +162,26 @@ mod tests {
         drop(c);
         assert_eq!(t.committed(), 25, "a dropped ack must not commit");
         assert_eq!(t.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_joined_line_commits_only_with_the_entry_it_joined() {
+        let file = AckTracker::new(0, 1);
+        let rotated = AckTracker::new(0, 1);
+        let mut first = rotated.register(10);
+        let second = rotated.register(20);
+        let third = file.register(7);
+        first.absorb(second);
+        first.absorb(third);
+        assert_eq!(rotated.committed(), 0, "the entry is not delivered yet");
+        assert_eq!(
+            file.committed(),
+            0,
+            "another file's line waits for the entry"
+        );
+        first.done();
+        assert_eq!(rotated.committed(), 20);
+        assert_eq!(file.committed(), 7);
     }
 
     #[test]

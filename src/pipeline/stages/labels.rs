@@ -52,8 +52,10 @@ impl LabelsStage {
 impl Stage for LabelsStage {
     fn process(&self, entry: &mut Processing) -> Verdict {
         for (name, source) in &self.mapping {
-            let Some(value) = entry.extracted.get(source).filter(|v| !v.is_empty()) else {
-                continue;
+            // Promtail's extracted map starts with the labels: a label is a valid source too.
+            let value: Arc<str> = match entry.value(source) {
+                Some(v) if !v.is_empty() => Arc::from(v),
+                _ => continue,
             };
             match self.target {
                 Target::Labels => entry.labels.insert_shared(name, value),

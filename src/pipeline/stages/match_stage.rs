@@ -3,12 +3,12 @@
 
 use crate::config::stages::MatchStage as Config;
 use crate::pipeline::selector::Selector;
-use crate::pipeline::{run_stages, BuildError, Processing, Stage, Verdict};
+use crate::pipeline::{BuildError, Pipeline, Processing, Stage, Verdict};
 
 pub struct MatchStage {
     selector: Selector,
     action: Action,
-    stages: Vec<Box<dyn Stage>>,
+    stages: Pipeline,
 }
 
 enum Action {
@@ -53,6 +53,7 @@ impl MatchStage {
             .iter()
             .map(|c| super::build(c, job))
             .collect::<Result<Vec<_>, _>>()?;
+        let stages = Pipeline::from_stages(stages);
         Ok(Self {
             selector,
             action,
@@ -68,8 +69,27 @@ impl Stage for MatchStage {
         }
         match &self.action {
             Action::Drop(reason) => Verdict::Drop(reason.clone()),
-            Action::Keep => run_stages(&self.stages, entry),
+            Action::Keep => self.stages.process(entry),
         }
+    }
+
+    fn holds_entries(&self) -> bool {
+        self.stages.holds_entries()
+    }
+
+    fn take(&self, entry: Processing, out: &mut Vec<Processing>) {
+        if !self.selector.matches(&entry.labels, &entry.line) {
+            out.push(entry);
+            return;
+        }
+        match &self.action {
+            Action::Drop(reason) => entry.drop_with(reason),
+            Action::Keep => self.stages.run(entry, out),
+        }
+    }
+
+    fn flush(&self, all: bool, out: &mut Vec<Processing>) {
+        self.stages.flush(all, out);
     }
 }
 

@@ -1,12 +1,23 @@
 //! One file per Promtail stage; [`build`] turns a stage's options into the stage.
 
+mod container;
+mod decolorize;
 mod drop;
 mod json;
 mod json_paths;
 mod labels;
+mod limit;
+mod logfmt;
 mod match_stage;
+pub mod metrics;
+mod multiline;
 mod output;
+mod pack;
 mod regex;
+mod replace;
+mod sampling;
+mod template;
+mod tenant;
 pub mod time_format;
 mod timestamp;
 
@@ -29,6 +40,18 @@ pub fn build(config: &StageConfig, job: &str) -> Result<Box<dyn Stage>, BuildErr
         StageConfig::Output(c) => Box::new(output::OutputStage::new(c)),
         StageConfig::Drop(c) => Box::new(drop::DropStage::new(c)?),
         StageConfig::Match(c) => Box::new(match_stage::MatchStage::new(c, job)?),
+        StageConfig::Logfmt(c) => Box::new(logfmt::LogfmtStage::new(c)?),
+        StageConfig::Replace(c) => Box::new(replace::ReplaceStage::new(c)?),
+        StageConfig::Multiline(c) => Box::new(multiline::MultilineStage::new(c)?),
+        StageConfig::Decolorize => Box::new(decolorize::DecolorizeStage),
+        StageConfig::Docker => Box::new(container::DockerStage),
+        StageConfig::Cri(c) => Box::new(container::CriStage::new(c)),
+        StageConfig::Template(c) => Box::new(template::TemplateStage::new(c)?),
+        StageConfig::Pack(c) => Box::new(pack::PackStage::new(c)),
+        StageConfig::Sampling(c) => Box::new(sampling::SamplingStage::new(c)?),
+        StageConfig::Tenant(c) => Box::new(tenant::TenantStage::new(c)?),
+        StageConfig::Limit(c) => Box::new(limit::LimitStage::new(c)?),
+        StageConfig::Metrics(c) => Box::new(metrics::MetricsStage::new(c)?),
     })
 }
 
@@ -48,5 +71,20 @@ pub(crate) mod test_util {
         let mut p = Processing::new(Default::default(), line.to_string(), 1_000);
         let v = pipeline(yaml).process(&mut p);
         (p, v)
+    }
+
+    /// Runs `lines` through one pipeline built from `yaml`, then flushes everything it holds:
+    /// the entries that come out, in order.
+    pub fn run_all(yaml: &str, lines: &[&str]) -> Vec<Processing> {
+        let p = pipeline(yaml);
+        let mut out = Vec::new();
+        for line in lines {
+            p.run(
+                Processing::new(Default::default(), line.to_string(), 1_000),
+                &mut out,
+            );
+        }
+        p.flush(true, &mut out);
+        out
     }
 }

@@ -27,6 +27,7 @@
 pub mod compressed;
 mod copies;
 pub mod discover;
+mod held;
 pub mod identity;
 pub mod positions;
 mod read;
@@ -102,6 +103,8 @@ pub struct FileSource {
     /// Paths already reported as unreadable, not regular or compressed (reported once, until they
     /// can be read).
     unreadable: HashSet<String>,
+    /// Entries released by a pipeline flush that the queues had no room for yet.
+    held: Vec<crate::entry::Entry>,
 }
 
 impl FileSource {
@@ -133,6 +136,7 @@ impl FileSource {
             path_index: None,
             buf: vec![0; tailer::READ_CHUNK],
             unreadable: HashSet::new(),
+            held: Vec::new(),
         }
     }
 
@@ -149,6 +153,9 @@ impl FileSource {
         let mut next_poll = Instant::now() + self.config.poll_period;
         loop {
             if self.stop.is_stopped() {
+                // What stages hold goes out with the clients' last pushes if there is room; if
+                // not, its lines are read again at the next start (their position did not move).
+                let _ = self.flush_pipelines(true);
                 return;
             }
             let now = Instant::now();
@@ -164,7 +171,14 @@ impl FileSource {
                 next_poll = now + self.config.poll_period;
             }
             let mut read_any = false;
+            let holding = self.pipelines_hold();
             let mut blocked = false;
+            if holding {
+                match self.flush_pipelines(false) {
+                    Ok(sent) => blocked = !sent,
+                    Err(Closed) => return,
+                }
+            }
             // Files that inotify does not cover, or that are being finished or settled, are looked
             // at every poll period; the others only when inotify reports them.
             let mut needs_poll = false;
@@ -204,9 +218,12 @@ impl FileSource {
                 self.watcher.wait(Duration::ZERO)
             } else {
                 if self.config.exit_at_eof && self.all_done() {
+                    self.finish_held();
                     return;
                 }
-                let wait = if needs_poll || self.watcher_missing_dirs() {
+                let wait = if holding {
+                    until_poll.min(held::FLUSH_EVERY)
+                } else if needs_poll || self.watcher_missing_dirs() {
                     until_poll
                 } else {
                     // inotify wakes the thread for anything sooner.

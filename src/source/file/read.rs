@@ -3,9 +3,8 @@
 
 use super::tailer::LineEvent;
 use super::{Closed, FileSource, Limiter, Progress, ReadState};
-use crate::entry::Entry;
 use crate::metrics::{metrics, DropLabels, PathLabels};
-use crate::pipeline::{Processing, Verdict};
+use crate::pipeline::Processing;
 use crate::source::TrySendError;
 use std::time::Duration;
 
@@ -53,6 +52,7 @@ impl FileSource {
         let mut invalid_utf8 = 0u64;
         let mut too_long = 0u64;
         let mut entries = Vec::new();
+        let mut processed = Vec::new();
         let mut truncated_lines = 0u64;
         let result = t.read(&mut self.buf, max_line, truncate, |event| {
             let (bytes, end) = match event {
@@ -87,19 +87,9 @@ impl FileSource {
                 }
             };
             let mut p = Processing::new(labels.clone(), line, now);
-            match pipeline.process(&mut p) {
-                Verdict::Keep => {
-                    let entry = Entry {
-                        labels: p.labels,
-                        timestamp_ns: p.timestamp_ns,
-                        line: p.line,
-                        structured_metadata: p.structured_metadata,
-                        ack: Some(ack),
-                    };
-                    entries.push(entry);
-                }
-                Verdict::Drop(_) => ack.done_all(),
-            }
+            p.ack = Some(ack);
+            pipeline.run(p, &mut processed);
+            entries.extend(processed.drain(..).map(Processing::into_entry));
         });
         let n = match result {
             Ok(n) => n,

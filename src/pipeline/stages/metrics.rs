@@ -1,0 +1,414 @@
+//! `metrics`: Prometheus metrics from log lines, exposed on `/metrics` next to lokiship's own.
+//!
+//! Each metric is named `prefix + name` (prefix `promtail_custom_` by default) and has one series
+//! per label set of the entries that update it. A series not updated for `max_idle_duration` (5 m)
+//! disappears, so that label sets that come and go do not pile up.
+//! Counter: `inc` (default) or `add` the value; with `match_all` every entry counts (and with
+//! `count_entry_bytes`, its line length is added). Otherwise the extracted `source` (default: the
+//! metric's name) must be present and, when `value` is set, equal to it.
+//! Gauge: `set`, `inc`, `dec`, `add`, `sub`. Histogram: observes the value, `buckets` required.
+
+use crate::config::stages::MetricStage as Config;
+use crate::entry::Labels;
+use crate::pipeline::{BuildError, Processing, Stage, Verdict};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Action {
+    Inc,
+    Add,
+    Set,
+    Dec,
+    Sub,
+    Observe,
+}
+
+struct Metric {
+    kind: Kind,
+    source: String,
+    value: Option<String>,
+    match_all: bool,
+    count_bytes: bool,
+    action: Action,
+    family: Arc<Family>,
+}
+
+/// The series of one metric name, shared by every stage that declares it.
+struct Family {
+    help: String,
+    kind: Kind,
+    buckets: Vec<f64>,
+    max_idle: Duration,
+    series: Mutex<HashMap<Labels, Series>>,
+}
+
+struct Series {
+    value: f64,
+    /// Histogram: cumulative counts per bucket, and the sum.
+    counts: Vec<u64>,
+    sum: f64,
+    updated: Instant,
+}
+
+fn families() -> &'static Mutex<BTreeMap<String, Arc<Family>>> {
+    static FAMILIES: OnceLock<Mutex<BTreeMap<String, Arc<Family>>>> = OnceLock::new();
+    FAMILIES.get_or_init(Default::default)
+}
+
+pub struct MetricsStage {
+    metrics: Vec<Metric>,
+}
+
+impl MetricsStage {
+    pub fn new(config: &BTreeMap<String, Config>) -> Result<Self, BuildError> {
+        let mut metrics = Vec::new();
+        for (key, c) in config {
+            let err = |m: String| BuildError::new("metrics", format!("{key}: {m}"));
+            let kind = match c.kind.to_ascii_lowercase().as_str() {
+                "counter" => Kind::Counter,
+                "gauge" => Kind::Gauge,
+                "histogram" => Kind::Histogram,
+                other => {
+                    return Err(err(format!(
+                        "type must be Counter, Gauge or Histogram, not {other:?}"
+                    )))
+                }
+            };
+            let action = match (
+                kind,
+                c.config
+                    .action
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
+            ) {
+                (Kind::Histogram, _) => Action::Observe,
+                (Kind::Counter, None | Some("inc")) => Action::Inc,
+                (Kind::Counter, Some("add")) => Action::Add,
+                (Kind::Gauge, Some("set")) => Action::Set,
+                (Kind::Gauge, Some("inc")) => Action::Inc,
+                (Kind::Gauge, Some("dec")) => Action::Dec,
+                (Kind::Gauge, Some("add")) => Action::Add,
+                (Kind::Gauge, Some("sub")) => Action::Sub,
+                (Kind::Gauge, None) => {
+                    return Err(err(
+                        "a gauge needs an action: set, inc, dec, add or sub".into()
+                    ))
+                }
+                (_, Some(other)) => {
+                    return Err(err(format!(
+                        "action {other:?} does not apply to a {:?}",
+                        kind
+                    )))
+                }
+            };
+            let buckets = match kind {
+                Kind::Histogram => {
+                    let mut b = c.config.buckets.clone().unwrap_or_default();
+                    if b.is_empty() {
+                        return Err(err("a histogram needs buckets".into()));
+                    }
+                    b.sort_by(f64::total_cmp);
+                    b
+                }
+                _ => Vec::new(),
+            };
+            let match_all = c.config.match_all.unwrap_or(false);
+            let count_bytes = c.config.count_entry_bytes.unwrap_or(false);
+            if count_bytes && !(match_all && kind == Kind::Counter && action == Action::Add) {
+                return Err(err(
+                    "count_entry_bytes needs a Counter with match_all: true and action: add".into(),
+                ));
+            }
+            let prefix = c
+                .prefix
+                .clone()
+                .unwrap_or_else(|| "promtail_custom_".into());
+            let name = format!("{prefix}{key}");
+            if !name.chars().enumerate().all(|(i, ch)| {
+                ch.is_ascii_alphabetic() || ch == '_' || ch == ':' || (i > 0 && ch.is_ascii_digit())
+            }) {
+                return Err(err(format!("{name:?} is not a valid metric name")));
+            }
+            let family = families()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name.clone())
+                .or_insert_with(|| {
+                    Arc::new(Family {
+                        help: c.description.clone().unwrap_or_default(),
+                        kind,
+                        buckets,
+                        max_idle: c
+                            .max_idle_duration
+                            .map_or(Duration::from_secs(300), |d| d.0),
+                        series: Mutex::new(HashMap::new()),
+                    })
+                })
+                .clone();
+            if family.kind != kind {
+                return Err(err(format!(
+                    "{name} is already declared as a {:?}",
+                    family.kind
+                )));
+            }
+            metrics.push(Metric {
+                source: c
+                    .source
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| key.clone()),
+                kind,
+                value: c.config.value.clone(),
+                match_all,
+                count_bytes,
+                action,
+                family,
+            });
+        }
+        Ok(Self { metrics })
+    }
+}
+
+impl Stage for MetricsStage {
+    fn process(&self, entry: &mut Processing) -> Verdict {
+        for m in &self.metrics {
+            let amount = if m.match_all {
+                if m.count_bytes {
+                    Some(entry.line.len() as f64)
+                } else {
+                    match m.action {
+                        Action::Inc | Action::Dec => Some(1.0),
+                        _ => entry.value(&m.source).and_then(|v| v.trim().parse().ok()),
+                    }
+                }
+            } else {
+                let Some(v) = entry.value(&m.source) else {
+                    continue;
+                };
+                if m.value.as_deref().is_some_and(|want| want != v) {
+                    continue;
+                }
+                match m.action {
+                    Action::Inc | Action::Dec => Some(1.0),
+                    _ => match v.trim().parse::<f64>() {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            crate::metrics::pipeline_error("metrics", "not_a_number");
+                            None
+                        }
+                    },
+                }
+            };
+            let Some(amount) = amount else { continue };
+            if m.kind == Kind::Counter && amount < 0.0 {
+                continue; // a counter never goes down
+            }
+            let mut labels = entry.labels.clone();
+            labels.retain(|name, _| !name.starts_with("__"));
+            let family = &m.family;
+            let mut series = family.series.lock().unwrap_or_else(|e| e.into_inner());
+            let s = series.entry(labels).or_insert_with(|| Series {
+                value: 0.0,
+                counts: vec![0; family.buckets.len()],
+                sum: 0.0,
+                updated: Instant::now(),
+            });
+            s.updated = Instant::now();
+            match m.action {
+                Action::Inc => s.value += 1.0,
+                Action::Dec => s.value -= 1.0,
+                Action::Add => s.value += amount,
+                Action::Sub => s.value -= amount,
+                Action::Set => s.value = amount,
+                Action::Observe => {
+                    s.value += 1.0;
+                    s.sum += amount;
+                    for (i, upper) in family.buckets.iter().enumerate() {
+                        if amount <= *upper {
+                            s.counts[i] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Verdict::Keep
+    }
+}
+
+/// The custom metrics in the text format (appended to lokiship's own on `/metrics`); series idle
+/// longer than their metric's `max_idle_duration` are removed first.
+pub fn render() -> String {
+    let mut out = String::new();
+    let families = families().lock().unwrap_or_else(|e| e.into_inner());
+    for (name, family) in families.iter() {
+        let mut series = family.series.lock().unwrap_or_else(|e| e.into_inner());
+        series.retain(|_, s| s.updated.elapsed() < family.max_idle);
+        let base = match family.kind {
+            Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let kind = match family.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let _ = writeln!(out, "# HELP {base} {}", family.help.replace('\n', " "));
+        let _ = writeln!(out, "# TYPE {base} {kind}");
+        let mut sorted: Vec<_> = series.iter().collect();
+        sorted.sort_by_key(|(labels, _)| labels.render());
+        for (labels, s) in sorted {
+            match family.kind {
+                Kind::Counter => {
+                    let _ = writeln!(out, "{base}_total{} {}", label_text(labels, None), s.value);
+                }
+                Kind::Gauge => {
+                    let _ = writeln!(out, "{base}{} {}", label_text(labels, None), s.value);
+                }
+                Kind::Histogram => {
+                    for (upper, count) in family.buckets.iter().zip(&s.counts) {
+                        let le = upper.to_string();
+                        let _ = writeln!(
+                            out,
+                            "{base}_bucket{} {count}",
+                            label_text(labels, Some(&le))
+                        );
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{base}_bucket{} {}",
+                        label_text(labels, Some("+Inf")),
+                        s.value
+                    );
+                    let _ = writeln!(out, "{base}_sum{} {}", label_text(labels, None), s.sum);
+                    let _ = writeln!(out, "{base}_count{} {}", label_text(labels, None), s.value);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn label_text(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::stages::test_util::run;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+    }
+
+    #[test]
+    fn counters_gauges_histograms() {
+        let stages = r#"
+- json: {expressions: {verb: verb, code: code, took: took}}
+- labels: {verb: }
+- metrics:
+    t1_lines_total: {type: Counter, description: all lines, config: {match_all: true, action: inc}}
+    t1_bytes_total: {type: Counter, config: {match_all: true, count_entry_bytes: true, action: add}}
+    t1_forbidden: {type: Counter, source: code, config: {value: "403", action: inc}}
+    t1_last_took: {type: Gauge, source: took, config: {action: set}}
+    t1_took: {type: Histogram, source: took, config: {buckets: [0.1, 1, 10]}}
+"#;
+        let lines = [
+            r#"{"verb":"get","code":"200","took":"0.05"}"#,
+            r#"{"verb":"get","code":"403","took":"2"}"#,
+            r#"{"verb":"list","code":"403","took":"20"}"#,
+            r#"{"verb":"list","code":"500","took":"oops"}"#,
+        ];
+        for line in lines {
+            run(stages, line);
+        }
+        let text = super::render();
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_lines_total{verb="get"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_lines_total{verb="list"}"#),
+            Some(2.0)
+        );
+        assert!(text.contains("# TYPE promtail_custom_t1_lines counter"));
+        assert!(text.contains("# HELP promtail_custom_t1_lines all lines"));
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_forbidden_total{verb="list"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_last_took{verb="list"}"#),
+            Some(20.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"promtail_custom_t1_took_bucket{verb="get",le="1"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"promtail_custom_t1_took_bucket{verb="get",le="10"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_took_count{verb="list"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"promtail_custom_t1_bytes_total{verb="get"}"#),
+            Some((lines[0].len() + lines[1].len()) as f64)
+        );
+    }
+
+    #[test]
+    fn invalid_metric_configs_are_refused() {
+        for bad in [
+            "- metrics: {m: {type: Summary}}",
+            "- metrics: {m: {type: Gauge}}",
+            "- metrics: {m: {type: Histogram}}",
+            "- metrics: {m: {type: Counter, config: {action: set}}}",
+            "- metrics: {m: {type: Counter, config: {count_entry_bytes: true}}}",
+            "- metrics: {m-x: {type: Counter}}",
+        ] {
+            let configs: Vec<crate::config::stages::StageConfig> =
+                serde_yaml_ng::from_str(bad).unwrap();
+            assert!(
+                crate::pipeline::Pipeline::build(&configs, "t").is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Entries that pipeline stages held back (`multiline`, `cri` partial lines) and released later:
+//! flushed every [`FLUSH_EVERY`] while some pipeline can hold entries, and all of them at the end of
+//! a dry run or backfill. Their acknowledgements stay pending while held, so the position never moves
+//! past a line that is only in memory.
+
+use super::{Closed, FileSource};
+use crate::pipeline::Processing;
+use crate::source::TrySendError;
+use std::time::Duration;
+
+/// How often held entries are checked against their stage's wait (`max_wait_time`).
+pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+impl FileSource {
+    /// Does some pipeline hold entries back (so the loop must wake up to flush them)?
+    pub(super) fn pipelines_hold(&self) -> bool {
+        self.config.pipelines.iter().any(|p| p.holds_entries())
+    }
+
+    /// Releases what waited long enough (or everything, with `all`) and ships it. `Ok(false)` when
+    /// the queues are full and released entries wait in `self.held`.
+    pub(super) fn flush_pipelines(&mut self, all: bool) -> Result<bool, Closed> {
+        let mut out = Vec::new();
+        for pipeline in &self.config.pipelines {
+            pipeline.flush(all, &mut out);
+        }
+        self.held
+            .extend(out.into_iter().map(Processing::into_entry));
+        self.send_held()
+    }
+
+    /// Ships released entries that could not be queued before; `Ok(false)` while the queues are full.
+    pub(super) fn send_held(&mut self) -> Result<bool, Closed> {
+        if self.held.is_empty() {
+            return Ok(true);
+        }
+        match self.sink.try_send(std::mem::take(&mut self.held)) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(entries)) => {
+                self.held = entries;
+                Ok(false)
+            }
+            Err(TrySendError::Closed) => Err(Closed),
+        }
+    }
+
+    /// At the end of a dry run or backfill: everything held, shipped, waiting for room if needed.
+    pub(super) fn finish_held(&mut self) {
+        let mut sent = self.flush_pipelines(true);
+        while let Ok(false) = sent {
+            if self.stop.is_stopped() {
+                return;
+            }
+            self.sink.wait_for_room(FLUSH_EVERY);
+            sent = self.send_held();
+        }
+    }
+}
