@@ -14,6 +14,7 @@ use crate::server::Readiness;
 use crate::source::file::discover::PathGlob;
 use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
+use crate::source::targets::ScrapeTargets;
 use crate::source::{EntrySink, Fanout, Stop, TrySendError};
 use anyhow::{bail, Context};
 use std::io::Write;
@@ -166,54 +167,50 @@ fn file_source_config(
     pipelines: Vec<Arc<crate::pipeline::Pipeline>>,
     opts: &RunOptions,
 ) -> anyhow::Result<FileSourceConfig> {
-    let mut targets = Vec::new();
+    let mut scrapes = Vec::new();
     for (scrape, sc) in config.scrape_configs.iter().enumerate() {
         for st in &sc.static_configs {
-            let Some(pattern) = st.labels.get("__path__") else {
-                continue;
-            };
-            let glob = PathGlob::new(
-                pattern,
-                st.labels.get("__path_exclude__").map(String::as_str),
-            )
-            .with_context(|| format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name))?;
-            let labels: Labels = st
-                .labels
-                .iter()
-                .filter(|(k, _)| !k.starts_with("__") || k.as_str() == crate::client::TENANT_LABEL)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let decompression = sc
-                .decompression
-                .enabled
-                .then(|| -> anyhow::Result<_> {
-                    Ok(crate::source::file::compressed::Decompression {
-                        format: crate::source::file::compressed::Format::parse(
-                            &sc.decompression.format,
-                        )
-                        .map_err(anyhow::Error::msg)?,
-                        initial_delay: sc
-                            .decompression
-                            .initial_delay
-                            .map(|d| d.0)
-                            .unwrap_or_default(),
-                    })
-                })
-                .transpose()?;
-            targets.push(Target {
-                glob,
-                labels,
-                scrape,
-                decompression,
-            });
+            if let Some(pattern) = st.labels.get("__path__") {
+                // A static glob that cannot work is a config error, not a warning at run time.
+                PathGlob::new(
+                    pattern,
+                    st.labels.get("__path_exclude__").map(String::as_str),
+                )
+                .with_context(|| {
+                    format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name)
+                })?;
+            }
         }
+        let decompression = sc
+            .decompression
+            .enabled
+            .then(|| -> anyhow::Result<_> {
+                Ok(crate::source::file::compressed::Decompression {
+                    format: crate::source::file::compressed::Format::parse(
+                        &sc.decompression.format,
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                    initial_delay: sc
+                        .decompression
+                        .initial_delay
+                        .map(|d| d.0)
+                        .unwrap_or_default(),
+                })
+            })
+            .transpose()?;
+        let mut st = ScrapeTargets::new(scrape, sc, decompression)
+            .map_err(|e| anyhow::anyhow!("job {:?}: {e}", sc.job_name))?;
+        st.refresh();
+        scrapes.push(st);
     }
+    let targets: Vec<Target> = scrapes.iter().flat_map(|s| s.targets()).collect();
     crate::metrics::metrics()
         .targets_active
         .set(targets.len() as i64);
     let limits = &config.limits_config;
     Ok(FileSourceConfig {
         targets,
+        scrapes,
         pipelines,
         sync_period: config
             .target_config

@@ -20,6 +20,12 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
                         Some((n, d)) => (n, Some(d)),
                         None => (inner, None),
                     };
+                    if !is_variable_name(name) {
+                        // `${1}` in a relabel replacement is a regex group, not a variable.
+                        out.push('$');
+                        rest = after;
+                        continue;
+                    }
                     let value = lookup(name).filter(|v| !(v.is_empty() && default.is_some()));
                     out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
                     rest = &body[end + 1..];
@@ -36,6 +42,15 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// An environment variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -64,5 +79,10 @@ mod tests {
             "price: $5 and regex (.*)$"
         );
         assert_eq!(expand("${unterminated", env), "${unterminated");
+        // Regex group references in relabel replacements survive.
+        assert_eq!(
+            expand("replacement: '${1}-$1-${2}:${LOKI}'", env),
+            "replacement: '${1}-$1-${2}:http://loki:3100'"
+        );
     }
 }

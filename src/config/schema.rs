@@ -321,9 +321,11 @@ pub struct ScrapeConfig {
     pub encoding: String,
     #[serde(default)]
     pub decompression: DecompressionConfig,
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
     // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub relabel_configs: Option<u::RelabelConfigs>,
-    pub file_sd_configs: Option<u::FileSdConfigs>,
     pub journal: Option<u::Journal>,
     pub syslog: Option<u::Syslog>,
     pub loki_push_api: Option<u::LokiPushApi>,
@@ -354,6 +356,40 @@ pub struct DecompressionConfig {
 pub struct StaticConfig {
     #[serde(default)]
     pub targets: Vec<String>,
-    #[serde(default)]
+    /// A label written without a value (`env:`) is no label, as in Promtail.
+    #[serde(default, deserialize_with = "labels_without_nulls")]
     pub labels: BTreeMap<String, String>,
+}
+
+fn labels_without_nulls<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw: Option<BTreeMap<String, Option<String>>> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
+}
+
+/// One `relabel_configs` rule (Prometheus' schema); compiled by `source::relabel`.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelConfig {
+    #[serde(default)]
+    pub source_labels: Vec<String>,
+    pub separator: Option<String>,
+    pub regex: Option<String>,
+    pub modulus: Option<u64>,
+    pub target_label: Option<String>,
+    pub replacement: Option<String>,
+    pub action: Option<String>,
+}
+
+/// `file_sd_configs`: target groups read from YAML or JSON files.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    pub files: Vec<String>,
+    pub refresh_interval: Option<GoDuration>,
 }

@@ -203,8 +203,6 @@ macro_rules! unsupported_options {
 }
 
 unsupported_options! {
-    RelabelConfigs => "relabel_configs",
-    FileSdConfigs => "file_sd_configs",
     Journal => "journal",
     Syslog => "syslog",
     LokiPushApi => "loki_push_api",

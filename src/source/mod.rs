@@ -3,6 +3,8 @@
 
 pub mod ack;
 pub mod file;
+pub mod relabel;
+pub mod targets;
 
 use crate::client::queue::QueueSender;
 use crate::entry::Entry;

@@ -69,6 +69,11 @@ impl PathGlob {
         self.max_depth.is_none() || self.max_depth > Some(1)
     }
 
+    /// Does `path` match (and is not excluded)?
+    pub fn is_match(&self, path: &Path) -> bool {
+        self.include.is_match(path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
+    }
+
     /// Paths that match now (anything but directories), sorted.
     pub fn matches(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
@@ -102,9 +107,7 @@ impl PathGlob {
             }
             // FIFOs, sockets and devices that match are returned too: the file source reports
             // them (once) instead of skipping them silently.
-            let matched = self.include.is_match(&path)
-                && !self.exclude.as_ref().is_some_and(|e| e.is_match(&path));
-            if matched {
+            if self.is_match(&path) {
                 out.push(path);
             }
         }

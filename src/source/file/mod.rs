@@ -73,6 +73,8 @@ pub struct ReadlineLimit {
 
 pub struct FileSourceConfig {
     pub targets: Vec<Target>,
+    /// Where the targets come from; those with `file_sd_configs` are refreshed at each look.
+    pub scrapes: Vec<crate::source::targets::ScrapeTargets>,
     /// One pipeline per scrape config.
     pub pipelines: Vec<Arc<Pipeline>>,
     pub sync_period: Duration,
@@ -105,6 +107,8 @@ pub struct FileSource {
     unreadable: HashSet<String>,
     /// Entries released by a pipeline flush that the queues had no room for yet.
     held: Vec<crate::entry::Entry>,
+    /// A file no target matches waits for its lines in flight before it is closed.
+    retiring: bool,
 }
 
 impl FileSource {
@@ -137,6 +141,7 @@ impl FileSource {
             buf: vec![0; tailer::READ_CHUNK],
             unreadable: HashSet::new(),
             held: Vec::new(),
+            retiring: false,
         }
     }
 
@@ -299,8 +304,52 @@ impl FileSource {
         })
     }
 
+    /// Re-reads discovery files; on a change, takes the new targets and stops reading files that
+    /// no target matches any more (once what was read of them is delivered).
+    fn refresh_targets(&mut self) {
+        let mut changed = false;
+        for s in &mut self.config.scrapes {
+            if s.has_discovery() {
+                changed |= s.refresh();
+            }
+        }
+        if changed {
+            self.config.targets = self
+                .config
+                .scrapes
+                .iter()
+                .flat_map(|s| s.targets())
+                .collect();
+            crate::metrics::metrics()
+                .targets_active
+                .set(self.config.targets.len() as i64);
+        } else if !self.retiring {
+            return;
+        }
+        self.retiring = false;
+        let mut i = 0;
+        while i < self.tailers.len() {
+            let t = &self.tailers[i];
+            let path = std::path::Path::new(&t.path);
+            let wanted = self
+                .config
+                .targets
+                .iter()
+                .any(|target| target.scrape == t.scrape && target.glob.is_match(path));
+            if !wanted {
+                if t.unsent.is_none() && t.tracker.in_flight() == 0 {
+                    self.close(i, "no target matches the file any more");
+                    continue;
+                }
+                self.retiring = true;
+            }
+            i += 1;
+        }
+    }
+
     /// Opens matching files that are not open yet.
     fn discover(&mut self) {
+        self.refresh_targets();
         let mut open: HashSet<FileId> = self.tailers.iter().map(|t| t.id).collect();
         for target in &self.config.targets {
             self.watcher.watch(target.glob.base());

@@ -90,7 +90,7 @@ impl FileSource {
     }
 
     /// Closes tailer `i`; its position stays known.
-    fn close(&mut self, i: usize, why: &'static str) {
+    pub(super) fn close(&mut self, i: usize, why: &'static str) {
         let t = self.tailers.swap_remove(i);
         self.path_index = None;
         tracing::info!(path = %t.path, offset = t.offset(), "{why}");
