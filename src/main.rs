@@ -33,7 +33,7 @@ struct Cli {
     /// Validate the config file and exit.
     #[arg(long = "check-syntax", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     check_syntax: bool,
-    /// Print the configuration (after ${VAR} expansion) to stderr at start.
+    /// Print the configuration (after ${VAR} expansion, secrets masked) to stderr at start.
     #[arg(long = "print-config-stderr", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     print_config_stderr: bool,
     /// Accepted for compatibility with Promtail (lokiship prints the config as written).
@@ -45,7 +45,7 @@ struct Cli {
     /// Read standard input (not supported yet).
     #[arg(long = "stdin", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     stdin: bool,
-    /// Print how each stage changes each entry (not supported yet).
+    /// Print how each stage changes each entry, to stderr (use with -dry-run).
     #[arg(long = "inspect", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     inspect: bool,
     /// Log level: debug, info, warn, error.
@@ -140,7 +140,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("-stdin is not supported yet");
     }
     if cli.inspect {
-        anyhow::bail!("-inspect is not supported yet");
+        lokiship::pipeline::inspect::enable();
     }
     let opts = LoadOptions {
         expand_env: cli.expand_env,
@@ -169,7 +169,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         } else {
             text
         };
-        eprintln!("{text}");
+        eprintln!("{}", config::expand::mask_secrets(&text));
     }
     if cli.check_syntax {
         println!("Valid config file! No syntax issues found");

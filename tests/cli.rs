@@ -189,3 +189,58 @@ fn readline_rate_limit_drops_what_is_over_the_limit() {
         "the burst passes, the rest is dropped: {n}"
     );
 }
+
+#[test]
+fn inspect_shows_what_each_stage_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "level=warn msg=\"disk low\" user=alice\n").unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"clients: [{{url: "http://127.0.0.1:9/loki/api/v1/push", basic_auth: {{username: me, password: topsecret}}}}]
+positions: {{filename: {d}/positions.yaml}}
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - labels: {{job: app, __path__: "{d}/*.log"}}
+    pipeline_stages:
+      - logfmt: {{mapping: {{level: , user: }}}}
+      - labels: {{level: }}
+      - template: {{source: user, template: '{{{{ ToUpper .Value }}}}'}}
+      - drop: {{source: level, value: debug}}
+"#,
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .args([
+            "-dry-run",
+            "-inspect",
+            "-exit-at-eof",
+            "-print-config-stderr",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for expected in [
+        "[inspect: logfmt stage]\n  extracted +level: \"warn\"\n  extracted +user: \"alice\"\n",
+        "[inspect: labels stage]\n  label +level: \"warn\"\n",
+        "[inspect: template stage]\n  extracted ~user: \"alice\" -> \"ALICE\"\n",
+        "[inspect: drop stage]\n  none\n",
+        "password: <secret>",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("topsecret"),
+        "the password is printed:\n{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("level=\"warn\""), "{stdout}");
+}

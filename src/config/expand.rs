@@ -86,3 +86,44 @@ mod tests {
         );
     }
 }
+
+/// The config text with secrets replaced by `<secret>`: values of `password`, `bearer_token`,
+/// `credentials`, `client_secret`, `secret` and `token` keys (block or flow style), and passwords
+/// in URLs (`https://user:pass@host`). For `-print-config-stderr`: logs are read by many.
+pub fn mask_secrets(text: &str) -> String {
+    static KEYS: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
+    let (keys, urls) = KEYS.get_or_init(|| {
+        (
+            regex::Regex::new(
+                r#"(?m)(^|[\s{,])(password|bearer_token|credentials|client_secret|secret|token)(\s*:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#](?:[^,}#\n]*[^\s,}#])?)"#,
+            )
+            .expect("a valid regex"),
+            regex::Regex::new(r"(://[^/\s:@]+:)[^/\s@]+@").expect("a valid regex"),
+        )
+    });
+    let masked = keys.replace_all(text, "${1}${2}${3}<secret>");
+    urls.replace_all(&masked, "${1}<secret>@").into_owned()
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_secrets;
+
+    #[test]
+    fn secrets_are_masked_and_the_rest_kept() {
+        let text = "clients:\n  - url: https://tenant:s3cr3t@loki.example/loki/api/v1/push\n    basic_auth:\n      username: tenant\n      password: hunter2 # old\n      password_file: /etc/pw\n    bearer_token: 'abc.def'\n    authorization: {type: Bearer, credentials: \"xyz\"}\n    oauth2: {client_id: me, client_secret: shh}\n";
+        let out = mask_secrets(text);
+        for secret in ["s3cr3t", "hunter2", "abc.def", "xyz", "shh"] {
+            assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        }
+        assert!(out.contains("https://tenant:<secret>@loki.example/loki/api/v1/push"));
+        assert!(out.contains("password: <secret> # old"));
+        assert!(
+            out.contains("password_file: /etc/pw"),
+            "paths to secrets are not secrets"
+        );
+        assert!(out.contains("username: tenant"));
+        assert!(out.contains("client_id: me"));
+        assert!(out.contains("{type: Bearer, credentials: <secret>}"));
+    }
+}

@@ -38,6 +38,37 @@ pub enum StageConfig {
     Metrics(BTreeMap<String, MetricStage>),
 }
 
+impl StageConfig {
+    /// The stage's name as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StageConfig::Json(_) => "json",
+            StageConfig::Regex(_) => "regex",
+            StageConfig::Labels(_) => "labels",
+            StageConfig::StaticLabels(_) => "static_labels",
+            StageConfig::LabelDrop(_) => "labeldrop",
+            StageConfig::LabelAllow(_) => "labelallow",
+            StageConfig::StructuredMetadata(_) => "structured_metadata",
+            StageConfig::Timestamp(_) => "timestamp",
+            StageConfig::Output(_) => "output",
+            StageConfig::Drop(_) => "drop",
+            StageConfig::Match(_) => "match",
+            StageConfig::Logfmt(_) => "logfmt",
+            StageConfig::Replace(_) => "replace",
+            StageConfig::Multiline(_) => "multiline",
+            StageConfig::Decolorize => "decolorize",
+            StageConfig::Docker => "docker",
+            StageConfig::Cri(_) => "cri",
+            StageConfig::Template(_) => "template",
+            StageConfig::Pack(_) => "pack",
+            StageConfig::Sampling(_) => "sampling",
+            StageConfig::Tenant(_) => "tenant",
+            StageConfig::Limit(_) => "limit",
+            StageConfig::Metrics(_) => "metrics",
+        }
+    }
+}
+
 /// Stages of Promtail that lokiship does not implement, and why.
 const UNSUPPORTED_STAGES: &[(&str, &str)] = &[
     (

@@ -7,6 +7,7 @@
 //! is, unless its options say to drop it.
 
 pub mod extracted;
+pub mod inspect;
 pub mod selector;
 pub mod stages;
 pub mod template;
@@ -137,6 +138,8 @@ impl BuildError {
 /// The compiled stages of one scrape config.
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    /// Each stage's name, for `-inspect`.
+    names: Vec<&'static str>,
     holds_entries: bool,
 }
 
@@ -147,20 +150,22 @@ impl Pipeline {
             .iter()
             .map(|c| stages::build(c, job))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::from_stages(stages))
+        let names = configs.iter().map(StageConfig::name).collect();
+        Ok(Self::from_stages(stages, names))
     }
 
-    pub(crate) fn from_stages(stages: Vec<Box<dyn Stage>>) -> Self {
+    pub(crate) fn from_stages(stages: Vec<Box<dyn Stage>>, names: Vec<&'static str>) -> Self {
         let holds_entries = stages.iter().any(|s| s.holds_entries());
         Self {
             stages,
+            names,
             holds_entries,
         }
     }
 
     /// An empty pipeline: entries pass unchanged.
     pub fn empty() -> Self {
-        Self::from_stages(Vec::new())
+        Self::from_stages(Vec::new(), Vec::new())
     }
 
     /// Some stage may hold entries back: [`Pipeline::flush`] must be called now and then.
@@ -192,16 +197,30 @@ impl Pipeline {
     }
 
     fn run_from(&self, start: usize, mut entry: Processing, out: &mut Vec<Processing>) {
+        let inspect = inspect::enabled();
         for (i, stage) in self.stages.iter().enumerate().skip(start) {
+            let name = self.names.get(i).copied().unwrap_or("nested");
             if stage.holds_entries() {
                 let mut released = Vec::new();
                 stage.take(entry, &mut released);
+                if inspect {
+                    inspect::held(name, released.len());
+                }
                 for entry in released {
                     self.run_from(i + 1, entry, out);
                 }
                 return;
             }
-            if let Verdict::Drop(reason) = stage.process(&mut entry) {
+            let before = inspect.then(|| inspect::Before::of(&entry));
+            let verdict = stage.process(&mut entry);
+            if let Some(before) = before {
+                let reason = match &verdict {
+                    Verdict::Drop(r) => Some(r.as_str()),
+                    Verdict::Keep => None,
+                };
+                before.report(name, &entry, reason);
+            }
+            if let Verdict::Drop(reason) = verdict {
                 entry.drop_with(&reason);
                 return;
             }

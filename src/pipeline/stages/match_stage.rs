@@ -1,7 +1,7 @@
 //! `match`: runs nested stages on entries that match a LogQL selector (`action: keep`, the default),
 //! or drops matching entries (`action: drop`).
 
-use crate::config::stages::MatchStage as Config;
+use crate::config::stages::{MatchStage as Config, StageConfig};
 use crate::pipeline::selector::Selector;
 use crate::pipeline::{BuildError, Pipeline, Processing, Stage, Verdict};
 
@@ -53,7 +53,8 @@ impl MatchStage {
             .iter()
             .map(|c| super::build(c, job))
             .collect::<Result<Vec<_>, _>>()?;
-        let stages = Pipeline::from_stages(stages);
+        let names = config.stages.iter().map(StageConfig::name).collect();
+        let stages = Pipeline::from_stages(stages, names);
         Ok(Self {
             selector,
             action,
