@@ -13,7 +13,7 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            match body.find('}') {
+            match closing_brace(body) {
                 Some(end) => {
                     let inner = &body[..end];
                     let (name, default) = match inner.split_once(":-") {
@@ -42,6 +42,21 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The `}` that closes `${`: braces inside a default (`${PATHS:-/var/log/{a,b}}`) are balanced.
+fn closing_brace(body: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            '\n' => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// An environment variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -79,6 +94,10 @@ mod tests {
             "price: $5 and regex (.*)$"
         );
         assert_eq!(expand("${unterminated", env), "${unterminated");
+        assert_eq!(
+            expand("__path__: ${MISSING:-/var/log/{syslog,auth.log}}", env),
+            "__path__: /var/log/{syslog,auth.log}"
+        );
         // Regex group references in relabel replacements survive.
         assert_eq!(
             expand("replacement: '${1}-$1-${2}:${LOKI}'", env),

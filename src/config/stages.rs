@@ -278,6 +278,10 @@ pub struct MetricStage {
     pub source: Option<String>,
     #[serde(default)]
     pub max_idle_duration: Option<GoDuration>,
+    /// lokiship's own: the metric's labels, by name (labels or extracted values), instead of all
+    /// of the entry's labels — `audit_events_total{verb,code}` without one series per user.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
     #[serde(default)]
     pub config: MetricAction,
 }

@@ -7,6 +7,8 @@
 //! `count_entry_bytes`, its line length is added). Otherwise the extracted `source` (default: the
 //! metric's name) must be present and, when `value` is set, equal to it.
 //! Gauge: `set`, `inc`, `dec`, `add`, `sub`. Histogram: observes the value, `buckets` required.
+//! lokiship's own option `labels: [names]` gives a metric only those labels (from the entry's labels
+//! or extracted values) instead of all of the entry's labels.
 
 use crate::config::stages::MetricStage as Config;
 use crate::entry::Labels;
@@ -40,6 +42,8 @@ struct Metric {
     match_all: bool,
     count_bytes: bool,
     action: Action,
+    /// The names of the series' labels; `None`: all the entry's labels.
+    labels: Option<Vec<String>>,
     family: Arc<Family>,
 }
 
@@ -173,6 +177,7 @@ impl MetricsStage {
                 match_all,
                 count_bytes,
                 action,
+                labels: c.labels.clone(),
                 family,
             });
         }
@@ -214,8 +219,17 @@ impl Stage for MetricsStage {
             if m.kind == Kind::Counter && amount < 0.0 {
                 continue; // a counter never goes down
             }
-            let mut labels = entry.labels.clone();
-            labels.retain(|name, _| !name.starts_with("__"));
+            let labels = match &m.labels {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| entry.value(n).map(|v| (n.as_str(), v)))
+                    .collect(),
+                None => {
+                    let mut all = entry.labels.clone();
+                    all.retain(|name, _| !name.starts_with("__"));
+                    all
+                }
+            };
             let family = &m.family;
             let mut series = family.series.lock().unwrap_or_else(|e| e.into_inner());
             let s = series.entry(labels).or_insert_with(|| Series {
@@ -340,6 +354,7 @@ mod tests {
     t1_forbidden: {type: Counter, source: code, config: {value: "403", action: inc}}
     t1_last_took: {type: Gauge, source: took, config: {action: set}}
     t1_took: {type: Histogram, source: took, config: {buckets: [0.1, 1, 10]}}
+    t1_by_code: {type: Counter, labels: [code], config: {match_all: true, action: inc}}
 "#;
         let lines = [
             r#"{"verb":"get","code":"200","took":"0.05"}"#,
