@@ -39,6 +39,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabelLabels {
+    pub job: String,
+    pub label: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
     pub stage: String,
     pub reason: String,
@@ -68,6 +74,7 @@ pub struct Metrics {
     pub invalid_utf8_lines: Family<PathLabels, Counter>,
     pub file_errors: Family<ReasonLabels, Counter>,
     pub positions_write_errors: Counter,
+    pub label_cardinality: Family<JobLabelLabels, Gauge>,
 }
 
 fn build() -> Metrics {
@@ -98,6 +105,7 @@ fn build() -> Metrics {
         invalid_utf8_lines: Family::default(),
         file_errors: Family::default(),
         positions_write_errors: Counter::default(),
+        label_cardinality: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -205,6 +213,11 @@ fn build() -> Metrics {
         "lokiship_positions_write_errors",
         "Failed writes of the positions file",
         m.positions_write_errors.clone(),
+    );
+    registry.register(
+        "lokiship_label_cardinality",
+        "Distinct values a labels stage gave each label, per job (counted up to the budget + 1)",
+        m.label_cardinality.clone(),
     );
     Metrics { registry, ..m }
 }

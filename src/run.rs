@@ -41,6 +41,10 @@ pub async fn run(
         config, pipelines, ..
     } = loaded;
     let pipelines: Vec<_> = pipelines.into_iter().map(Arc::new).collect();
+    crate::pipeline::cardinality::set_budget(
+        config.limits_config.max_label_values,
+        config.limits_config.max_streams,
+    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ready = Arc::new(Readiness::default());
 

@@ -231,6 +231,8 @@ pub struct LimitsConfig {
     pub max_line_size_truncate: bool,
     /// lokiship's own: rotated (or deleted) files kept open until read to their end.
     pub max_open_rotated_files: usize,
+    /// lokiship's own: distinct values a label may take before it is reported as unbounded.
+    pub max_label_values: usize,
 }
 
 impl Default for LimitsConfig {
@@ -244,6 +246,7 @@ impl Default for LimitsConfig {
             max_line_size: ByteSize(0),
             max_line_size_truncate: false,
             max_open_rotated_files: 64,
+            max_label_values: 1000,
         }
     }
 }

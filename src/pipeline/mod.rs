@@ -6,6 +6,7 @@
 //! work (broken JSON, a timestamp that does not parse) counts it in a metric and leaves the entry as it
 //! is, unless its options say to drop it.
 
+pub mod cardinality;
 pub mod extracted;
 pub mod inspect;
 pub mod selector;

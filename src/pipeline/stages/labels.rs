@@ -19,14 +19,18 @@ pub struct LabelsStage {
     /// (name, source)
     mapping: Vec<(Arc<str>, String)>,
     target: Target,
+    /// Distinct values of the labels set (labels only).
+    cardinality: Option<crate::pipeline::cardinality::Cardinality>,
 }
 
 impl LabelsStage {
-    pub fn labels(config: &BTreeMap<LabelName, Option<String>>) -> Self {
-        Self::new(
+    pub fn labels(config: &BTreeMap<LabelName, Option<String>>, job: &str) -> Self {
+        let mut stage = Self::new(
             config.iter().map(|(k, v)| (k.0.clone(), v.clone())),
             Target::Labels,
-        )
+        );
+        stage.cardinality = Some(crate::pipeline::cardinality::Cardinality::new(job));
+        stage
     }
 
     pub fn structured_metadata(config: &BTreeMap<String, Option<String>>) -> Self {
@@ -45,12 +49,17 @@ impl LabelsStage {
                 (Arc::from(name), source)
             })
             .collect();
-        Self { mapping, target }
+        Self {
+            mapping,
+            target,
+            cardinality: None,
+        }
     }
 }
 
 impl Stage for LabelsStage {
     fn process(&self, entry: &mut Processing) -> Verdict {
+        let mut counted = self.cardinality.as_ref().map(|c| c.lock());
         for (name, source) in &self.mapping {
             // Promtail's extracted map starts with the labels: a label is a valid source too.
             let value: Arc<str> = match entry.value(source) {
@@ -58,7 +67,12 @@ impl Stage for LabelsStage {
                 _ => continue,
             };
             match self.target {
-                Target::Labels => entry.labels.insert_shared(name, value),
+                Target::Labels => {
+                    if let Some(c) = counted.as_mut() {
+                        c.observe(name, &value);
+                    }
+                    entry.labels.insert_shared(name, value)
+                }
                 Target::StructuredMetadata => {
                     let value = value.to_string();
                     match entry

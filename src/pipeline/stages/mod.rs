@@ -31,7 +31,7 @@ pub fn build(config: &StageConfig, job: &str) -> Result<Box<dyn Stage>, BuildErr
     Ok(match config {
         StageConfig::Json(c) => Box::new(json::JsonStage::new(c)?),
         StageConfig::Regex(c) => Box::new(regex::RegexStage::new(c)),
-        StageConfig::Labels(c) => Box::new(labels::LabelsStage::labels(c)),
+        StageConfig::Labels(c) => Box::new(labels::LabelsStage::labels(c, job)),
         StageConfig::StaticLabels(c) => Box::new(labels::StaticLabelsStage::new(c)),
         StageConfig::LabelDrop(names) => Box::new(labels::LabelDropStage::new(names)),
         StageConfig::LabelAllow(names) => Box::new(labels::LabelAllowStage::new(names)),
