@@ -173,8 +173,20 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
                     ));
                 }
             }
-            if !st.labels.contains_key("__path__") {
+            if !st.labels.contains_key("__path__") && sc.relabel_configs.is_empty() {
                 warnings.push(format!("{file}:{job_line}: job {:?} has a static config without __path__: it reads nothing", sc.job_name));
+            }
+        }
+        let mut after = lines.find("relabel_configs:", job_line).unwrap_or(job_line);
+        for (i, rule) in sc.relabel_configs.iter().enumerate() {
+            let line = lines.find("- ", after + 1);
+            after = line.unwrap_or(after);
+            if let Err(e) = crate::source::relabel::Relabel::new(rule) {
+                return Err(ConfigError::new(
+                    file,
+                    line,
+                    format!("job {:?}: relabel_configs[{i}]: {e}", sc.job_name),
+                ));
             }
         }
         let pipeline = Pipeline::build(&sc.pipeline_stages, &sc.job_name).map_err(|e| {

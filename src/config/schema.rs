@@ -37,9 +37,13 @@ pub struct ServerConfig {
     pub grpc_listen_port: u16,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub disable: bool,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub register_instrumentation: bool,
+    #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
     pub health_check_target: Option<bool>,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enable_runtime_reload: bool,
     pub http_path_prefix: String,
     // Tuning knobs of Promtail's Go HTTP/gRPC server that have no counterpart here; accepted so that
@@ -55,6 +59,7 @@ pub struct ServerConfig {
     pub http_tls_config: Option<u::HttpTlsConfig>,
     pub grpc_tls_config: Option<u::GrpcTlsConfig>,
     pub external_url: Option<String>,
+    #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
     pub profiling_enabled: Option<bool>,
 }
 
@@ -114,21 +119,21 @@ pub struct ClientConfig {
     pub proxy_url: String,
     #[serde(default)]
     pub no_proxy: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub proxy_from_environment: bool,
     #[serde(default)]
     pub tls_config: TlsConfig,
     #[serde(default)]
     pub backoff_config: BackoffConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub drop_rate_limited_batches: bool,
     #[serde(default)]
     pub external_labels: BTreeMap<LabelName, String>,
     #[serde(default = "default_timeout")]
     pub timeout: GoDuration,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
     pub follow_redirects: bool,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
     pub enable_http2: bool,
     #[serde(default)]
     pub oauth2: Option<u::Oauth2>,
@@ -179,6 +184,7 @@ pub struct TlsConfig {
     pub key_file: String,
     pub key: String,
     pub server_name: String,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub insecure_skip_verify: bool,
     pub min_version: Option<String>,
 }
@@ -206,6 +212,7 @@ impl Default for BackoffConfig {
 pub struct PositionsConfig {
     pub filename: String,
     pub sync_period: GoDuration,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub ignore_invalid_yaml: bool,
 }
 
@@ -222,12 +229,15 @@ impl Default for PositionsConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub readline_rate_enabled: bool,
     pub readline_rate: f64,
     pub readline_burst: u32,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub readline_rate_drop: bool,
     pub max_streams: usize,
     pub max_line_size: ByteSize,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub max_line_size_truncate: bool,
     /// lokiship's own: rotated (or deleted) files kept open until read to their end.
     pub max_open_rotated_files: usize,
@@ -255,6 +265,7 @@ impl Default for LimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TargetConfig {
     pub sync_period: GoDuration,
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub stdin: bool,
 }
 
@@ -298,6 +309,7 @@ impl Default for FileWatchConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enabled: bool,
     pub dir: String,
     #[serde(rename = "cleanSegmentsOlderThan")]
@@ -309,6 +321,7 @@ pub struct WalConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracingConfig {
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enabled: bool,
 }
 
@@ -349,6 +362,7 @@ pub struct ScrapeConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecompressionConfig {
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enabled: bool,
     pub initial_delay: Option<GoDuration>,
     pub format: String,

@@ -118,7 +118,7 @@ pub struct JsonStage {
     pub expressions: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub source: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_bool")]
     pub drop_malformed: bool,
 }
 
@@ -217,7 +217,7 @@ pub struct CriStage {
     pub max_partial_lines: Option<usize>,
     #[serde(default)]
     pub max_partial_line_size: Option<ByteSize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_bool")]
     pub max_partial_line_size_truncate: bool,
 }
 
@@ -232,7 +232,7 @@ pub struct TemplateStage {
 pub struct PackStage {
     #[serde(default)]
     pub labels: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_opt_bool")]
     pub ingest_timestamp: Option<bool>,
 }
 
@@ -261,7 +261,7 @@ pub struct LimitStage {
     pub by_label_name: Option<String>,
     #[serde(default)]
     pub max_distinct_labels: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_bool")]
     pub drop: bool,
 }
 
@@ -292,9 +292,9 @@ pub struct MetricAction {
     pub action: Option<String>,
     #[serde(default)]
     pub value: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_opt_bool")]
     pub match_all: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::yaml11_opt_bool")]
     pub count_entry_bytes: Option<bool>,
     #[serde(default)]
     pub buckets: Option<Vec<f64>>,

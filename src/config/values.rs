@@ -162,6 +162,38 @@ impl<'de> Deserialize<'de> for Regex {
     }
 }
 
+/// A boolean as YAML 1.1 (Go's yaml.v2, hence Promtail) reads it: `true`/`false`, and also
+/// `yes`/`no`, `on`/`off`, `y`/`n` in any case — real configs use them.
+pub fn yaml11_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl de::Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean (true/false, or YAML 1.1's yes/no/on/off)")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "on" => Ok(true),
+                "false" | "no" | "n" | "off" => Ok(false),
+                _ => Err(E::custom(format!(
+                    "{v:?} is not a boolean (true/false, or YAML 1.1's yes/no/on/off)"
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// [`yaml11_bool`] for an optional value; a null is `None`.
+pub fn yaml11_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "yaml11_bool")] bool);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+}
+
 /// Is `name` a valid Loki label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -1,0 +1,210 @@
+//! Configurations as found in real deployments load unchanged — quirks included — or are refused
+//! with an error that names the unsupported feature, never a generic parse error.
+
+use std::process::Command;
+
+/// Runs `lokiship -check-syntax` on `config` with `extra` flags and environment.
+fn check(config: &str, extra: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", path.display()))
+        .arg("-check-syntax")
+        .args(extra)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.success(), text)
+}
+
+/// Loki's docker-compose example for Promtail.
+const DOCKER_COMPOSE: &str = r#"
+server:
+  http_listen_port: 9080
+  grpc_listen_port: 0
+
+positions:
+  filename: /tmp/positions.yaml
+
+clients:
+  - url: http://loki:3100/loki/api/v1/push
+
+scrape_configs:
+- job_name: system
+  static_configs:
+  - targets:
+      - localhost
+    labels:
+      job: varlogs
+      __path__: /var/log/*log
+"#;
+
+/// An Ansible-role style config: legacy singular `client:`, YAML 1.1 booleans, null values,
+/// relabel replacements with `${1}` under -config.expand-env, stages with leftover options.
+const ANSIBLE_ROLE: &str = r#"
+server:
+  http_listen_port: ${PROMTAIL_PORT:-9080}
+  grpc_listen_port: 0
+  log_level: info
+  register_instrumentation: yes
+positions:
+  filename: /var/lib/promtail/positions.yaml
+  ignore_invalid_yaml: on
+client:
+  url: ${LOKI_URL}
+  external_labels:
+    host: ${HOSTNAME:-node}
+  backoff_config:
+    max_retries: 20
+limits_config:
+  readline_rate_enabled: no
+  max_line_size_truncate: yes
+scrape_configs:
+  - job_name: journal-less
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: system
+          env:
+          __path__: /var/log/{syslog,messages}
+    relabel_configs:
+      - source_labels: [__path__]
+        regex: '/var/log/(.*)'
+        target_label: logfile
+        replacement: '${1}'
+      - source_labels: [__address__]
+        target_label: instance
+        replacement: $1
+    pipeline_stages:
+      - regex:
+          expression: '^(?P<ts>\w{3} +\d+ \S+) (?P<host>\S+) (?P<app>[^:\[]+)'
+      - labels:
+          app:
+          host:
+      - timestamp:
+          source: ts
+          format: Stamp
+      - json:
+          expressions: {level: level}
+          drop_malformed: No
+      - multiline:
+          firstline: '^\w{3} +\d+'
+          max_wait_time: 3s
+      - docker: {}
+      - cri: {}
+      - match:
+          selector: '{app="sshd"}'
+          stages:
+            - template:
+                source: app
+                template: '{{ ToUpper .Value }}'
+            - pack:
+                labels: [host]
+                ingest_timestamp: yes
+"#;
+
+/// What the Promtail Helm chart renders: Kubernetes service discovery.
+const HELM_CHART: &str = r#"
+server:
+  log_level: info
+  log_format: logfmt
+  http_listen_port: 3101
+clients:
+  - url: http://loki-gateway/loki/api/v1/push
+positions:
+  filename: /run/promtail/positions.yaml
+scrape_configs:
+  - job_name: kubernetes-pods
+    pipeline_stages:
+      - cri: {}
+    kubernetes_sd_configs:
+      - role: pod
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_controller_name]
+        regex: ([0-9a-z-.]+?)(-[0-9a-f]{8,10})?
+        action: replace
+        target_label: __tmp_controller_name
+      - action: labelmap
+        regex: __meta_kubernetes_pod_label_(.+)
+"#;
+
+#[test]
+fn lokis_docker_compose_example_loads() {
+    let (ok, out) = check(DOCKER_COMPOSE, &[], &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Valid config file"), "{out}");
+}
+
+#[test]
+fn ansible_role_quirks_load_with_expand_env() {
+    let (ok, out) = check(
+        ANSIBLE_ROLE,
+        &["-config.expand-env=true", "-print-config-stderr"],
+        &[("LOKI_URL", "http://loki:3100/loki/api/v1/push")],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("replacement: '${1}'"),
+        "regex groups survive expansion:\n{out}"
+    );
+    assert!(out.contains("replacement: $1"), "{out}");
+    assert!(
+        out.contains("url: http://loki:3100/loki/api/v1/push"),
+        "{out}"
+    );
+}
+
+#[test]
+fn helm_chart_output_is_refused_naming_the_missing_feature() {
+    let (ok, out) = check(HELM_CHART, &[], &[]);
+    assert!(!ok);
+    assert!(
+        out.contains("kubernetes_sd_configs is not supported yet"),
+        "the error names the feature:\n{out}"
+    );
+    assert!(out.contains("config.yaml:14"), "and its line:\n{out}");
+}
+
+#[test]
+fn a_bad_boolean_names_the_value() {
+    let (ok, out) = check(
+        "clients: [{url: http://127.0.0.1:1/loki/api/v1/push}]\npositions:\n  ignore_invalid_yaml: maybe\n",
+        &[],
+        &[],
+    );
+    assert!(!ok);
+    assert!(out.contains("\"maybe\" is not a boolean"), "{out}");
+}
+
+#[test]
+fn unsupported_stages_say_why() {
+    let (ok, out) = check(
+        "clients: [{url: http://127.0.0.1:1/loki/api/v1/push}]\nscrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - geoip: {db: /x.mmdb, source: ip}\n",
+        &[],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("config.yaml:5")
+            && out.contains("stage \"geoip\" is not supported: it needs a MaxMind database reader"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_relabel_rule_is_caught_by_check_syntax() {
+    let (ok, out) = check(
+        "clients: [{url: http://127.0.0.1:1/loki/api/v1/push}]\nscrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {__path__: /x}\n    relabel_configs:\n      - {source_labels: [a], target_label: b}\n      - {source_labels: [a], action: hashmod, target_label: s}\n",
+        &[],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("config.yaml:8")
+            && out.contains("relabel_configs[1]: hashmod needs a modulus"),
+        "{out}"
+    );
+}
