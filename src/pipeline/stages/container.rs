@@ -211,13 +211,16 @@ mod tests {
         assert_eq!(e.line, "log message\n");
         assert_eq!(e.labels.get("stream"), Some("stderr"));
         assert_eq!(e.timestamp_ns, 1_556_590_361_844_351_500);
+        let before = crate::pipeline::stages::test_util::errors("docker", "malformed");
         let (e, _) = run("- docker: {}", "not json");
+        assert!(crate::pipeline::stages::test_util::errors("docker", "malformed") > before);
         assert_eq!(e.line, "not json");
         assert_eq!(e.labels.get("stream"), None);
     }
 
     #[test]
     fn cri_lines_and_partials() {
+        let before = crate::pipeline::stages::test_util::errors("cri", "malformed");
         let out = run_all(
             "- cri: {}",
             &[
@@ -242,6 +245,7 @@ mod tests {
                 ("not a cri line", None),
             ]
         );
+        assert!(crate::pipeline::stages::test_util::errors("cri", "malformed") > before);
         assert_eq!(out[0].timestamp_ns, 1_556_590_361_844_351_500);
         assert_eq!(
             out[2].timestamp_ns, 1_556_590_362_000_000_000,

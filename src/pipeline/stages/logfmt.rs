@@ -183,7 +183,12 @@ mod tests {
     fn malformed_lines_are_kept_unchanged() {
         for bad in [r#"a="unterminated"#, r#"a=b"c"#, "=x", r#""k"=v"#] {
             assert!(parse(bad).is_err(), "{bad}");
+            let before = crate::pipeline::stages::test_util::errors("logfmt", "malformed");
             let (e, v) = run("- logfmt: {mapping: {a: }}", bad);
+            assert!(
+                crate::pipeline::stages::test_util::errors("logfmt", "malformed") > before,
+                "counted"
+            );
             assert_eq!(v, crate::pipeline::Verdict::Keep);
             assert_eq!(e.line, bad);
             assert!(e.extracted.is_empty());

@@ -73,6 +73,17 @@ pub(crate) mod test_util {
         (p, v)
     }
 
+    /// `lokiship_pipeline_errors_total{stage, reason}` now (tests compare before and after).
+    pub fn errors(stage: &str, reason: &str) -> u64 {
+        crate::metrics::metrics()
+            .pipeline_errors
+            .get_or_create(&crate::metrics::StageLabels {
+                stage: stage.into(),
+                reason: reason.into(),
+            })
+            .get()
+    }
+
     /// Runs `lines` through one pipeline built from `yaml`, then flushes everything it holds:
     /// the entries that come out, in order.
     pub fn run_all(yaml: &str, lines: &[&str]) -> Vec<Processing> {
