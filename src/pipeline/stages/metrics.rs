@@ -409,6 +409,20 @@ mod tests {
     }
 
     #[test]
+    fn idle_series_disappear_after_max_idle_duration() {
+        let stages = "- metrics: {t2_idle_total: {type: Counter, max_idle_duration: 50ms, config: {match_all: true, action: inc}}}";
+        run(stages, "x");
+        assert!(super::render().contains("promtail_custom_t2_idle_total 1"));
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        assert!(!super::render().contains("promtail_custom_t2_idle_total"));
+        run(stages, "y");
+        assert!(
+            super::render().contains("promtail_custom_t2_idle_total 1"),
+            "a new series starts at zero"
+        );
+    }
+
+    #[test]
     fn invalid_metric_configs_are_refused() {
         for bad in [
             "- metrics: {m: {type: Summary}}",
