@@ -8,31 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{http_get, tools_dir, wait_timeout, FakeLoki, Received};
+use support::{gen_logs, http_get, wait_timeout, FakeLoki, Received};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn gen(kind: &str, lines: usize, seed: u64, out: &Path) -> Vec<String> {
-    let status = Command::new(tools_dir().join("gen-logs"))
-        .args([
-            kind,
-            "--lines",
-            &lines.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
-        .arg(out)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -96,7 +74,7 @@ fn ns(rfc3339: &str) -> i64 {
 fn k8s_audit_preset() {
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
-    let lines = gen("k8s-audit", 600, 11, &dir.path().join("audit.log"));
+    let lines = gen_logs("k8s-audit", &dir.path().join("audit.log"), 600, 11);
     let events: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -206,7 +184,7 @@ fn auditd_preset() {
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let lines = gen("auditd", 300, 5, &log);
+    let lines = gen_logs("auditd", &log, 300, 5);
     let port = free_port();
     let child = start(
         "auditd.yaml",
@@ -274,7 +252,7 @@ fn syslog_preset() {
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let syslog = dir.path().join("syslog");
-    let mut lines = gen("syslog", 300, 9, &syslog);
+    let mut lines = gen_logs("syslog", &syslog, 300, 9);
     // rsyslog's RFC 3339 file format, in auth.log.
     let auth = dir.path().join("auth.log");
     let rfc = [

@@ -201,9 +201,15 @@ pub fn tools_dir() -> PathBuf {
 
 /// Writes `lines` k8s audit events to `out` with gen-logs; returns the lines.
 pub fn gen_audit(out: &Path, lines: usize, seed: u64) -> Vec<String> {
+    gen_logs("k8s-audit", out, lines, seed)
+}
+
+/// Writes `lines` lines of `kind` (k8s-audit, auditd, syslog, syslog5424) to `out` with gen-logs;
+/// returns the lines.
+pub fn gen_logs(kind: &str, out: &Path, lines: usize, seed: u64) -> Vec<String> {
     let status = Command::new(tools_dir().join("gen-logs"))
         .args([
-            "k8s-audit",
+            kind,
             "--lines",
             &lines.to_string(),
             "--seed",
