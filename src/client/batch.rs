@@ -1,5 +1,6 @@
 //! A batch of entries for one tenant, grouped by stream, with the acknowledgements of its lines.
 
+use super::rejection::StreamCount;
 use crate::entry::{Entry, Labels};
 use crate::logproto::{EntryAdapter, StreamAdapter};
 use crate::source::ack::Ack;
@@ -56,18 +57,37 @@ impl Batch {
         self.created.elapsed()
     }
 
-    /// The encoded body and the acknowledgements to complete once it is delivered or dropped.
-    pub fn into_body(self) -> (Vec<u8>, Vec<Ack>) {
+    /// The encoded body, the acknowledgements to complete once it is delivered or dropped, and
+    /// what each stream holds (to read a partial refusal).
+    pub fn into_body(self) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {
+        let mut counts = Vec::with_capacity(self.streams.len());
         let streams = self
             .streams
             .into_iter()
-            .map(|(labels, entries)| StreamAdapter {
-                labels: labels.render(),
-                entries,
-                hash: 0,
+            .map(|(labels, entries)| {
+                let labels = labels.render();
+                counts.push(StreamCount {
+                    labels: labels.clone(),
+                    entries: entries.len(),
+                    bytes: entries
+                        .iter()
+                        .map(|e| {
+                            e.line.len()
+                                + e.structured_metadata
+                                    .iter()
+                                    .map(|p| p.name.len() + p.value.len())
+                                    .sum::<usize>()
+                        })
+                        .sum(),
+                });
+                StreamAdapter {
+                    labels,
+                    entries,
+                    hash: 0,
+                }
             })
             .collect();
-        (super::encode::encode_push(streams), self.acks)
+        (super::encode::encode_push(streams), self.acks, counts)
     }
 }
 
@@ -87,8 +107,10 @@ pub fn entry_size(entry: &Entry) -> usize {
             .sum::<usize>()
 }
 
-/// Loki's limit on label names per stream.
+/// Loki's limits on label names per stream and on their lengths (`limits_config` defaults).
 pub const MAX_LABEL_NAMES: usize = 15;
+pub const MAX_LABEL_NAME_LENGTH: usize = 1024;
+pub const MAX_LABEL_VALUE_LENGTH: usize = 2048;
 
 /// The labels an entry is sent under: its own without `__`-prefixed ones or empty values, plus the
 /// client's external labels where the entry has none of that name. `Err` says why Loki would reject it.
@@ -109,6 +131,12 @@ pub fn stream_labels(mut labels: Labels, external: &Labels) -> Result<Labels, &'
     }
     if labels.len() > MAX_LABEL_NAMES {
         return Err("too many labels");
+    }
+    if labels.iter().any(|(n, _)| n.len() > MAX_LABEL_NAME_LENGTH) {
+        return Err("label name longer than 1024 bytes");
+    }
+    if labels.iter().any(|(_, v)| v.len() > MAX_LABEL_VALUE_LENGTH) {
+        return Err("label value longer than 2048 bytes");
     }
     Ok(labels)
 }
@@ -141,5 +169,11 @@ mod tests {
             .map(|i| (format!("l{i}"), "v".to_string()))
             .collect();
         assert_eq!(stream_labels(many, &Labels::new()), Err("too many labels"));
+        let value = "x".repeat(2049);
+        let long: Labels = [("path", value.as_str())].into_iter().collect();
+        assert_eq!(
+            stream_labels(long, &Labels::new()),
+            Err("label value longer than 2048 bytes")
+        );
     }
 }

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod encode;
 pub mod queue;
+pub mod rejection;
 pub mod send;
 
 use crate::config::schema::ClientConfig;
@@ -33,6 +34,8 @@ pub struct Client {
     batchsize: usize,
     tenant: String,
     external: Labels,
+    /// Entries older than this are dropped before sending (`reject_old_samples`).
+    max_age_ns: Option<i64>,
 }
 
 impl Client {
@@ -47,6 +50,9 @@ impl Client {
                 .iter()
                 .map(|(k, v)| (k.0.clone(), v.clone()))
                 .collect(),
+            max_age_ns: config.reject_old_samples.then(|| {
+                i64::try_from(config.reject_old_samples_max_age.0.as_nanos()).unwrap_or(i64::MAX)
+            }),
         })
     }
 
@@ -74,10 +80,14 @@ impl Client {
                                 }
                             }
                         }
+                        if self.max_age_ns.is_some_and(|age| entry.timestamp_ns < crate::entry::now_ns().saturating_sub(age)) {
+                            self.drop_invalid(entry, "too_old", "older than reject_old_samples_max_age");
+                            continue;
+                        }
                         let labels = match batch::stream_labels(std::mem::take(&mut entry.labels), &self.external) {
                             Ok(l) => l,
                             Err(why) => {
-                                self.drop_invalid(entry, why);
+                                self.drop_invalid(entry, "invalid_labels", why);
                                 continue;
                             }
                         };
@@ -118,13 +128,8 @@ impl Client {
     /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
     async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
         let entries = batch.entries();
-        let bytes = batch.bytes();
-        let (body, acks) = batch.into_body();
-        match self
-            .sender
-            .send(body, tenant, entries, bytes, shutdown)
-            .await
-        {
+        let (body, acks, streams) = batch.into_body();
+        match self.sender.send(body, tenant, &streams, shutdown).await {
             Outcome::Delivered | Outcome::Dropped(_) => {
                 for ack in acks {
                     ack.done();
@@ -138,15 +143,16 @@ impl Client {
         }
     }
 
-    fn drop_invalid(&self, entry: Entry, why: &'static str) {
+    fn drop_invalid(&self, entry: Entry, reason: &'static str, why: &'static str) {
         tracing::warn!(
             host = self.sender.host(),
-            reason = why,
+            reason,
+            why,
             "dropping an entry Loki would reject"
         );
         let labels = DropLabels {
             host: self.sender.host().to_string(),
-            reason: "invalid_labels".into(),
+            reason: reason.into(),
         };
         metrics().dropped_entries.get_or_create(&labels).inc();
         metrics()

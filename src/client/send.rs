@@ -10,6 +10,7 @@
 //! `max_period`; reading pauses behind the full queue, and positions stay where they are, until Loki
 //! is back or lokiship is stopped.
 
+use super::rejection::StreamCount;
 use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RequestLabels};
 use reqwest::header::{
@@ -143,10 +144,11 @@ impl Sender {
         &self,
         body: Vec<u8>,
         tenant: &str,
-        entries: usize,
-        line_bytes: usize,
+        streams: &[StreamCount],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
+        let entries: usize = streams.iter().map(|s| s.entries).sum();
+        let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
         let mut deadline = shutdown
             .borrow()
             .then(|| Instant::now() + self.config.timeout.0);
@@ -195,6 +197,17 @@ impl Sender {
                 }
                 Ok((status, _, text)) if status.is_server_error() => {
                     tracing::warn!(host = %self.host, attempt, status = status.as_u16(), body = %text, "Loki failed a push; retrying");
+                }
+                Ok((status, _, text)) if status.as_u16() == 400 => {
+                    // Loki stored the valid streams; count what it says it refused.
+                    let refused = super::rejection::refused(&text, streams);
+                    tracing::error!(host = %self.host, status = 400, body = %text, entries, refused = refused.entries, reason = refused.reason, "Loki refused entries of a batch; they are dropped (not retried)");
+                    let sent = entries - refused.entries;
+                    m.sent_entries.get_or_create(&host).inc_by(sent as u64);
+                    m.sent_bytes
+                        .get_or_create(&host)
+                        .inc_by(line_bytes.saturating_sub(refused.bytes) as u64);
+                    return self.dropped(refused.reason, refused.entries, refused.bytes);
                 }
                 Ok((status, _, text)) => {
                     tracing::error!(host = %self.host, status = status.as_u16(), body = %text, entries, "Loki refused a batch; dropping it (not retried)");

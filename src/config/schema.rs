@@ -131,6 +131,13 @@ pub struct ClientConfig {
     pub external_labels: BTreeMap<LabelName, String>,
     #[serde(default = "default_timeout")]
     pub timeout: GoDuration,
+    /// lokiship's own, mirroring Loki's limit of the same name: entries older than
+    /// `reject_old_samples_max_age` are dropped before sending (counted, reason `too_old`) instead
+    /// of making Loki refuse the push.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub reject_old_samples: bool,
+    #[serde(default = "default_reject_old_samples_max_age")]
+    pub reject_old_samples_max_age: GoDuration,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
     pub follow_redirects: bool,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
@@ -148,6 +155,9 @@ fn default_batchwait() -> GoDuration {
 }
 fn default_batchsize() -> ByteSize {
     ByteSize(1024 * 1024)
+}
+fn default_reject_old_samples_max_age() -> GoDuration {
+    GoDuration::secs(7 * 24 * 3600)
 }
 fn default_timeout() -> GoDuration {
     GoDuration::secs(10)
