@@ -75,6 +75,8 @@ pub struct Metrics {
     pub file_errors: Family<ReasonLabels, Counter>,
     pub positions_write_errors: Counter,
     pub label_cardinality: Family<JobLabelLabels, Gauge>,
+    pub client_queue_bytes: Family<HostLabels, Gauge>,
+    pub client_queue_entries: Family<HostLabels, Gauge>,
 }
 
 fn build() -> Metrics {
@@ -106,6 +108,8 @@ fn build() -> Metrics {
         file_errors: Family::default(),
         positions_write_errors: Counter::default(),
         label_cardinality: Family::default(),
+        client_queue_bytes: Family::default(),
+        client_queue_entries: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -218,6 +222,16 @@ fn build() -> Metrics {
         "lokiship_label_cardinality",
         "Distinct values a labels stage gave each label, per job (counted up to the budget + 1)",
         m.label_cardinality.clone(),
+    );
+    registry.register(
+        "lokiship_client_queue_bytes",
+        "Bytes of log lines waiting in a client's queue",
+        m.client_queue_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_client_queue_entries",
+        "Entries waiting in a client's queue",
+        m.client_queue_entries.clone(),
     );
     Metrics { registry, ..m }
 }

@@ -73,7 +73,8 @@ pub async fn run(
         let mut senders = Vec::new();
         for c in &config.clients {
             let client = Client::new(c)?;
-            let (tx, rx) = queue(QUEUE_BYTES);
+            ready.watch_client(client.health());
+            let (tx, rx) = queue(QUEUE_BYTES, client.host());
             senders.push(tx);
             client_tasks.push(tokio::spawn(client.run(rx, shutdown_rx.clone())));
         }

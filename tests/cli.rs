@@ -78,6 +78,8 @@ fn ready_and_metrics_are_served() {
         "promtail_file_bytes_total",
         "lokiship_file_lag_bytes",
         "promtail_targets_active",
+        "lokiship_client_queue_bytes{host=\"127.0.0.1:",
+        "lokiship_client_queue_entries{host=\"127.0.0.1:",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
@@ -86,6 +88,44 @@ fn ready_and_metrics_are_served() {
         .find(|l| l.starts_with("promtail_read_lines_total{"))
         .unwrap();
     assert!(read_lines.ends_with(" 30"), "{read_lines}");
+    assert!(lokiship.terminate().success());
+}
+
+#[test]
+fn ready_turns_false_while_a_client_fails_longer_than_unhealthy_after() {
+    let loki = FakeLoki::start();
+    loki.script(&[503; 40]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 10, 53);
+    let config = audit_config(
+        dir.path(),
+        &log.display().to_string(),
+        &loki.url(),
+        "    unhealthy_after: 300ms",
+    );
+    let port = enable_server(&config);
+    let lokiship = Lokiship::start(&config, &[]);
+    let status = |port| http_get(port, "/ready").unwrap_or_default();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen_unready = String::new();
+    while loki.accepted().len() < lines.len() {
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        let s = status(port);
+        if s.contains(" 503 ") {
+            seen_unready = s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        seen_unready.contains("has failed to push for"),
+        "/ready said 503 with the reason while Loki failed: {seen_unready:?}"
+    );
+    let after = status(port);
+    assert!(
+        after.contains(" 200 ") && after.ends_with("ready\n"),
+        "ready again once Loki accepts: {after}"
+    );
     assert!(lokiship.terminate().success());
 }
 

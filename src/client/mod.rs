@@ -39,6 +39,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether this client is failing, for `/ready`.
+    pub fn health(&self) -> std::sync::Arc<crate::server::ClientHealth> {
+        self.sender.health()
+    }
+
+    /// The `host` label of this client's metrics.
+    pub fn host(&self) -> &str {
+        self.sender.host()
+    }
+
     pub fn new(config: &ClientConfig) -> Result<Self, SenderError> {
         Ok(Self {
             sender: Sender::new(config)?,

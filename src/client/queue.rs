@@ -27,6 +27,9 @@ struct Budget {
     used: Mutex<usize>,
     room: Condvar,
     limit: usize,
+    /// `lokiship_client_queue_bytes{host}` and `lokiship_client_queue_entries{host}`.
+    queued_bytes: prometheus_client::metrics::gauge::Gauge,
+    queued_entries: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Budget {
@@ -48,13 +51,19 @@ pub struct QueueReceiver {
     budget: Arc<Budget>,
 }
 
-/// A queue that holds about `limit` bytes of lines.
-pub fn queue(limit: usize) -> (QueueSender, QueueReceiver) {
+/// A queue that holds about `limit` bytes of lines, for the client whose metrics' `host` is `host`.
+pub fn queue(limit: usize, host: &str) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let labels = crate::metrics::HostLabels {
+        host: host.to_string(),
+    };
+    let m = crate::metrics::metrics();
     let budget = Arc::new(Budget {
         used: Mutex::new(0),
         room: Condvar::new(),
         limit: limit.max(1),
+        queued_bytes: m.client_queue_bytes.get_or_create(&labels).clone(),
+        queued_entries: m.client_queue_entries.get_or_create(&labels).clone(),
     });
     (
         QueueSender {
@@ -84,8 +93,11 @@ impl QueueSender {
     /// [`has_room`](Self::has_room) first.
     pub fn push(&self, entries: Vec<Entry>, bytes: usize) -> Result<(), QueueClosed> {
         *self.budget.used() += bytes;
+        let count = entries.len();
+        self.budget.queued_bytes.inc_by(bytes as i64);
+        self.budget.queued_entries.inc_by(count as i64);
         self.tx.send(Chunk { entries, bytes }).map_err(|rejected| {
-            self.release(rejected.0.bytes);
+            self.release(rejected.0.bytes, count);
             QueueClosed
         })
     }
@@ -101,12 +113,14 @@ impl QueueSender {
         *used < self.budget.limit
     }
 
-    fn release(&self, bytes: usize) {
-        release(&self.budget, bytes);
+    fn release(&self, bytes: usize, entries: usize) {
+        release(&self.budget, bytes, entries);
     }
 }
 
-fn release(budget: &Budget, bytes: usize) {
+fn release(budget: &Budget, bytes: usize, entries: usize) {
+    budget.queued_bytes.dec_by(bytes as i64);
+    budget.queued_entries.dec_by(entries as i64);
     let mut used = budget.used();
     let was_full = *used >= budget.limit;
     *used = used.saturating_sub(bytes);
@@ -119,7 +133,7 @@ impl QueueReceiver {
     /// The next chunk; `None` once every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<Vec<Entry>> {
         let chunk = self.rx.recv().await?;
-        release(&self.budget, chunk.bytes);
+        release(&self.budget, chunk.bytes, chunk.entries.len());
         Some(chunk.entries)
     }
 
@@ -145,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn room_returns_when_the_client_takes_chunks() {
-        let (tx, mut rx) = queue(10);
+        let (tx, mut rx) = queue(10, "queue-test-1");
         assert!(tx.has_room());
         tx.push(vec![entry("0123456789")], 10).unwrap();
         assert!(!tx.has_room(), "10 of 10 bytes queued");
@@ -158,11 +172,17 @@ mod tests {
         assert_eq!(got[0].line, "0123456789");
         assert!(waiter.join().unwrap(), "woken when the chunk was taken");
         assert_eq!(tx.queued_bytes(), 0);
+        assert_eq!(tx.budget.queued_bytes.get(), 0, "the gauge follows");
+        tx.push(vec![entry("a"), entry("b")], 2).unwrap();
+        assert_eq!(
+            (tx.budget.queued_bytes.get(), tx.budget.queued_entries.get()),
+            (2, 2)
+        );
     }
 
     #[tokio::test]
     async fn a_closed_client_gives_the_budget_back() {
-        let (tx, rx) = queue(10);
+        let (tx, rx) = queue(10, "queue-test-2");
         drop(rx);
         assert!(tx.push(vec![entry("x")], 1).is_err());
         assert_eq!(tx.queued_bytes(), 0);

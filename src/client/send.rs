@@ -42,6 +42,7 @@ pub struct Sender {
     host: String,
     config: ClientConfig,
     static_headers: HeaderMap,
+    health: std::sync::Arc<crate::server::ClientHealth>,
 }
 
 impl Sender {
@@ -123,13 +124,23 @@ impl Sender {
                 HeaderValue::from_str(value).map_err(|e| err(format!("header {name:?}: {e}")))?;
             static_headers.insert(name, value);
         }
+        let health = std::sync::Arc::new(crate::server::ClientHealth::new(
+            host.clone(),
+            config.unhealthy_after.0,
+        ));
         Ok(Self {
             http,
             url,
             host,
             config: config.clone(),
             static_headers,
+            health,
         })
+    }
+
+    /// Whether this client is failing, for `/ready`.
+    pub fn health(&self) -> std::sync::Arc<crate::server::ClientHealth> {
+        self.health.clone()
     }
 
     /// The `host` label of this client's metrics.
@@ -177,6 +188,13 @@ impl Sender {
                 })
                 .observe(started.elapsed().as_secs_f64());
             let mut retry_after = None;
+            match &result {
+                Ok((status, _, _)) if status.as_u16() == 429 || status.is_server_error() => {
+                    self.health.failed()
+                }
+                Ok(_) => self.health.answered(),
+                Err(_) => self.health.failed(),
+            }
             match result {
                 Ok((status, _, _)) if status.is_success() => {
                     m.sent_entries.get_or_create(&host).inc_by(entries as u64);

@@ -138,6 +138,10 @@ pub struct ClientConfig {
     pub reject_old_samples: bool,
     #[serde(default = "default_reject_old_samples_max_age")]
     pub reject_old_samples_max_age: GoDuration,
+    /// lokiship's own: `/ready` answers 503 once this client has failed to push (transport errors,
+    /// 5xx, 429) for longer than this; `0s` never.
+    #[serde(default = "default_unhealthy_after")]
+    pub unhealthy_after: GoDuration,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
     pub follow_redirects: bool,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
@@ -158,6 +162,9 @@ fn default_batchsize() -> ByteSize {
 }
 fn default_reject_old_samples_max_age() -> GoDuration {
     GoDuration::secs(7 * 24 * 3600)
+}
+fn default_unhealthy_after() -> GoDuration {
+    GoDuration::secs(300)
 }
 fn default_timeout() -> GoDuration {
     GoDuration::secs(10)

@@ -12,16 +12,87 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Whether lokiship is ready: sources started and clients running.
+/// Whether lokiship is ready: sources started, and no client failing for longer than its
+/// `unhealthy_after`.
 #[derive(Default)]
-pub struct Readiness(AtomicBool);
+pub struct Readiness {
+    started: AtomicBool,
+    clients: std::sync::Mutex<Vec<Arc<ClientHealth>>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.started.store(ready, Ordering::SeqCst);
     }
+
+    /// Counts `client` in readiness.
+    pub fn watch_client(&self, client: Arc<ClientHealth>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(client);
+    }
+
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.why_not().is_none()
+    }
+
+    /// `None` when ready; else why not.
+    pub fn why_not(&self) -> Option<String> {
+        if !self.started.load(Ordering::SeqCst) {
+            return Some("not started".into());
+        }
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.iter().find_map(|c| {
+            let failing = c.failing_for()?;
+            (failing > c.unhealthy_after).then(|| {
+                format!(
+                    "client {} has failed to push for {}s",
+                    c.host,
+                    failing.as_secs()
+                )
+            })
+        })
+    }
+}
+
+/// How long a client has been failing to push (transport errors, 5xx, 429), for `/ready`.
+pub struct ClientHealth {
+    pub host: String,
+    /// Longer than this failing makes `/ready` answer 503 (`unhealthy_after`; zero: never).
+    pub unhealthy_after: std::time::Duration,
+    failing_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ClientHealth {
+    pub fn new(host: String, unhealthy_after: std::time::Duration) -> Self {
+        Self {
+            host,
+            unhealthy_after: if unhealthy_after.is_zero() {
+                std::time::Duration::MAX
+            } else {
+                unhealthy_after
+            },
+            failing_since: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A push attempt failed (it will be retried).
+    pub fn failed(&self) {
+        let mut since = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Loki answered (accepted, or refused for good): the client works.
+    pub fn answered(&self) {
+        *self.failing_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn failing_for(&self) -> Option<std::time::Duration> {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
     }
 }
 
@@ -38,10 +109,12 @@ pub async fn serve(
             get(move || {
                 let ready = ready.clone();
                 async move {
-                    if ready.get() {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    match ready.why_not() {
+                        None => (StatusCode::OK, "ready\n".to_string()),
+                        Some(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        ),
                     }
                 }
             }),
