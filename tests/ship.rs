@@ -319,3 +319,45 @@ fn entries_older_than_reject_old_samples_max_age_are_dropped_before_sending() {
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(dropped.ends_with(&format!(" {}", old.len())), "{dropped}");
 }
+
+#[test]
+fn json_encoding_ships_the_same_entries_gzipped() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 200, 23);
+    let config = audit_config(
+        dir.path(),
+        &log.display().to_string(),
+        &loki.url(),
+        "    encoding: json",
+    );
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "200 entries", |r| r.len() >= lines.len());
+    assert!(lokiship.terminate().success());
+    let requests = loki.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.header("content-type") == Some("application/json")
+            && r.header("content-encoding") == Some("gzip")));
+    let received = loki.accepted();
+    assert_all_once(&lines, &received);
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let r = received.iter().find(|r| r.line == lines[0]).unwrap();
+    assert!(
+        r.labels
+            .contains(&format!("verb=\"{}\"", first["verb"].as_str().unwrap())),
+        "{}",
+        r.labels
+    );
+    assert_eq!(
+        r.structured_metadata,
+        vec![(
+            "audit_id".to_string(),
+            first["auditID"].as_str().unwrap().to_string()
+        )]
+    );
+    let ts =
+        chrono::DateTime::parse_from_rfc3339(first["stageTimestamp"].as_str().unwrap()).unwrap();
+    assert_eq!(r.ts_ns, ts.timestamp_nanos_opt().unwrap());
+}

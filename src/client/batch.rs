@@ -1,6 +1,7 @@
 //! A batch of entries for one tenant, grouped by stream, with the acknowledgements of its lines.
 
 use super::rejection::StreamCount;
+use crate::config::schema::PushEncoding;
 use crate::entry::{Entry, Labels};
 use crate::logproto::{EntryAdapter, StreamAdapter};
 use crate::source::ack::Ack;
@@ -60,26 +61,29 @@ impl Batch {
     /// The encoded body, the acknowledgements to complete once it is delivered or dropped, and
     /// what each stream holds (to read a partial refusal).
     pub fn into_body(self) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {
+        self.into_body_as(PushEncoding::Protobuf)
+    }
+
+    /// [`Batch::into_body`] in the client's `encoding`.
+    pub fn into_body_as(self, encoding: PushEncoding) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {
+        if encoding == PushEncoding::Json {
+            let counts = self
+                .streams
+                .iter()
+                .map(|(labels, entries)| stream_count(labels.render(), entries))
+                .collect();
+            let body = super::encode::encode_json(
+                self.streams.iter().map(|(l, e)| (l, e.clone())).collect(),
+            );
+            return (body, self.acks, counts);
+        }
         let mut counts = Vec::with_capacity(self.streams.len());
         let streams = self
             .streams
             .into_iter()
             .map(|(labels, entries)| {
                 let labels = labels.render();
-                counts.push(StreamCount {
-                    labels: labels.clone(),
-                    entries: entries.len(),
-                    bytes: entries
-                        .iter()
-                        .map(|e| {
-                            e.line.len()
-                                + e.structured_metadata
-                                    .iter()
-                                    .map(|p| p.name.len() + p.value.len())
-                                    .sum::<usize>()
-                        })
-                        .sum(),
-                });
+                counts.push(stream_count(labels.clone(), &entries));
                 StreamAdapter {
                     labels,
                     entries,
@@ -88,6 +92,24 @@ impl Batch {
             })
             .collect();
         (super::encode::encode_push(streams), self.acks, counts)
+    }
+}
+
+/// What one stream of a push holds.
+fn stream_count(labels: String, entries: &[EntryAdapter]) -> StreamCount {
+    StreamCount {
+        labels,
+        entries: entries.len(),
+        bytes: entries
+            .iter()
+            .map(|e| {
+                e.line.len()
+                    + e.structured_metadata
+                        .iter()
+                        .map(|p| p.name.len() + p.value.len())
+                        .sum::<usize>()
+            })
+            .sum(),
     }
 }
 

@@ -46,6 +46,47 @@ static SCRATCH: std::sync::Mutex<(Vec<u8>, Vec<u8>)> =
 /// Buffers grown past this (a large `batchsize`) are not kept between pushes.
 const KEEP_SCRATCH_BYTES: usize = 8 << 20;
 
+/// Encodes `streams` as Loki's JSON push body, gzip-compressed:
+/// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>",{metadata}]]}]}`.
+pub fn encode_json(streams: Vec<(&crate::entry::Labels, Vec<EntryAdapter>)>) -> Vec<u8> {
+    use std::io::Write as _;
+    let streams: Vec<serde_json::Value> = streams
+        .into_iter()
+        .map(|(labels, entries)| {
+            let stream: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+                .collect();
+            let values: Vec<serde_json::Value> = entries
+                .into_iter()
+                .map(|e| {
+                    let ts = e.timestamp.unwrap_or_default();
+                    let ns = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+                    let mut value = vec![
+                        serde_json::Value::from(ns.to_string()),
+                        serde_json::Value::from(e.line),
+                    ];
+                    if !e.structured_metadata.is_empty() {
+                        let meta: serde_json::Map<String, serde_json::Value> = e
+                            .structured_metadata
+                            .into_iter()
+                            .map(|p| (p.name, serde_json::Value::from(p.value)))
+                            .collect();
+                        value.push(serde_json::Value::Object(meta));
+                    }
+                    serde_json::Value::Array(value)
+                })
+                .collect();
+            serde_json::json!({"stream": stream, "values": values})
+        })
+        .collect();
+    let body = serde_json::json!({ "streams": streams }).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(body.as_bytes());
+    gz.finish().unwrap_or_default()
+}
+
 /// Decodes a push body; for tests and tools.
 pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
     let raw = snap::raw::Decoder::new()

@@ -36,6 +36,7 @@ pub struct Client {
     external: Labels,
     /// Entries older than this are dropped before sending (`reject_old_samples`).
     max_age_ns: Option<i64>,
+    encoding: crate::config::schema::PushEncoding,
 }
 
 impl Client {
@@ -63,6 +64,7 @@ impl Client {
             max_age_ns: config.reject_old_samples.then(|| {
                 i64::try_from(config.reject_old_samples_max_age.0.as_nanos()).unwrap_or(i64::MAX)
             }),
+            encoding: config.encoding,
         })
     }
 
@@ -138,7 +140,7 @@ impl Client {
     /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
     async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
         let entries = batch.entries();
-        let (body, acks, streams) = batch.into_body();
+        let (body, acks, streams) = batch.into_body_as(self.encoding);
         match self.sender.send(body, tenant, &streams, shutdown).await {
             Outcome::Delivered | Outcome::Dropped(_) => {
                 for ack in acks {

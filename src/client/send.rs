@@ -108,10 +108,21 @@ impl Sender {
             .map_err(|e| err(format!("HTTP client: {e}")))?;
 
         let mut static_headers = HeaderMap::new();
-        static_headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
+        match config.encoding {
+            crate::config::schema::PushEncoding::Protobuf => {
+                static_headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
+                );
+            }
+            crate::config::schema::PushEncoding::Json => {
+                static_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                static_headers.insert(
+                    reqwest::header::CONTENT_ENCODING,
+                    HeaderValue::from_static("gzip"),
+                );
+            }
+        }
         static_headers.insert(
             USER_AGENT,
             HeaderValue::from_str(&format!("lokiship/{}", crate::VERSION))

@@ -142,6 +142,10 @@ pub struct ClientConfig {
     /// 5xx, 429) for longer than this; `0s` never.
     #[serde(default = "default_unhealthy_after")]
     pub unhealthy_after: GoDuration,
+    /// lokiship's own: `protobuf` (snappy, Loki's native push; the default) or `json` (gzip'ed
+    /// JSON, for proxies that need to read or rewrite the body).
+    #[serde(default)]
+    pub encoding: PushEncoding,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
     pub follow_redirects: bool,
     #[serde(default = "default_true", deserialize_with = "u::yaml11_bool")]
@@ -163,6 +167,15 @@ fn default_batchsize() -> ByteSize {
 fn default_reject_old_samples_max_age() -> GoDuration {
     GoDuration::secs(7 * 24 * 3600)
 }
+/// The body format of a client's pushes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushEncoding {
+    #[default]
+    Protobuf,
+    Json,
+}
+
 fn default_unhealthy_after() -> GoDuration {
     GoDuration::secs(300)
 }

@@ -52,6 +52,55 @@ pub struct FakeLoki {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Decodes a JSON push body as Loki does (gzip'ed): stream label maps become selectors rendered
+/// like lokiship renders them, values `[ns, line, {metadata}?]` become entries.
+pub fn decode_json(body: &[u8]) -> Result<lokiship::logproto::PushRequest, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("gzip: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("json: {e}"))?;
+    let mut streams = Vec::new();
+    for s in v["streams"].as_array().ok_or("no streams")? {
+        let labels: lokiship::entry::Labels = s["stream"]
+            .as_object()
+            .ok_or("no stream labels")?
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+            .collect();
+        let mut entries = Vec::new();
+        for value in s["values"].as_array().ok_or("no values")? {
+            let ns: i64 = value[0].as_str().ok_or("ts")?.parse().map_err(|_| "ts")?;
+            let metadata = value[2]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| lokiship::logproto::LabelPairAdapter {
+                            name: k.clone(),
+                            value: v.as_str().unwrap_or_default().to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            entries.push(lokiship::logproto::EntryAdapter {
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: ns.div_euclid(1_000_000_000),
+                    nanos: ns.rem_euclid(1_000_000_000) as i32,
+                }),
+                line: value[1].as_str().ok_or("line")?.to_string(),
+                structured_metadata: metadata,
+            });
+        }
+        streams.push(lokiship::logproto::StreamAdapter {
+            labels: labels.render(),
+            entries,
+            hash: 0,
+        });
+    }
+    Ok(lokiship::logproto::PushRequest { streams })
+}
+
 /// Decodes a push body as Loki does: raw snappy, then protobuf.
 pub fn decode(body: &[u8]) -> Result<lokiship::logproto::PushRequest, String> {
     let raw = snap::raw::Decoder::new()
@@ -148,7 +197,14 @@ fn handle(
         .collect();
     let mut st = state.lock().unwrap();
     let (status, retry_after) = st.script.pop_front().unwrap_or((204, None));
-    let decoded = decode(&body);
+    let is_json = headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("application/json"));
+    let decoded = if is_json {
+        decode_json(&body)
+    } else {
+        decode(&body)
+    };
     let status = if decoded.is_err() { 400 } else { status };
     st.requests.push(Request {
         headers: headers.clone(),
