@@ -1,5 +1,6 @@
 //! `tls_config`: lokiship pushes over HTTPS, trusting the CA in `ca_file`, presenting the client
-//! certificate in `cert_file`/`key_file`, or skipping verification with `insecure_skip_verify`.
+//! certificate in `cert_file`/`key_file`, verifying the server as `server_name`, or skipping
+//! verification with `insecure_skip_verify`.
 
 mod support;
 
@@ -22,15 +23,25 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    pki_for(&["127.0.0.1", "localhost"])
+}
+
+/// A CA, a server certificate for `server_names`, and a client certificate.
+fn pki_for(server_names: &[&str]) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca, &ca_key)
-        .unwrap();
+    let server = CertificateParams::new(
+        server_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .signed_by(&server_key, &ca, &ca_key)
+    .unwrap();
     let client_key = KeyPair::generate().unwrap();
     let client = CertificateParams::new(vec!["lokiship".to_string()])
         .unwrap()
@@ -235,6 +246,41 @@ fn presents_the_client_certificate() {
     assert!(
         loki.wait_for_push(Duration::from_secs(30)),
         "mutual TLS push"
+    );
+    assert!(lokiship.terminate().success());
+}
+
+#[test]
+fn verifies_the_server_certificate_as_server_name_with_a_client_certificate() {
+    // The certificate names loki.internal; lokiship connects to 127.0.0.1.
+    let pki = pki_for(&["loki.internal"]);
+    let loki = TlsLoki::start(&pki, true);
+    let tls = |dir: &Path, server_name: &str| {
+        std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
+        std::fs::write(dir.join("client.pem"), &pki.client_cert_pem).unwrap();
+        std::fs::write(dir.join("client.key"), &pki.client_key_pem).unwrap();
+        let d = dir.display();
+        format!("{{ca_file: {d}/ca.pem, cert_file: {d}/client.pem, key_file: {d}/client.key{server_name}}}")
+    };
+    let without = tempfile::tempdir().unwrap();
+    let config = config_with_tls(without.path(), loki.port, &tls(without.path(), ""));
+    let lokiship = Lokiship::start(&config, &[]);
+    assert!(
+        !loki.wait_for_push(Duration::from_secs(3)),
+        "a certificate for another name is refused"
+    );
+    lokiship.kill();
+
+    let with = tempfile::tempdir().unwrap();
+    let config = config_with_tls(
+        with.path(),
+        loki.port,
+        &tls(with.path(), ", server_name: loki.internal"),
+    );
+    let lokiship = Lokiship::start(&config, &[]);
+    assert!(
+        loki.wait_for_push(Duration::from_secs(30)),
+        "verified as server_name, with the client certificate (mTLS)"
     );
     assert!(lokiship.terminate().success());
 }

@@ -14,6 +14,7 @@ pub mod encode;
 pub mod queue;
 pub mod rejection;
 pub mod send;
+pub mod tls;
 
 use crate::config::schema::ClientConfig;
 use crate::entry::{Entry, Labels};

@@ -73,35 +73,39 @@ impl Sender {
             builder = builder.proxy(proxy);
         }
         let tls = &config.tls_config;
-        if !tls.server_name.is_empty() {
-            return Err(err("tls_config.server_name is not supported yet".into()));
-        }
         let ca = read_inline_or_file(&tls.ca, &tls.ca_file)
             .map_err(|e| err(format!("tls_config.ca_file: {e}")))?;
-        if let Some(pem) = ca {
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| err(format!("tls_config.ca_file: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
         let cert = read_inline_or_file(&tls.cert, &tls.cert_file)
             .map_err(|e| err(format!("tls_config.cert_file: {e}")))?;
         let key = read_inline_or_file(&tls.key, &tls.key_file)
             .map_err(|e| err(format!("tls_config.key_file: {e}")))?;
-        match (cert, key) {
-            (Some(mut cert), Some(key)) => {
+        if cert.is_some() != key.is_some() {
+            return Err(err("tls_config needs both cert_file and key_file".into()));
+        }
+        if !tls.server_name.is_empty() && !tls.insecure_skip_verify {
+            let identity = cert.as_deref().zip(key.as_deref());
+            let rustls_config =
+                super::tls::config_with_server_name(&tls.server_name, ca.as_deref(), identity)
+                    .map_err(err)?;
+            builder = builder.use_preconfigured_tls(rustls_config);
+        } else {
+            if let Some(pem) = ca {
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| err(format!("tls_config.ca_file: {e}")))?
+                {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let (Some(mut cert), Some(key)) = (cert, key) {
                 cert.push(b'\n');
                 cert.extend_from_slice(&key);
                 let identity = reqwest::Identity::from_pem(&cert)
                     .map_err(|e| err(format!("tls_config cert/key: {e}")))?;
                 builder = builder.identity(identity);
             }
-            (None, None) => {}
-            _ => return Err(err("tls_config needs both cert_file and key_file".into())),
-        }
-        if tls.insecure_skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
+            if tls.insecure_skip_verify {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
         }
         let http = builder
             .build()
