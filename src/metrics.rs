@@ -77,6 +77,7 @@ pub struct Metrics {
     pub label_cardinality: Family<JobLabelLabels, Gauge>,
     pub client_queue_bytes: Family<HostLabels, Gauge>,
     pub client_queue_entries: Family<HostLabels, Gauge>,
+    pub wal_bytes: Family<HostLabels, Gauge>,
 }
 
 fn build() -> Metrics {
@@ -110,6 +111,7 @@ fn build() -> Metrics {
         label_cardinality: Family::default(),
         client_queue_bytes: Family::default(),
         client_queue_entries: Family::default(),
+        wal_bytes: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -232,6 +234,11 @@ fn build() -> Metrics {
         "lokiship_client_queue_entries",
         "Entries waiting in a client's queue",
         m.client_queue_entries.clone(),
+    );
+    registry.register(
+        "lokiship_wal_bytes",
+        "Bytes in a client's disk queue (wal)",
+        m.wal_bytes.clone(),
     );
     Metrics { registry, ..m }
 }

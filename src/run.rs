@@ -70,15 +70,23 @@ pub async fn run(
                 "no clients configured: add clients[].url to the config file or pass -client.url"
             );
         }
-        let mut senders = Vec::new();
-        for c in &config.clients {
+        let mut outlets = Vec::new();
+        for (i, c) in config.clients.iter().enumerate() {
             let client = Client::new(c)?;
             ready.watch_client(client.health());
             let (tx, rx) = queue(QUEUE_BYTES, client.host());
-            senders.push(tx);
-            client_tasks.push(tokio::spawn(client.run(rx, shutdown_rx.clone())));
+            let spill = if config.wal.enabled {
+                Some(Arc::new(open_spill(&config, i, client.host())?))
+            } else {
+                None
+            };
+            outlets.push(crate::source::Outlet {
+                queue: tx,
+                spill: spill.clone(),
+            });
+            client_tasks.push(tokio::spawn(client.run(rx, spill, shutdown_rx.clone())));
         }
-        Arc::new(Fanout::new(senders))
+        Arc::new(Fanout::with_outlets(outlets))
     };
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
@@ -165,6 +173,34 @@ fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
     };
     text.parse()
         .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
+}
+
+/// Client `index`'s disk queue, in a directory of its own under `wal.dir`.
+fn open_spill(
+    config: &Config,
+    index: usize,
+    host: &str,
+) -> anyhow::Result<crate::client::wal::Spill> {
+    use crate::client::wal::{Spill, Wal, WhenFull};
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = std::path::Path::new(&config.wal.dir).join(format!("client-{index}-{name}"));
+    let when_full = match config.wal.when_full.as_deref() {
+        Some("backpressure") => WhenFull::Backpressure,
+        _ => WhenFull::DropOldest,
+    };
+    let max = config.wal.max_size.map_or(1 << 30, |b| b.0);
+    let wal = Wal::open(&dir, max, when_full, host)
+        .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?;
+    Ok(Spill::new(wal))
 }
 
 fn file_source_config(

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod rejection;
 pub mod send;
 pub mod tls;
+pub mod wal;
 
 use crate::config::schema::ClientConfig;
 use crate::entry::{Entry, Labels};
@@ -38,6 +39,14 @@ pub struct Client {
     /// Entries older than this are dropped before sending (`reject_old_samples`).
     max_age_ns: Option<i64>,
     encoding: crate::config::schema::PushEncoding,
+}
+
+/// Resolves when entries were appended to the disk queue; never without one.
+async fn spilled(spill: &Option<std::sync::Arc<wal::Spill>>) {
+    match spill {
+        Some(s) => s.notify.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Client {
@@ -70,7 +79,14 @@ impl Client {
     }
 
     /// Runs until `rx` ends (all sources stopped) and everything held was pushed or abandoned.
-    pub async fn run(self, mut rx: QueueReceiver, mut shutdown: watch::Receiver<bool>) {
+    /// With a disk queue (`spill`), what the sources appended there is pushed once the memory
+    /// queue is empty, in order, before anything newer.
+    pub async fn run(
+        self,
+        mut rx: QueueReceiver,
+        spill: Option<std::sync::Arc<wal::Spill>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -79,39 +95,9 @@ impl Client {
             tokio::select! {
                 received = rx.recv() => {
                     let Some(entries) = received else { break };
-                    for mut entry in entries {
-                        // Nearly always the client's own tenant: no allocation for the lookup.
-                        let own_tenant = entry.labels.get(TENANT_LABEL).map(str::to_owned);
-                        let tenant = own_tenant.as_deref().unwrap_or(&self.tenant);
-                        let size = batch::entry_size(&entry);
-                        let full = batches.get(tenant).is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
-                        if full {
-                            if let Some(b) = batches.remove(tenant) {
-                                if !self.push(b, tenant, &mut shutdown).await {
-                                    rx.close();
-                                    return;
-                                }
-                            }
-                        }
-                        if self.max_age_ns.is_some_and(|age| entry.timestamp_ns < crate::entry::now_ns().saturating_sub(age)) {
-                            self.drop_invalid(entry, "too_old", "older than reject_old_samples_max_age");
-                            continue;
-                        }
-                        let labels = match batch::stream_labels(std::mem::take(&mut entry.labels), &self.external) {
-                            Ok(l) => l,
-                            Err(why) => {
-                                self.drop_invalid(entry, "invalid_labels", why);
-                                continue;
-                            }
-                        };
-                        match batches.get_mut(tenant) {
-                            Some(b) => b.add(labels, entry),
-                            None => {
-                                let mut b = Batch::new();
-                                b.add(labels, entry);
-                                batches.insert(tenant.to_string(), b);
-                            }
-                        }
+                    if !self.add_all(entries, &mut batches, &mut shutdown).await {
+                        rx.close();
+                        return;
                     }
                 }
                 _ = ticker.tick() => {
@@ -129,11 +115,115 @@ impl Client {
                         }
                     }
                 }
+                // Entries were appended to the disk queue (a permit is kept if none was waiting).
+                _ = spilled(&spill) => {}
+            }
+            if let Some(s) = &spill {
+                if rx.is_empty()
+                    && !s.is_empty()
+                    && !self.drain_disk(s, &mut batches, &mut shutdown).await
+                {
+                    rx.close();
+                    return;
+                }
+            }
+        }
+        if let Some(s) = &spill {
+            if !self.drain_disk(s, &mut batches, &mut shutdown).await {
+                return;
             }
         }
         for (tenant, b) in batches {
             if !self.push(b, &tenant, &mut shutdown).await {
                 return;
+            }
+        }
+    }
+
+    /// Adds `entries` to their tenants' batches, pushing batches that fill up; `false` when a push
+    /// was abandoned because lokiship is stopping.
+    async fn add_all(
+        &self,
+        entries: Vec<Entry>,
+        batches: &mut HashMap<String, Batch>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        for mut entry in entries {
+            // Nearly always the client's own tenant: no allocation for the lookup.
+            let own_tenant = entry.labels.get(TENANT_LABEL).map(str::to_owned);
+            let tenant = own_tenant.as_deref().unwrap_or(&self.tenant);
+            let size = batch::entry_size(&entry);
+            let full = batches
+                .get(tenant)
+                .is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
+            if full {
+                if let Some(b) = batches.remove(tenant) {
+                    if !self.push(b, tenant, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+            if self
+                .max_age_ns
+                .is_some_and(|age| entry.timestamp_ns < crate::entry::now_ns().saturating_sub(age))
+            {
+                self.drop_invalid(entry, "too_old", "older than reject_old_samples_max_age");
+                continue;
+            }
+            let labels =
+                match batch::stream_labels(std::mem::take(&mut entry.labels), &self.external) {
+                    Ok(l) => l,
+                    Err(why) => {
+                        self.drop_invalid(entry, "invalid_labels", why);
+                        continue;
+                    }
+                };
+            match batches.get_mut(tenant) {
+                Some(b) => b.add(labels, entry),
+                None => {
+                    let mut b = Batch::new();
+                    b.add(labels, entry);
+                    batches.insert(tenant.to_string(), b);
+                }
+            }
+        }
+        true
+    }
+
+    /// Pushes what is batched (older than the disk queue's content), then the disk queue, in
+    /// order, moving its cursor after each delivered part; `false` when stopping cut it short.
+    async fn drain_disk(
+        &self,
+        spill: &wal::Spill,
+        batches: &mut HashMap<String, Batch>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        for (tenant, b) in std::mem::take(batches) {
+            if !self.push(b, &tenant, shutdown).await {
+                return false;
+            }
+        }
+        loop {
+            let entries = match spill.read(self.batchsize) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(host = self.sender.host(), error = %e, "cannot read the disk queue");
+                    return true;
+                }
+            };
+            if entries.is_empty() {
+                return true;
+            }
+            if !self.add_all(entries, batches, shutdown).await {
+                return false;
+            }
+            for (tenant, b) in std::mem::take(batches) {
+                if !self.push(b, &tenant, shutdown).await {
+                    return false;
+                }
+            }
+            if let Err(e) = spill.commit() {
+                tracing::error!(host = self.sender.host(), error = %e, "cannot move the disk queue's cursor");
             }
         }
     }

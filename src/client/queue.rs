@@ -137,6 +137,11 @@ impl QueueReceiver {
         Some(chunk.entries)
     }
 
+    /// No chunk is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Refuses further chunks (the client is stopping).
     pub fn close(&mut self) {
         self.rx.close();

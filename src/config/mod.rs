@@ -133,7 +133,19 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
         }
     }
     if config.wal.enabled {
-        return Err(lines.error("wal:", 0, "wal is not supported yet"));
+        if config.wal.dir.is_empty() {
+            return Err(lines.error("wal:", 0, "wal.enabled needs wal.dir"));
+        }
+        if !matches!(
+            config.wal.when_full.as_deref(),
+            None | Some("drop_oldest") | Some("backpressure")
+        ) {
+            return Err(lines.error(
+                "when_full:",
+                0,
+                "wal.when_full must be drop_oldest or backpressure",
+            ));
+        }
     }
     if config.target_config.stdin {
         return Err(lines.error("stdin:", 0, "target_config.stdin is not supported yet"));

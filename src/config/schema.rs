@@ -346,6 +346,11 @@ pub struct WalConfig {
     pub clean_segments_older_than: Option<GoDuration>,
     #[serde(rename = "watchConfig")]
     pub watch_config: Option<IgnoredAny>,
+    /// lokiship's own: the most disk each client's queue may use (default 1GiB).
+    pub max_size: Option<ByteSize>,
+    /// lokiship's own: `drop_oldest` (default: the oldest segment goes, counted) or
+    /// `backpressure` (sources pause; lines wait in the log files).
+    pub when_full: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -32,40 +32,116 @@ pub enum TrySendError {
     Closed,
 }
 
-/// Sends every entry to each client's queue.
+/// One client's inputs: its memory queue, and its disk queue when `wal` is enabled.
+pub struct Outlet {
+    pub queue: QueueSender,
+    pub spill: Option<std::sync::Arc<crate::client::wal::Spill>>,
+}
+
+/// Sends every entry to each client.
+///
+/// Without disk queues it is all or nothing: positions move only when every client delivered a
+/// line, so a chunk only some clients took would have to be remembered per client, and the slowest
+/// client paces the sources. A client with a disk queue never holds the others back: a chunk its
+/// memory queue has no room for (and everything after it, until it caught up) is appended to its
+/// disk queue and counts as acknowledged by it once on disk.
 pub struct Fanout {
-    queues: Vec<QueueSender>,
+    outlets: Vec<Outlet>,
 }
 
 impl Fanout {
     pub fn new(queues: Vec<QueueSender>) -> Self {
-        Self { queues }
+        Self::with_outlets(
+            queues
+                .into_iter()
+                .map(|queue| Outlet { queue, spill: None })
+                .collect(),
+        )
+    }
+
+    pub fn with_outlets(outlets: Vec<Outlet>) -> Self {
+        Self { outlets }
     }
 }
 
 impl EntrySink for Fanout {
     fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
-        // All or nothing: positions move only when every client delivered a line, so a chunk that
-        // only some clients took would have to be remembered per client.
-        if !self.queues.iter().all(QueueSender::has_room) {
-            return Err(TrySendError::Full(entries));
+        // Decide first, so that a chunk is given to every client or to none.
+        let mut to_disk = Vec::with_capacity(self.outlets.len());
+        for o in &self.outlets {
+            match &o.spill {
+                None if !o.queue.has_room() => return Err(TrySendError::Full(entries)),
+                None => to_disk.push(false),
+                Some(spill) => {
+                    let wal = spill.lock();
+                    let spilling = !wal.is_empty() || !o.queue.has_room();
+                    if spilling && wal.is_full() {
+                        return Err(TrySendError::Full(entries));
+                    }
+                    to_disk.push(spilling);
+                }
+            }
         }
         let bytes = entries.iter().map(crate::client::batch::entry_size).sum();
-        let Some((last, rest)) = self.queues.split_last() else {
-            return Err(TrySendError::Closed);
-        };
-        for q in rest {
-            q.push(entries.clone(), bytes)
+        let n = self.outlets.len();
+        let mut entries = Some(entries);
+        for (i, (o, spill)) in self.outlets.iter().zip(to_disk).enumerate() {
+            let mine = if i + 1 == n {
+                entries.take().unwrap_or_default()
+            } else {
+                entries.clone().unwrap_or_default()
+            };
+            if let (true, Some(disk)) = (spill, &o.spill) {
+                let written = disk.lock().append(&mine);
+                match written {
+                    Ok(()) => {
+                        for e in mine {
+                            if let Some(ack) = e.ack {
+                                ack.done();
+                            }
+                        }
+                        disk.notify.notify_one();
+                        continue;
+                    }
+                    Err(e) => {
+                        // Nothing is lost: the chunk goes to memory, over the queue's budget.
+                        tracing::error!(error = %e, "cannot write the disk queue; keeping the entries in memory");
+                        crate::metrics::file_error("wal_write");
+                        o.queue
+                            .push(mine, bytes)
+                            .map_err(|_| TrySendError::Closed)?;
+                        continue;
+                    }
+                }
+            }
+            o.queue
+                .push(mine, bytes)
                 .map_err(|_| TrySendError::Closed)?;
         }
-        last.push(entries, bytes).map_err(|_| TrySendError::Closed)
+        Ok(())
     }
 
     fn wait_for_room(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
-        for q in &self.queues {
-            if !q.wait_for_room(deadline.saturating_duration_since(std::time::Instant::now())) {
-                return;
+        for o in &self.outlets {
+            match &o.spill {
+                None => {
+                    if !o.queue.wait_for_room(
+                        deadline.saturating_duration_since(std::time::Instant::now()),
+                    ) {
+                        return;
+                    }
+                }
+                // A full disk queue (backpressure) empties as the client delivers: look again soon.
+                Some(spill) if spill.lock().is_full() => {
+                    std::thread::sleep(
+                        deadline
+                            .saturating_duration_since(std::time::Instant::now())
+                            .min(Duration::from_millis(100)),
+                    );
+                    return;
+                }
+                Some(_) => {}
             }
         }
     }

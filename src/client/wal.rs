@@ -1,0 +1,577 @@
+//! A client's disk queue (`wal`): where its entries go while it cannot keep up, so that one slow or
+//! dead Loki neither stalls the other clients nor holds every file's position.
+//!
+//! Entries the client's memory queue has no room for are appended here and count as acknowledged
+//! by this client once they are on disk (fsync'd); from then on every new entry of this client is
+//! appended too, until the client has pushed everything on disk, so each client sends in the order
+//! lines were read. The client pushes the disk queue in order and moves a cursor past what Loki
+//! accepted (or refused for good).
+//!
+//! On disk: numbered segment files of records `[len u32][count u32][crc32 u32][JSON of entries]`,
+//! and a `cursor` file (segment and offset of the first record not yet delivered), written after
+//! each delivered batch. After a crash the records after the cursor are sent again: at most the
+//! batch in flight twice. A torn record at the end of the last segment (a crash mid-append) is cut
+//! off; a record that fails its checksum elsewhere ends its segment, and is logged and counted.
+//!
+//! `max_size` bounds the files: beyond it the oldest segment is deleted and its unsent entries
+//! counted in `promtail_dropped_entries_total{reason="wal_full"}` — or, with
+//! `when_full: backpressure`, nothing more is appended and the sources pause (lines wait on disk).
+
+use crate::entry::{Entry, Labels};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// A segment is closed for appends past this size.
+const SEGMENT_BYTES: u64 = 8 << 20;
+const HEADER: usize = 12;
+
+/// What to do when the disk queue reaches `max_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    DropOldest,
+    Backpressure,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(rename = "l")]
+    labels: Vec<(String, String)>,
+    #[serde(rename = "t")]
+    timestamp_ns: i64,
+    #[serde(rename = "m")]
+    line: String,
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
+    structured_metadata: Vec<(String, String)>,
+}
+
+struct Segment {
+    id: u64,
+    path: PathBuf,
+    bytes: u64,
+    /// (offset, entries) of each record.
+    records: Vec<(u64, u32)>,
+}
+
+/// Where reading stands: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    segment: u64,
+    offset: u64,
+}
+
+/// A client's disk queue, shared by the sources (which append) and the client (which reads).
+pub struct Spill {
+    wal: std::sync::Mutex<Wal>,
+    /// Wakes the client when entries were appended.
+    pub notify: tokio::sync::Notify,
+}
+
+impl Spill {
+    pub fn new(wal: Wal) -> Self {
+        Self {
+            wal: std::sync::Mutex::new(wal),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Wal> {
+        self.wal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    pub fn read(&self, max_bytes: usize) -> io::Result<Vec<Entry>> {
+        self.lock().read(max_bytes)
+    }
+
+    pub fn commit(&self) -> io::Result<()> {
+        self.lock().commit()
+    }
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    max_bytes: u64,
+    when_full: WhenFull,
+    host: String,
+    segments: VecDeque<Segment>,
+    writer: Option<File>,
+    cursor: Cursor,
+    /// Past the records handed out by `read` and not yet committed.
+    pending: Option<Cursor>,
+}
+
+impl Wal {
+    /// Opens (or creates) the disk queue in `dir`.
+    pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull, host: &str) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut ids: Vec<u64> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        let mut segments = VecDeque::new();
+        let last = ids.last().copied();
+        for id in ids {
+            let path = dir.join(format!("{id:010}.seg"));
+            let (records, good_end) = scan(&path, host)?;
+            let bytes = std::fs::metadata(&path)?.len();
+            if Some(id) == last && good_end < bytes {
+                // A torn record at the very end: a crash during an append that was never fsync'd.
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(good_end)?;
+            }
+            segments.push_back(Segment {
+                id,
+                path,
+                bytes: good_end,
+                records,
+            });
+        }
+        let cursor = read_cursor(dir).unwrap_or(Cursor {
+            segment: segments.front().map_or(0, |s| s.id),
+            offset: 0,
+        });
+        let mut wal = Self {
+            dir: dir.to_path_buf(),
+            max_bytes: max_bytes.max(SEGMENT_BYTES),
+            when_full,
+            host: host.to_string(),
+            segments,
+            writer: None,
+            cursor,
+            pending: None,
+        };
+        wal.drop_consumed()?;
+        wal.update_gauge();
+        Ok(wal)
+    }
+
+    /// Nothing left to send.
+    pub fn is_empty(&self) -> bool {
+        self.segments.iter().all(|s| {
+            s.id < self.cursor.segment
+                || (s.id == self.cursor.segment && self.cursor.offset >= s.bytes)
+        })
+    }
+
+    /// Bytes of segment files.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// `when_full: backpressure` and at `max_size`: the sources must wait.
+    pub fn is_full(&self) -> bool {
+        self.when_full == WhenFull::Backpressure && self.bytes() >= self.max_bytes
+    }
+
+    /// Appends `entries` (their acknowledgements are the caller's) and syncs them to disk. With
+    /// `when_full: backpressure` the limit is checked by the caller ([`Wal::is_full`]) before, so
+    /// an append may pass `max_size` by one chunk.
+    pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Record> = entries
+            .iter()
+            .map(|e| Record {
+                labels: e
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                timestamp_ns: e.timestamp_ns,
+                line: e.line.clone(),
+                structured_metadata: e.structured_metadata.clone(),
+            })
+            .collect();
+        let payload = serde_json::to_vec(&records).map_err(io::Error::other)?;
+        let size = (HEADER + payload.len()) as u64;
+        if self.when_full == WhenFull::DropOldest && self.bytes() + size > self.max_bytes {
+            self.drop_oldest(size)?;
+        }
+        let needs_new = self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes >= SEGMENT_BYTES)
+            || self.writer.is_none();
+        if needs_new {
+            let id = self
+                .segments
+                .back()
+                .map_or(self.cursor.segment, |s| s.id + 1);
+            let path = self.dir.join(format!("{id:010}.seg"));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            if self.segments.back().is_none_or(|s| s.id != id) {
+                self.segments.push_back(Segment {
+                    id,
+                    path,
+                    bytes: 0,
+                    records: Vec::new(),
+                });
+            }
+            self.writer = Some(file);
+        }
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&(records.len() as u32).to_le_bytes());
+        header[8..].copy_from_slice(&crc(&payload).to_le_bytes());
+        if let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) {
+            w.write_all(&header)?;
+            w.write_all(&payload)?;
+            w.sync_data()?;
+            seg.records.push((seg.bytes, records.len() as u32));
+            seg.bytes += size;
+        }
+        self.update_gauge();
+        Ok(())
+    }
+
+    /// The next records after the cursor, up to about `max_bytes` of lines; they are sent again
+    /// after a restart unless [`Wal::commit`] follows their delivery.
+    pub fn read(&mut self, max_bytes: usize) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut at = self.pending.unwrap_or(self.cursor);
+        let mut taken = 0usize;
+        while taken < max_bytes.max(1) {
+            let Some(seg) = self.segments.iter().find(|s| s.id >= at.segment) else {
+                break;
+            };
+            if seg.id > at.segment {
+                at = Cursor {
+                    segment: seg.id,
+                    offset: 0,
+                };
+            }
+            if at.offset >= seg.bytes {
+                match self.segments.iter().find(|s| s.id > at.segment) {
+                    Some(next) => {
+                        at = Cursor {
+                            segment: next.id,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let mut file = File::open(&seg.path)?;
+            file.seek(SeekFrom::Start(at.offset))?;
+            let mut header = [0u8; HEADER];
+            file.read_exact(&mut header)?;
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let want = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+            let mut payload = vec![0; len];
+            file.read_exact(&mut payload)?;
+            let next = Cursor {
+                segment: at.segment,
+                offset: at.offset + (HEADER + len) as u64,
+            };
+            if crc(&payload) != want {
+                corrupt(&self.host, &seg.path, at.offset);
+                // The rest of this segment cannot be trusted: go on with the next one.
+                at.offset = seg.bytes;
+                continue;
+            }
+            match serde_json::from_slice::<Vec<Record>>(&payload) {
+                Ok(records) => {
+                    for r in records {
+                        taken += r.line.len();
+                        let labels: Labels = r
+                            .labels
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        out.push(Entry {
+                            labels,
+                            timestamp_ns: r.timestamp_ns,
+                            line: r.line,
+                            structured_metadata: r.structured_metadata,
+                            ack: None,
+                        });
+                    }
+                }
+                Err(_) => corrupt(&self.host, &seg.path, at.offset),
+            }
+            at = next;
+        }
+        self.pending = Some(at);
+        Ok(out)
+    }
+
+    /// What the last [`Wal::read`]s returned was delivered (or refused for good): the cursor moves
+    /// past it and fully sent segments are deleted.
+    pub fn commit(&mut self) -> io::Result<()> {
+        if let Some(p) = self.pending.take() {
+            self.cursor = p;
+            write_cursor(&self.dir, self.cursor)?;
+            self.drop_consumed()?;
+            self.update_gauge();
+        }
+        Ok(())
+    }
+
+    /// Deletes segments entirely before the cursor (but the one being written).
+    fn drop_consumed(&mut self) -> io::Result<()> {
+        while let Some(front) = self.segments.front() {
+            let consumed = front.id < self.cursor.segment
+                || (front.id == self.cursor.segment
+                    && self.cursor.offset >= front.bytes
+                    && self.segments.len() > 1);
+            if !consumed {
+                break;
+            }
+            if let Some(seg) = self.segments.pop_front() {
+                std::fs::remove_file(&seg.path)?;
+                if self.cursor.segment == seg.id {
+                    self.cursor = Cursor {
+                        segment: seg.id + 1,
+                        offset: 0,
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `when_full: drop_oldest`: deletes the oldest segments until `incoming` more bytes fit,
+    /// counting their unsent entries as dropped.
+    fn drop_oldest(&mut self, incoming: u64) -> io::Result<()> {
+        while self.bytes() + incoming > self.max_bytes && self.segments.len() > 1 {
+            let Some(seg) = self.segments.pop_front() else {
+                break;
+            };
+            let unsent: u64 = seg
+                .records
+                .iter()
+                .filter(|(off, _)| {
+                    seg.id > self.cursor.segment
+                        || (seg.id == self.cursor.segment && *off >= self.cursor.offset)
+                })
+                .map(|(_, n)| u64::from(*n))
+                .sum();
+            std::fs::remove_file(&seg.path)?;
+            if self.cursor.segment <= seg.id {
+                self.cursor = Cursor {
+                    segment: seg.id + 1,
+                    offset: 0,
+                };
+                self.pending = None;
+                write_cursor(&self.dir, self.cursor)?;
+            }
+            tracing::warn!(host = %self.host, entries = unsent, "disk queue full (max_size): dropped its oldest segment");
+            crate::metrics::metrics()
+                .dropped_entries
+                .get_or_create(&crate::metrics::DropLabels {
+                    host: self.host.clone(),
+                    reason: "wal_full".into(),
+                })
+                .inc_by(unsent);
+        }
+        Ok(())
+    }
+
+    fn update_gauge(&self) {
+        crate::metrics::metrics()
+            .wal_bytes
+            .get_or_create(&crate::metrics::HostLabels {
+                host: self.host.clone(),
+            })
+            .set(self.bytes() as i64);
+    }
+}
+
+fn crc(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+fn corrupt(host: &str, path: &Path, offset: u64) {
+    tracing::error!(host, path = %path.display(), offset, "disk queue record fails its checksum; skipping the rest of the segment");
+    crate::metrics::metrics()
+        .dropped_entries
+        .get_or_create(&crate::metrics::DropLabels {
+            host: host.to_string(),
+            reason: "wal_corrupt".into(),
+        })
+        .inc();
+}
+
+/// The records of a segment that are whole and pass their checksum, and where they end.
+fn scan(path: &Path, host: &str) -> io::Result<(Vec<(u64, u32)>, u64)> {
+    let data = std::fs::read(path)?;
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while at + HEADER <= data.len() {
+        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let count = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
+        let want = u32::from_le_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
+        let end = at + HEADER + len;
+        if end > data.len() {
+            break;
+        }
+        if crc(&data[at + HEADER..end]) != want {
+            corrupt(host, path, at as u64);
+            break;
+        }
+        records.push((at as u64, count));
+        at = end;
+    }
+    Ok((records, at as u64))
+}
+
+fn read_cursor(dir: &Path) -> Option<Cursor> {
+    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
+    let (segment, offset) = text.trim().split_once(' ')?;
+    Some(Cursor {
+        segment: segment.parse().ok()?,
+        offset: offset.parse().ok()?,
+    })
+}
+
+fn write_cursor(dir: &Path, c: Cursor) -> io::Result<()> {
+    let tmp = dir.join("cursor.tmp");
+    std::fs::write(&tmp, format!("{} {}\n", c.segment, c.offset))?;
+    std::fs::rename(tmp, dir.join("cursor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(from: usize, n: usize) -> Vec<Entry> {
+        (from..from + n)
+            .map(|i| Entry {
+                labels: [("job", "wal")].into_iter().collect(),
+                timestamp_ns: i as i64,
+                line: format!("line {i:06} {}", "x".repeat(100)),
+                structured_metadata: vec![("id".into(), i.to_string())],
+                ack: None,
+            })
+            .collect()
+    }
+
+    fn lines(e: &[Entry]) -> Vec<String> {
+        e.iter().map(|e| e.line.clone()).collect()
+    }
+
+    #[test]
+    fn entries_come_back_in_order_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-1").unwrap();
+        assert!(wal.is_empty());
+        wal.append(&entries(0, 10)).unwrap();
+        wal.append(&entries(10, 10)).unwrap();
+        assert!(!wal.is_empty());
+        let first = wal.read(500).unwrap();
+        assert_eq!(
+            lines(&first),
+            lines(&entries(0, 10)),
+            "one record at a time, up to the byte budget"
+        );
+        assert_eq!(
+            first[3].structured_metadata,
+            vec![("id".to_string(), "3".to_string())]
+        );
+        assert_eq!(first[3].labels.get("job"), Some("wal"));
+        wal.commit().unwrap();
+        // Read but not committed: a crash now sends it again.
+        let second = wal.read(500).unwrap();
+        assert_eq!(lines(&second), lines(&entries(10, 10)));
+        drop(wal);
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-1").unwrap();
+        assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(10, 10)));
+        wal.commit().unwrap();
+        assert!(wal.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-2").unwrap();
+        wal.append(&entries(0, 5)).unwrap();
+        wal.append(&entries(5, 5)).unwrap();
+        drop(wal);
+        let seg = dir.path().join("0000000000.seg");
+        let len = std::fs::metadata(&seg).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 7)
+            .unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-2").unwrap();
+        assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(0, 5)));
+        wal.commit().unwrap();
+        wal.append(&entries(10, 1)).unwrap();
+        assert_eq!(
+            lines(&wal.read(1 << 20).unwrap()),
+            lines(&entries(10, 1)),
+            "appends continue after the cut"
+        );
+    }
+
+    #[test]
+    fn full_queue_drops_the_oldest_segment_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(
+            dir.path(),
+            SEGMENT_BYTES * 2,
+            WhenFull::DropOldest,
+            "wal-test-3",
+        )
+        .unwrap();
+        let chunk = entries(0, 2000); // ~250 KB a record
+        let mut appended = 0;
+        while wal.bytes() < SEGMENT_BYTES * 2 - 300_000 {
+            wal.append(&chunk).unwrap();
+            appended += 1;
+        }
+        for _ in 0..40 {
+            wal.append(&chunk).unwrap();
+        }
+        assert!(wal.bytes() <= SEGMENT_BYTES * 2, "{} bytes", wal.bytes());
+        assert!(appended > 0);
+        let dropped = crate::metrics::metrics()
+            .dropped_entries
+            .get_or_create(&crate::metrics::DropLabels {
+                host: "wal-test-3".into(),
+                reason: "wal_full".into(),
+            })
+            .get();
+        assert!(dropped >= 2000, "{dropped}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(
+            dir.path(),
+            SEGMENT_BYTES * 2,
+            WhenFull::Backpressure,
+            "wal-test-4",
+        )
+        .unwrap();
+        let mut appends = 0;
+        while !wal.is_full() {
+            wal.append(&chunk).unwrap();
+            appends += 1;
+            assert!(appends < 200, "never full");
+        }
+        assert!(
+            wal.bytes() >= SEGMENT_BYTES * 2,
+            "full at max_size, nothing dropped"
+        );
+        wal.read(1 << 30).unwrap();
+        wal.commit().unwrap();
+        assert!(!wal.is_full(), "room again once delivered");
+    }
+}

@@ -1,0 +1,90 @@
+//! Disk queues (`wal`): a dead Loki does not hold back the other client, what it could not take
+//! waits on disk, and after a crash (SIGKILL) and a restart it is delivered — nothing lost.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+use support::{enable_server, gen_audit, http_get, FakeLoki, Lokiship};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A TCP endpoint that accepts connections and never answers: a blackholed Loki.
+fn blackhole() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/loki/api/v1/push", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    (listener, url)
+}
+
+fn config(dir: &std::path::Path, dead: &str, alive: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    let text = format!(
+        r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
+target_config: {{sync_period: 200ms}}
+wal: {{enabled: true, dir: {d}/wal}}
+clients:
+  - url: {dead}
+    name: first
+    batchwait: 100ms
+    timeout: 500ms
+    backoff_config: {{min_period: 20ms, max_period: 100ms}}
+  - url: {alive}
+    name: second
+    batchwait: 100ms
+scrape_configs:
+  - job_name: audit
+    static_configs:
+      - labels: {{job: audit, __path__: "{d}/audit.log"}}
+"#
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    // ~5 MB: more than a client's 2 MiB memory queue.
+    let lines = gen_audit(&log, 6000, 31);
+    let (_hole, dead) = blackhole();
+    let alive = FakeLoki::start();
+    let config = config(dir.path(), &dead, &alive.url());
+    let port = enable_server(&config);
+    let lokiship = Lokiship::start(&config, &[]);
+    alive.wait_for(WAIT, "every line at the live Loki", |r| {
+        r.len() >= lines.len()
+    });
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let wal_bytes: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("lokiship_wal_bytes{host=\"first\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        wal_bytes > 1e6,
+        "the dead client's lines are on disk: {wal_bytes} bytes"
+    );
+    lokiship.kill();
+    let got: HashSet<String> = alive.accepted().into_iter().map(|r| r.line).collect();
+    assert_eq!(
+        got.len(),
+        lines.len(),
+        "the live client got every line while the other was dead"
+    );
+
+    // The first Loki comes back; lokiship restarts after the crash.
+    let back = FakeLoki::start();
+    let config = self::config(dir.path(), &back.url(), &alive.url());
+    let lokiship = Lokiship::start(&config, &[]);
+    back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
+        r.iter().map(|e| &e.line).collect::<HashSet<_>>().len() >= lines.len()
+    });
+    assert!(lokiship.terminate().success());
+    let delivered: HashSet<String> = back.accepted().into_iter().map(|r| r.line).collect();
+    let lost: Vec<&String> = lines.iter().filter(|l| !delivered.contains(*l)).collect();
+    assert!(lost.is_empty(), "{} lines lost", lost.len());
+}
