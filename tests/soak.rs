@@ -73,6 +73,8 @@ struct Soak<'a> {
     kills: usize,
     faults: &'a [&'a str],
     max_backups: usize,
+    /// Gives the client a disk queue (`wal`).
+    wal: bool,
 }
 
 fn soak(style: &str, kills: usize) {
@@ -81,6 +83,7 @@ fn soak(style: &str, kills: usize) {
         kills,
         faults: &[],
         max_backups: 0,
+        wal: false,
     })
 }
 
@@ -95,6 +98,7 @@ fn run(soak: Soak) {
         kills,
         faults,
         max_backups,
+        wal,
     } = soak;
     let lines: usize = std::env::var("LOKISHIP_SOAK_LINES")
         .ok()
@@ -111,6 +115,7 @@ fn run(soak: Soak) {
             r#"server: {{disable: true}}
 positions: {{filename: {d}/positions.yaml}}
 target_config: {{sync_period: 1s}}
+wal: {{enabled: {wal}, dir: {d}/wal}}
 clients:
   - url: "http://127.0.0.1:{port}/loki/api/v1/push"
     tenant_id: soak
@@ -124,7 +129,8 @@ scrape_configs:
       - labels: {{verb: "", code: ""}}
 "#,
             d = d.display(),
-            port = sink.port
+            port = sink.port,
+            wal = wal
         ),
     )
     .unwrap();
@@ -210,5 +216,33 @@ fn loki_outage_with_rotation_and_deletion_loses_and_duplicates_nothing() {
         kills: 0,
         faults: &["--down-after", "3", "--down-for", "6"],
         max_backups: 1,
+        wal: false,
+    });
+}
+
+/// A fault drill with the disk queue on: 30 % of pushes refused with 429 and Retry-After, 20 ms of
+/// latency, an outage (12 s) longer than the whole retry schedule (10 retries at most 1 s apart)
+/// while files rotate, and a SIGKILL: nothing lost.
+#[test]
+fn fault_drill_with_disk_queue_loses_nothing() {
+    run(Soak {
+        style: "rename",
+        kills: 1,
+        faults: &[
+            "--fail-rate",
+            "0.3",
+            "--fail-status",
+            "429",
+            "--retry-after",
+            "1",
+            "--latency-ms",
+            "20",
+            "--down-after",
+            "5",
+            "--down-for",
+            "12",
+        ],
+        max_backups: 0,
+        wal: true,
     });
 }
