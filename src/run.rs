@@ -199,7 +199,8 @@ fn open_spill(
     };
     let max = config.wal.max_size.map_or(1 << 30, |b| b.0);
     let wal = Wal::open(&dir, max, when_full, host)
-        .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?;
+        .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?
+        .with_max_age(config.wal.clean_segments_older_than.map(|d| d.0));
     Ok(Spill::new(wal))
 }
 

@@ -361,3 +361,48 @@ fn json_encoding_ships_the_same_entries_gzipped() {
         chrono::DateTime::parse_from_rfc3339(first["stageTimestamp"].as_str().unwrap()).unwrap();
     assert_eq!(r.ts_ns, ts.timestamp_nanos_opt().unwrap());
 }
+
+#[test]
+fn drop_rate_limited_batches_drops_a_429_instead_of_retrying() {
+    let loki = FakeLoki::start();
+    loki.script(&[429]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let first = gen_audit(&log, 40, 25);
+    let config = audit_config(
+        dir.path(),
+        &log.display().to_string(),
+        &loki.url(),
+        "    drop_rate_limited_batches: true",
+    );
+    let port = enable_server(&config);
+    let lokiship = Lokiship::start(&config, &[]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while loki.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no push arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let more = gen_audit(&dir.path().join("more.log"), 10, 26);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for l in &more {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    loki.wait_for(WAIT, "the later lines", |r| r.len() >= more.len());
+    let metrics = http_get(port, "/metrics").unwrap();
+    assert!(lokiship.terminate().success());
+    assert_eq!(
+        loki.requests().iter().filter(|r| r.status == 429).count(),
+        1,
+        "not retried"
+    );
+    assert_all_once(&more, &loki.accepted());
+    let dropped = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("promtail_dropped_entries_total{")
+                && l.contains("reason=\"rate_limited\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(dropped.ends_with(&format!(" {}", first.len())), "{dropped}");
+}

@@ -403,3 +403,55 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(yaml: &str) -> Sender {
+        let config: ClientConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        Sender::new(&config).unwrap()
+    }
+
+    #[test]
+    fn every_auth_mode_makes_its_header() {
+        use base64::Engine as _;
+        let s = sender(
+            "{url: 'http://127.0.0.1:1/loki/api/v1/push', basic_auth: {username: u, password: p}}",
+        );
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:p")
+        );
+        assert_eq!(s.authorization(), Some(want));
+
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "first\n").unwrap();
+        let s = sender(&format!(
+            "{{url: 'http://127.0.0.1:1/loki/api/v1/push', bearer_token_file: {}}}",
+            token.display()
+        ));
+        assert_eq!(s.authorization().as_deref(), Some("Bearer first"));
+        // A rotated service-account token applies to the next request.
+        std::fs::write(&token, "second").unwrap();
+        assert_eq!(s.authorization().as_deref(), Some("Bearer second"));
+
+        let s = sender("{url: 'http://127.0.0.1:1/loki/api/v1/push', bearer_token: inline}");
+        assert_eq!(s.authorization().as_deref(), Some("Bearer inline"));
+        let s = sender(&format!(
+            "{{url: 'http://127.0.0.1:1/loki/api/v1/push', authorization: {{type: Token, credentials_file: {}}}}}",
+            token.display()
+        ));
+        assert_eq!(s.authorization().as_deref(), Some("Token second"));
+        let s =
+            sender("{url: 'http://127.0.0.1:1/loki/api/v1/push', authorization: {credentials: c}}");
+        assert_eq!(
+            s.authorization().as_deref(),
+            Some("Bearer c"),
+            "type defaults to Bearer"
+        );
+        let s = sender("{url: 'http://127.0.0.1:1/loki/api/v1/push'}");
+        assert_eq!(s.authorization(), None);
+    }
+}

@@ -16,6 +16,7 @@
 //! `max_size` bounds the files: beyond it the oldest segment is deleted and its unsent entries
 //! counted in `promtail_dropped_entries_total{reason="wal_full"}` — or, with
 //! `when_full: backpressure`, nothing more is appended and the sources pause (lines wait on disk).
+//! `cleanSegmentsOlderThan`, when set, deletes segments last written longer ago (`wal_expired`).
 
 use crate::entry::{Entry, Labels};
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,8 @@ pub struct Wal {
     dir: PathBuf,
     max_bytes: u64,
     when_full: WhenFull,
+    /// `cleanSegmentsOlderThan`, when set.
+    max_age: Option<std::time::Duration>,
     host: String,
     segments: VecDeque<Segment>,
     writer: Option<File>,
@@ -146,6 +149,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             max_bytes: max_bytes.max(SEGMENT_BYTES),
             when_full,
+            max_age: None,
             host: host.to_string(),
             segments,
             writer: None,
@@ -155,6 +159,12 @@ impl Wal {
         wal.drop_consumed()?;
         wal.update_gauge();
         Ok(wal)
+    }
+
+    /// Deletes segments older than `max_age` (`cleanSegmentsOlderThan`).
+    pub fn with_max_age(mut self, max_age: Option<std::time::Duration>) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// Nothing left to send.
@@ -197,6 +207,7 @@ impl Wal {
             .collect();
         let payload = serde_json::to_vec(&records).map_err(io::Error::other)?;
         let size = (HEADER + payload.len()) as u64;
+        self.expire()?;
         if self.when_full == WhenFull::DropOldest && self.bytes() + size > self.max_bytes {
             self.drop_oldest(size)?;
         }
@@ -348,36 +359,66 @@ impl Wal {
     /// counting their unsent entries as dropped.
     fn drop_oldest(&mut self, incoming: u64) -> io::Result<()> {
         while self.bytes() + incoming > self.max_bytes && self.segments.len() > 1 {
-            let Some(seg) = self.segments.pop_front() else {
+            self.drop_front("wal_full")?;
+        }
+        Ok(())
+    }
+
+    /// `cleanSegmentsOlderThan`: segments last written longer ago than `max_age` are deleted,
+    /// their unsent entries counted as dropped.
+    pub fn expire(&mut self) -> io::Result<()> {
+        let Some(max_age) = self.max_age else {
+            return Ok(());
+        };
+        while self.segments.len() > 1 {
+            let Some(front) = self.segments.front() else {
                 break;
             };
-            let unsent: u64 = seg
-                .records
-                .iter()
-                .filter(|(off, _)| {
-                    seg.id > self.cursor.segment
-                        || (seg.id == self.cursor.segment && *off >= self.cursor.offset)
-                })
-                .map(|(_, n)| u64::from(*n))
-                .sum();
-            std::fs::remove_file(&seg.path)?;
-            if self.cursor.segment <= seg.id {
-                self.cursor = Cursor {
-                    segment: seg.id + 1,
-                    offset: 0,
-                };
-                self.pending = None;
-                write_cursor(&self.dir, self.cursor)?;
+            let age = std::fs::metadata(&front.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if age <= max_age {
+                break;
             }
-            tracing::warn!(host = %self.host, entries = unsent, "disk queue full (max_size): dropped its oldest segment");
-            crate::metrics::metrics()
-                .dropped_entries
-                .get_or_create(&crate::metrics::DropLabels {
-                    host: self.host.clone(),
-                    reason: "wal_full".into(),
-                })
-                .inc_by(unsent);
+            self.drop_front("wal_expired")?;
         }
+        Ok(())
+    }
+
+    /// Deletes the oldest segment, counting its unsent entries under `reason`.
+    fn drop_front(&mut self, reason: &'static str) -> io::Result<()> {
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(());
+        };
+        let unsent: u64 = seg
+            .records
+            .iter()
+            .filter(|(off, _)| {
+                seg.id > self.cursor.segment
+                    || (seg.id == self.cursor.segment && *off >= self.cursor.offset)
+            })
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        std::fs::remove_file(&seg.path)?;
+        if self.cursor.segment <= seg.id {
+            self.cursor = Cursor {
+                segment: seg.id + 1,
+                offset: 0,
+            };
+            self.pending = None;
+            write_cursor(&self.dir, self.cursor)?;
+        }
+        tracing::warn!(host = %self.host, entries = unsent, reason, "disk queue: dropped its oldest segment");
+        crate::metrics::metrics()
+            .dropped_entries
+            .get_or_create(&crate::metrics::DropLabels {
+                host: self.host.clone(),
+                reason: reason.into(),
+            })
+            .inc_by(unsent);
+        self.update_gauge();
         Ok(())
     }
 
@@ -573,5 +614,32 @@ mod tests {
         wal.read(1 << 30).unwrap();
         wal.commit().unwrap();
         assert!(!wal.is_full(), "room again once delivered");
+    }
+
+    #[test]
+    fn segments_older_than_the_max_age_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-5")
+            .unwrap()
+            .with_max_age(Some(std::time::Duration::from_millis(50)));
+        let chunk = entries(0, 2000);
+        while wal.segments.len() < 2 {
+            wal.append(&chunk).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        wal.append(&entries(5000, 1)).unwrap();
+        assert_eq!(
+            wal.segments.len(),
+            1,
+            "the old segment is gone, the one being written stays"
+        );
+        let expired = crate::metrics::metrics()
+            .dropped_entries
+            .get_or_create(&crate::metrics::DropLabels {
+                host: "wal-test-5".into(),
+                reason: "wal_expired".into(),
+            })
+            .get();
+        assert!(expired >= 2000, "{expired}");
     }
 }
