@@ -134,14 +134,23 @@ fn rate_limited_pushes_are_retried_after_retry_after() {
     );
 }
 
-#[test]
-fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
+/// Loki answers the first push with `status`; then more lines are appended. Returns the lines of
+/// the first push, the later lines, the fake Loki and /metrics at the end.
+fn first_push_refused_then_more(
+    status: u16,
+    extra_client: &str,
+) -> (Vec<String>, Vec<String>, FakeLoki, String) {
     let loki = FakeLoki::start();
-    loki.script(&[400]);
+    loki.script(&[status]);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let first = gen_audit(&log, 50, 13);
-    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let config = audit_config(
+        dir.path(),
+        &log.display().to_string(),
+        &loki.url(),
+        extra_client,
+    );
     let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     // Wait for the refused batch, then append more lines.
@@ -159,13 +168,34 @@ fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
     loki.wait_for(WAIT, "the later lines", |r| r.len() >= more.len());
     let metrics = http_get(port, "/metrics").unwrap();
     assert!(lokiship.terminate().success());
-
-    let requests = loki.requests();
     assert_eq!(
-        requests.iter().filter(|r| r.status == 400).count(),
+        loki.requests()
+            .iter()
+            .filter(|r| r.status == status)
+            .count(),
         1,
-        "a 400 is not retried"
+        "a {status} is not retried"
     );
+    assert_all_once(&more, &loki.accepted());
+    (first, more, loki, metrics)
+}
+
+/// The value of `promtail_dropped_entries_total` with `reason`.
+fn dropped_with(metrics: &str, reason: &str) -> String {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("promtail_dropped_entries_total{")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+        .unwrap_or_else(|| panic!("dropped metric ({reason}) missing:\n{metrics}"))
+        .to_string()
+}
+
+#[test]
+fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
+    let (first, _, loki, metrics) = first_push_refused_then_more(400, "");
+    let requests = loki.requests();
     assert_eq!(
         requests
             .iter()
@@ -173,15 +203,9 @@ fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
             .count(),
         1
     );
-    assert_all_once(&more, &loki.accepted());
-    let dropped = metrics
-        .lines()
-        .find(|l| {
-            // The fake Loki's 400 says "timestamp too old" about a stream of none of the batch's
-            // label sets: the whole batch counts as refused, under the reason the body gives.
-            l.starts_with("promtail_dropped_entries_total{") && l.contains("reason=\"too_old\"")
-        })
-        .unwrap_or_else(|| panic!("dropped metric missing:\n{metrics}"));
+    // The fake Loki's 400 says "timestamp too old" about a stream of none of the batch's label
+    // sets: the whole batch counts as refused, under the reason the body gives.
+    let dropped = dropped_with(&metrics, "too_old");
     assert!(dropped.ends_with(&format!(" {}", first.len())), "{dropped}");
     assert!(
         metrics.contains("promtail_sent_entries_total{host=\"127.0.0.1:"),
@@ -311,12 +335,7 @@ fn entries_older_than_reject_old_samples_max_age_are_dropped_before_sending() {
     let mut got: Vec<String> = loki.accepted().into_iter().map(|r| r.line).collect();
     got.sort(); // three streams (one per user): their order in a push is not defined
     assert_eq!(got, fresh, "only entries within the max age are sent");
-    let dropped = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("promtail_dropped_entries_total{") && l.contains("reason=\"too_old\"")
-        })
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let dropped = dropped_with(&metrics, "too_old");
     assert!(dropped.ends_with(&format!(" {}", old.len())), "{dropped}");
 }
 
@@ -364,45 +383,8 @@ fn json_encoding_ships_the_same_entries_gzipped() {
 
 #[test]
 fn drop_rate_limited_batches_drops_a_429_instead_of_retrying() {
-    let loki = FakeLoki::start();
-    loki.script(&[429]);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let first = gen_audit(&log, 40, 25);
-    let config = audit_config(
-        dir.path(),
-        &log.display().to_string(),
-        &loki.url(),
-        "    drop_rate_limited_batches: true",
-    );
-    let port = enable_server(&config);
-    let lokiship = Lokiship::start(&config, &[]);
-    let deadline = std::time::Instant::now() + WAIT;
-    while loki.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no push arrived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let more = gen_audit(&dir.path().join("more.log"), 10, 26);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    for l in &more {
-        writeln!(f, "{l}").unwrap();
-    }
-    drop(f);
-    loki.wait_for(WAIT, "the later lines", |r| r.len() >= more.len());
-    let metrics = http_get(port, "/metrics").unwrap();
-    assert!(lokiship.terminate().success());
-    assert_eq!(
-        loki.requests().iter().filter(|r| r.status == 429).count(),
-        1,
-        "not retried"
-    );
-    assert_all_once(&more, &loki.accepted());
-    let dropped = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("promtail_dropped_entries_total{")
-                && l.contains("reason=\"rate_limited\"")
-        })
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let (first, _, _, metrics) =
+        first_push_refused_then_more(429, "    drop_rate_limited_batches: true");
+    let dropped = dropped_with(&metrics, "rate_limited");
     assert!(dropped.ends_with(&format!(" {}", first.len())), "{dropped}");
 }
