@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::time::Duration;
 use support::{enable_server, gen_audit, http_get, FakeLoki, Lokiship};
 
@@ -48,16 +49,30 @@ scrape_configs:
 fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    // ~5 MB: more than a client's 2 MiB memory queue.
-    let lines = gen_audit(&log, 6000, 31);
+    // ~5 MB in all: more than a client's 2 MiB memory queue.
+    let lines = gen_audit(&dir.path().join("source.log"), 6000, 31);
+    std::fs::write(&log, "").unwrap();
     let (_hole, dead) = blackhole();
     let alive = FakeLoki::start();
     let config = config(dir.path(), &dead, &alive.url());
     let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
-    alive.wait_for(WAIT, "every line at the live Loki", |r| {
-        r.len() >= lines.len()
-    });
+    // Three waves of 2,000 lines; each reaches the live Loki although the other never answers
+    // (without a disk queue the second wave would wait for the dead one forever).
+    for (wave, chunk) in lines.chunks(2000).enumerate() {
+        let written = std::time::Instant::now();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for l in chunk {
+            writeln!(f, "{l}").unwrap();
+        }
+        drop(f);
+        let want = (wave + 1) * 2000;
+        alive.wait_for(WAIT, "the wave at the live Loki", |r| r.len() >= want);
+        eprintln!(
+            "wave {wave}: at the live Loki {:?} after writing",
+            written.elapsed()
+        );
+    }
     let metrics = http_get(port, "/metrics").unwrap_or_default();
     let wal_bytes: f64 = metrics
         .lines()
