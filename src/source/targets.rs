@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Group {
     #[serde(default)]
     pub targets: Vec<String>,
@@ -221,7 +221,7 @@ impl FileSd {
                 }
             }
         }
-        let changed = format!("{groups:?}") != format!("{:?}", self.groups);
+        let changed = groups != self.groups;
         if changed {
             tracing::info!(job, groups = groups.len(), "file_sd targets changed");
         }

@@ -18,8 +18,13 @@ impl FileSource {
     }
 
     /// Releases what waited long enough (or everything, with `all`) and ships it. `Ok(false)` when
-    /// the queues are full and released entries wait in `self.held`.
+    /// the queues are full and released entries wait in `self.held`. Held entries are looked at
+    /// every [`FLUSH_EVERY`], not at every turn of the read loop (thousands a second when busy).
     pub(super) fn flush_pipelines(&mut self, all: bool) -> Result<bool, Closed> {
+        if !all && self.last_flush.elapsed() < FLUSH_EVERY {
+            return self.send_held();
+        }
+        self.last_flush = std::time::Instant::now();
         let mut out = Vec::new();
         for pipeline in &self.config.pipelines {
             pipeline.flush(all, &mut out);

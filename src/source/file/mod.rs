@@ -109,6 +109,8 @@ pub struct FileSource {
     held: Vec<crate::entry::Entry>,
     /// A file no target matches waits for its lines in flight before it is closed.
     retiring: bool,
+    /// When held entries were last looked at.
+    last_flush: Instant,
 }
 
 impl FileSource {
@@ -142,6 +144,7 @@ impl FileSource {
             unreadable: HashSet::new(),
             held: Vec::new(),
             retiring: false,
+            last_flush: Instant::now(),
         }
     }
 
