@@ -54,21 +54,26 @@ impl Stage for ReplaceStage {
                     entry.extracted.set(name, m.as_str().to_string());
                 }
             }
+            // The template's data, built once per match (it sees this match's named groups).
+            let mut values = self.replace.as_ref().map(|_| data(entry, None));
             for group in caps.iter().skip(1).flatten() {
                 if group.start() < last {
                     continue; // a group nested in one already replaced
                 }
                 out.push_str(&input[last..group.start()]);
-                let with = match &self.replace {
-                    None => String::new(),
-                    Some(t) => match t.render(&data(entry, Some(group.as_str().to_string()))) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            crate::metrics::pipeline_error("replace", "render");
-                            tracing::debug!(error = %e, "replace stage");
-                            return Verdict::Keep;
+                let with = match (&self.replace, values.as_mut()) {
+                    (Some(t), Some(values)) => {
+                        values.set_value(group.as_str().to_string());
+                        match t.render(values) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                crate::metrics::pipeline_error("replace", "render");
+                                tracing::debug!(error = %e, "replace stage");
+                                return Verdict::Keep;
+                            }
                         }
-                    },
+                    }
+                    _ => String::new(),
                 };
                 out.push_str(&with);
                 last = group.end();

@@ -22,6 +22,11 @@ impl Data {
         Self { fields }
     }
 
+    /// Sets `.Value` (the replace stage renders once per captured group).
+    pub fn set_value(&mut self, value: String) {
+        self.fields.insert("Value".to_string(), value);
+    }
+
     /// Adds an extracted value; `Value` and `Entry` are not overwritten.
     pub fn insert(&mut self, name: &str, value: String) {
         if name != "Value" && name != "Entry" {
