@@ -103,3 +103,57 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     let lost: Vec<&String> = lines.iter().filter(|l| !delivered.contains(*l)).collect();
     assert!(lost.is_empty(), "{} lines lost", lost.len());
 }
+
+/// The offset the positions file holds for `log`.
+fn position(dir: &std::path::Path, log: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
+    let key = format!("{}:", log.display());
+    let line = text.lines().find(|l| l.trim_start().starts_with(&key))?;
+    line.rsplit(':')
+        .next()?
+        .trim()
+        .trim_matches('\'')
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+#[test]
+fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 1500, 33);
+    let (_hole, dead) = blackhole();
+    let alive = FakeLoki::start();
+    let config = config(dir.path(), &dead, &alive.url());
+    let lokiship = Lokiship::start(&config, &[]);
+    alive.wait_for(WAIT, "every line at the live Loki", |r| {
+        r.len() >= lines.len()
+    });
+    // These lines fit in the dead client's memory queue: only stopping puts them on disk.
+    assert!(lokiship.terminate().success());
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(
+        position(dir.path(), &log),
+        Some(size),
+        "every line is delivered or on disk"
+    );
+
+    let back = FakeLoki::start();
+    let config = self::config(dir.path(), &back.url(), &alive.url());
+    let lokiship = Lokiship::start(&config, &[]);
+    back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
+        r.len() >= lines.len()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lokiship.terminate().success());
+    let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
+    let unique: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "every line, from the disk queue");
+    assert_eq!(delivered.len(), lines.len(), "once");
+    assert_eq!(
+        alive.accepted().len(),
+        lines.len(),
+        "nothing read again after the restart"
+    );
+}

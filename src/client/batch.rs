@@ -58,6 +58,33 @@ impl Batch {
         self.created.elapsed()
     }
 
+    /// The batch's entries again (without acknowledgements), to keep them in a disk queue when a
+    /// push is abandoned: stream labels, plus the tenant label when it is not `default_tenant`.
+    pub fn to_entries(&self, tenant: &str, default_tenant: &str) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(self.entries);
+        for (labels, entries) in &self.streams {
+            let mut labels = labels.clone();
+            if tenant != default_tenant {
+                labels.insert(super::TENANT_LABEL, tenant);
+            }
+            for e in entries {
+                let ts = e.timestamp.unwrap_or_default();
+                out.push(Entry {
+                    labels: labels.clone(),
+                    timestamp_ns: ts.seconds * 1_000_000_000 + i64::from(ts.nanos),
+                    line: e.line.clone(),
+                    structured_metadata: e
+                        .structured_metadata
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect(),
+                    ack: None,
+                });
+            }
+        }
+        out
+    }
+
     /// The encoded body, the acknowledgements to complete once it is delivered or dropped, and
     /// what each stream holds (to read a partial refusal).
     pub fn into_body(self) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {

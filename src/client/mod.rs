@@ -39,6 +39,10 @@ pub struct Client {
     /// Entries older than this are dropped before sending (`reject_old_samples`).
     max_age_ns: Option<i64>,
     encoding: crate::config::schema::PushEncoding,
+    /// The disk queue, when `wal` is enabled.
+    spill: Option<std::sync::Arc<wal::Spill>>,
+    /// Stopping, a push was abandoned: the rest goes to the disk queue without being tried.
+    gave_up: std::sync::atomic::AtomicBool,
 }
 
 /// Resolves when entries were appended to the disk queue; never without one.
@@ -75,6 +79,8 @@ impl Client {
                 i64::try_from(config.reject_old_samples_max_age.0.as_nanos()).unwrap_or(i64::MAX)
             }),
             encoding: config.encoding,
+            spill: None,
+            gave_up: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -82,11 +88,12 @@ impl Client {
     /// With a disk queue (`spill`), what the sources appended there is pushed once the memory
     /// queue is empty, in order, before anything newer.
     pub async fn run(
-        self,
+        mut self,
         mut rx: QueueReceiver,
         spill: Option<std::sync::Arc<wal::Spill>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        self.spill = spill.clone();
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -129,7 +136,7 @@ impl Client {
             }
         }
         if let Some(s) = &spill {
-            if !self.drain_disk(s, &mut batches, &mut shutdown).await {
+            if !self.gave_up() && !self.drain_disk(s, &mut batches, &mut shutdown).await {
                 return;
             }
         }
@@ -204,6 +211,10 @@ impl Client {
             }
         }
         loop {
+            // Stopping and Loki does not answer: what is on disk stays there for the next start.
+            if self.gave_up() {
+                return true;
+            }
             let entries = match spill.read(self.batchsize) {
                 Ok(e) => e,
                 Err(e) => {
@@ -228,11 +239,27 @@ impl Client {
         }
     }
 
-    /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
+    /// Stopping with a disk queue, a push was abandoned: the rest goes to disk untried.
+    fn gave_up(&self) -> bool {
+        self.gave_up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping. With a
+    /// disk queue, an abandoned batch and everything after it go to the disk queue instead (and
+    /// count as acknowledged): the positions move, and the lines are sent after the restart.
     async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
         let entries = batch.entries();
+        let backup = self
+            .spill
+            .as_ref()
+            .map(|_| batch.to_entries(tenant, &self.tenant));
         let (body, acks, streams) = batch.into_body_as(self.encoding);
-        match self.sender.send(body, tenant, &streams, shutdown).await {
+        let outcome = if self.gave_up() {
+            Outcome::Abandoned
+        } else {
+            self.sender.send(body, tenant, &streams, shutdown).await
+        };
+        match outcome {
             Outcome::Delivered | Outcome::Dropped(_) => {
                 for ack in acks {
                     ack.done();
@@ -240,6 +267,21 @@ impl Client {
                 true
             }
             Outcome::Abandoned => {
+                if let (Some(spill), Some(backup)) = (&self.spill, backup) {
+                    self.gave_up
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    match spill.lock().append(&backup) {
+                        Ok(()) => {
+                            for ack in acks {
+                                ack.done();
+                            }
+                            return true;
+                        }
+                        Err(e) => {
+                            tracing::error!(host = self.sender.host(), error = %e, "cannot write the disk queue while stopping");
+                        }
+                    }
+                }
                 tracing::warn!(host = self.sender.host(), entries, "stopping before Loki accepted a batch; its lines will be read again at the next start");
                 false
             }
