@@ -18,16 +18,17 @@
 //! `when_full: backpressure`, nothing more is appended and the sources pause (lines wait on disk).
 //! `cleanSegmentsOlderThan`, when set, deletes segments last written longer ago (`wal_expired`).
 
-use crate::entry::{Entry, Labels};
-use serde::{Deserialize, Serialize};
+mod format;
+
+use crate::entry::Entry;
+use format::Cursor;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// A segment is closed for appends past this size.
 const SEGMENT_BYTES: u64 = 8 << 20;
-const HEADER: usize = 12;
 
 /// What to do when the disk queue reaches `max_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,31 +37,12 @@ pub enum WhenFull {
     Backpressure,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Record {
-    #[serde(rename = "l")]
-    labels: Vec<(String, String)>,
-    #[serde(rename = "t")]
-    timestamp_ns: i64,
-    #[serde(rename = "m")]
-    line: String,
-    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
-    structured_metadata: Vec<(String, String)>,
-}
-
 struct Segment {
     id: u64,
     path: PathBuf,
     bytes: u64,
     /// (offset, entries) of each record.
     records: Vec<(u64, u32)>,
-}
-
-/// Where reading stands: a segment and a byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    segment: u64,
-    offset: u64,
 }
 
 /// A client's disk queue, shared by the sources (which append) and the client (which reads).
@@ -125,7 +107,7 @@ impl Wal {
         let last = ids.last().copied();
         for id in ids {
             let path = dir.join(format!("{id:010}.seg"));
-            let (records, good_end) = scan(&path, host)?;
+            let (records, good_end) = format::scan(&path, host)?;
             let bytes = std::fs::metadata(&path)?.len();
             if Some(id) == last && good_end < bytes {
                 // A torn record at the very end: a crash during an append that was never fsync'd.
@@ -141,7 +123,7 @@ impl Wal {
                 records,
             });
         }
-        let cursor = read_cursor(dir).unwrap_or(Cursor {
+        let cursor = format::read_cursor(dir).unwrap_or(Cursor {
             segment: segments.front().map_or(0, |s| s.id),
             offset: 0,
         });
@@ -192,21 +174,8 @@ impl Wal {
         if entries.is_empty() {
             return Ok(());
         }
-        let records: Vec<Record> = entries
-            .iter()
-            .map(|e| Record {
-                labels: e
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                timestamp_ns: e.timestamp_ns,
-                line: e.line.clone(),
-                structured_metadata: e.structured_metadata.clone(),
-            })
-            .collect();
-        let payload = serde_json::to_vec(&records).map_err(io::Error::other)?;
-        let size = (HEADER + payload.len()) as u64;
+        let record = format::encode(entries)?;
+        let size = record.len() as u64;
         self.expire()?;
         if self.when_full == WhenFull::DropOldest && self.bytes() + size > self.max_bytes {
             self.drop_oldest(size)?;
@@ -233,15 +202,10 @@ impl Wal {
             }
             self.writer = Some(file);
         }
-        let mut header = [0u8; HEADER];
-        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        header[4..8].copy_from_slice(&(records.len() as u32).to_le_bytes());
-        header[8..].copy_from_slice(&crc(&payload).to_le_bytes());
         if let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) {
-            w.write_all(&header)?;
-            w.write_all(&payload)?;
+            w.write_all(&record)?;
             w.sync_data()?;
-            seg.records.push((seg.bytes, records.len() as u32));
+            seg.records.push((seg.bytes, entries.len() as u32));
             seg.bytes += size;
         }
         self.update_gauge();
@@ -276,45 +240,18 @@ impl Wal {
                     None => break,
                 }
             }
-            let mut file = File::open(&seg.path)?;
-            file.seek(SeekFrom::Start(at.offset))?;
-            let mut header = [0u8; HEADER];
-            file.read_exact(&mut header)?;
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let want = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-            let mut payload = vec![0; len];
-            file.read_exact(&mut payload)?;
-            let next = Cursor {
-                segment: at.segment,
-                offset: at.offset + (HEADER + len) as u64,
-            };
-            if crc(&payload) != want {
-                corrupt(&self.host, &seg.path, at.offset);
-                // The rest of this segment cannot be trusted: go on with the next one.
-                at.offset = seg.bytes;
-                continue;
-            }
-            match serde_json::from_slice::<Vec<Record>>(&payload) {
-                Ok(records) => {
-                    for r in records {
-                        taken += r.line.len();
-                        let labels: Labels = r
-                            .labels
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str()))
-                            .collect();
-                        out.push(Entry {
-                            labels,
-                            timestamp_ns: r.timestamp_ns,
-                            line: r.line,
-                            structured_metadata: r.structured_metadata,
-                            ack: None,
-                        });
-                    }
+            match format::read_at(&seg.path, at.offset)? {
+                Some((entries, len)) => {
+                    taken += entries.iter().map(|e| e.line.len()).sum::<usize>();
+                    out.extend(entries);
+                    at.offset += len;
                 }
-                Err(_) => corrupt(&self.host, &seg.path, at.offset),
+                None => {
+                    format::corrupt(&self.host, &seg.path, at.offset);
+                    // The rest of this segment cannot be trusted: go on with the next one.
+                    at.offset = seg.bytes;
+                }
             }
-            at = next;
         }
         self.pending = Some(at);
         Ok(out)
@@ -325,7 +262,7 @@ impl Wal {
     pub fn commit(&mut self) -> io::Result<()> {
         if let Some(p) = self.pending.take() {
             self.cursor = p;
-            write_cursor(&self.dir, self.cursor)?;
+            format::write_cursor(&self.dir, self.cursor)?;
             self.drop_consumed()?;
             self.update_gauge();
         }
@@ -408,7 +345,7 @@ impl Wal {
                 offset: 0,
             };
             self.pending = None;
-            write_cursor(&self.dir, self.cursor)?;
+            format::write_cursor(&self.dir, self.cursor)?;
         }
         tracing::warn!(host = %self.host, entries = unsent, reason, "disk queue: dropped its oldest segment");
         crate::metrics::metrics()
@@ -430,61 +367,6 @@ impl Wal {
             })
             .set(self.bytes() as i64);
     }
-}
-
-fn crc(data: &[u8]) -> u32 {
-    let mut c = flate2::Crc::new();
-    c.update(data);
-    c.sum()
-}
-
-fn corrupt(host: &str, path: &Path, offset: u64) {
-    tracing::error!(host, path = %path.display(), offset, "disk queue record fails its checksum; skipping the rest of the segment");
-    crate::metrics::metrics()
-        .dropped_entries
-        .get_or_create(&crate::metrics::DropLabels {
-            host: host.to_string(),
-            reason: "wal_corrupt".into(),
-        })
-        .inc();
-}
-
-/// The records of a segment that are whole and pass their checksum, and where they end.
-fn scan(path: &Path, host: &str) -> io::Result<(Vec<(u64, u32)>, u64)> {
-    let data = std::fs::read(path)?;
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    while at + HEADER <= data.len() {
-        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let count = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-        let want = u32::from_le_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
-        let end = at + HEADER + len;
-        if end > data.len() {
-            break;
-        }
-        if crc(&data[at + HEADER..end]) != want {
-            corrupt(host, path, at as u64);
-            break;
-        }
-        records.push((at as u64, count));
-        at = end;
-    }
-    Ok((records, at as u64))
-}
-
-fn read_cursor(dir: &Path) -> Option<Cursor> {
-    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
-    let (segment, offset) = text.trim().split_once(' ')?;
-    Some(Cursor {
-        segment: segment.parse().ok()?,
-        offset: offset.parse().ok()?,
-    })
-}
-
-fn write_cursor(dir: &Path, c: Cursor) -> io::Result<()> {
-    let tmp = dir.join("cursor.tmp");
-    std::fs::write(&tmp, format!("{} {}\n", c.segment, c.offset))?;
-    std::fs::rename(tmp, dir.join("cursor"))
 }
 
 #[cfg(test)]
