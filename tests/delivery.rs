@@ -4,16 +4,9 @@
 mod support;
 
 use std::time::Duration;
-use support::{audit_config, gen_audit, FakeLoki, Lokiship};
+use support::{audit_config, gen_audit, recorded_offset, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn recorded_offset(dir: &std::path::Path, log: &std::path::Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
-    let key = format!("{}: '", log.display());
-    let start = text.find(&key)? + key.len();
-    text[start..].split('\'').next()?.parse().ok()
-}
 
 #[test]
 fn positions_do_not_move_while_loki_refuses_and_lines_arrive_after_restart() {

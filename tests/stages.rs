@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-use support::{enable_server, http_get, FakeLoki, Lokiship};
+use support::{enable_server, http_get, recorded_offset, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -39,18 +39,6 @@ fn ns(rfc3339: &str) -> i64 {
         .unwrap()
         .timestamp_nanos_opt()
         .unwrap()
-}
-
-fn positions_offset(dir: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
-    let line = text.lines().find(|l| l.contains("app.log:"))?;
-    line.rsplit(':')
-        .next()?
-        .trim()
-        .trim_matches('\'')
-        .trim_matches('"')
-        .parse()
-        .ok()
 }
 
 #[test]
@@ -91,7 +79,7 @@ fn multiline_blocks_arrive_whole_and_the_position_waits_for_them() {
     drop(f);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        positions_offset(dir.path()),
+        recorded_offset(dir.path(), &log),
         Some(before),
         "held lines are not yet delivered"
     );
@@ -103,7 +91,7 @@ fn multiline_blocks_arrive_whole_and_the_position_waits_for_them() {
     expected.push("2026-11-26 10:01:00 ERROR late\n\tat com.example.Late.x(Late.java:1)".into());
     assert_eq!(received, expected, "every block once, whole, in order");
     let size = std::fs::metadata(&log).unwrap().len();
-    assert_eq!(positions_offset(dir.path()), Some(size));
+    assert_eq!(recorded_offset(dir.path(), &log), Some(size));
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
-use support::{enable_server, gen_audit, http_get, FakeLoki, Lokiship};
+use support::{enable_server, gen_audit, http_get, recorded_offset, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -104,20 +104,6 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     assert!(lost.is_empty(), "{} lines lost", lost.len());
 }
 
-/// The offset the positions file holds for `log`.
-fn position(dir: &std::path::Path, log: &std::path::Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
-    let key = format!("{}:", log.display());
-    let line = text.lines().find(|l| l.trim_start().starts_with(&key))?;
-    line.rsplit(':')
-        .next()?
-        .trim()
-        .trim_matches('\'')
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
 #[test]
 fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +120,7 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
     assert!(lokiship.terminate().success());
     let size = std::fs::metadata(&log).unwrap().len();
     assert_eq!(
-        position(dir.path(), &log),
+        recorded_offset(dir.path(), &log),
         Some(size),
         "every line is delivered or on disk"
     );

@@ -250,6 +250,14 @@ fn handle(
     resp
 }
 
+/// The offset `dir/positions.yaml` records for `log`.
+pub fn recorded_offset(dir: &Path, log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
+    let key = format!("{}: '", log.display());
+    let start = text.find(&key)? + key.len();
+    text[start..].split('\'').next()?.parse().ok()
+}
+
 /// The shared tools (gen-logs, loki-sink).
 pub fn tools_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools")
