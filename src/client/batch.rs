@@ -58,12 +58,76 @@ impl Batch {
         self.created.elapsed()
     }
 
-    /// The batch's entries again (without acknowledgements), to keep them in a disk queue when a
-    /// push is abandoned: stream labels, plus the tenant label when it is not `default_tenant`.
-    pub fn to_entries(&self, tenant: &str, default_tenant: &str) -> Vec<Entry> {
-        let mut out = Vec::with_capacity(self.entries);
-        for (labels, entries) in &self.streams {
-            let mut labels = labels.clone();
+    /// The encoded body, the acknowledgements to complete once it is delivered or dropped, what
+    /// each stream holds (to read a partial refusal), and the entries themselves, moved back out
+    /// of the request after encoding (no copy), in case the push is abandoned.
+    pub fn into_body(self) -> Pushed {
+        self.into_body_as(PushEncoding::Protobuf)
+    }
+
+    /// [`Batch::into_body`] in the client's `encoding`.
+    pub fn into_body_as(self, encoding: PushEncoding) -> Pushed {
+        let streams: Vec<(Labels, Vec<EntryAdapter>)> = self.streams.into_iter().collect();
+        if encoding == PushEncoding::Json {
+            let counts = streams
+                .iter()
+                .map(|(labels, entries)| stream_count(labels.render(), entries))
+                .collect();
+            let body = super::encode::encode_json(&streams);
+            return Pushed {
+                body,
+                acks: self.acks,
+                counts,
+                kept: streams,
+            };
+        }
+        let mut counts = Vec::with_capacity(streams.len());
+        let mut labels_kept = Vec::with_capacity(streams.len());
+        let request = crate::logproto::PushRequest {
+            streams: streams
+                .into_iter()
+                .map(|(labels, entries)| {
+                    let rendered = labels.render();
+                    counts.push(stream_count(rendered.clone(), &entries));
+                    labels_kept.push(labels);
+                    StreamAdapter {
+                        labels: rendered,
+                        entries,
+                        hash: 0,
+                    }
+                })
+                .collect(),
+        };
+        let body = super::encode::encode_request(&request);
+        let kept = labels_kept
+            .into_iter()
+            .zip(request.streams)
+            .map(|(labels, s)| (labels, s.entries))
+            .collect();
+        Pushed {
+            body,
+            acks: self.acks,
+            counts,
+            kept,
+        }
+    }
+}
+
+/// A batch ready to push.
+pub struct Pushed {
+    pub body: Vec<u8>,
+    pub acks: Vec<Ack>,
+    pub counts: Vec<StreamCount>,
+    /// The entries by stream, for [`Pushed::into_entries`].
+    kept: Vec<(Labels, Vec<EntryAdapter>)>,
+}
+
+impl Pushed {
+    /// The entries again (without acknowledgements), to keep them in a disk queue when the push
+    /// is abandoned: stream labels, plus the tenant label when it is not `default_tenant`.
+    pub fn into_entries(self, tenant: &str, default_tenant: &str) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for (mut labels, entries) in self.kept {
             if tenant != default_tenant {
                 labels.insert(super::TENANT_LABEL, tenant);
             }
@@ -72,53 +136,17 @@ impl Batch {
                 out.push(Entry {
                     labels: labels.clone(),
                     timestamp_ns: ts.seconds * 1_000_000_000 + i64::from(ts.nanos),
-                    line: e.line.clone(),
+                    line: e.line,
                     structured_metadata: e
                         .structured_metadata
-                        .iter()
-                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .into_iter()
+                        .map(|p| (p.name, p.value))
                         .collect(),
                     ack: None,
                 });
             }
         }
         out
-    }
-
-    /// The encoded body, the acknowledgements to complete once it is delivered or dropped, and
-    /// what each stream holds (to read a partial refusal).
-    pub fn into_body(self) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {
-        self.into_body_as(PushEncoding::Protobuf)
-    }
-
-    /// [`Batch::into_body`] in the client's `encoding`.
-    pub fn into_body_as(self, encoding: PushEncoding) -> (Vec<u8>, Vec<Ack>, Vec<StreamCount>) {
-        if encoding == PushEncoding::Json {
-            let counts = self
-                .streams
-                .iter()
-                .map(|(labels, entries)| stream_count(labels.render(), entries))
-                .collect();
-            let body = super::encode::encode_json(
-                self.streams.iter().map(|(l, e)| (l, e.clone())).collect(),
-            );
-            return (body, self.acks, counts);
-        }
-        let mut counts = Vec::with_capacity(self.streams.len());
-        let streams = self
-            .streams
-            .into_iter()
-            .map(|(labels, entries)| {
-                let labels = labels.render();
-                counts.push(stream_count(labels.clone(), &entries));
-                StreamAdapter {
-                    labels,
-                    entries,
-                    hash: 0,
-                }
-            })
-            .collect();
-        (super::encode::encode_push(streams), self.acks, counts)
     }
 }
 

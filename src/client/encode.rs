@@ -6,18 +6,23 @@ use prost::Message;
 
 /// Encodes `streams` (label selector, entries in order) into a snappy-compressed `PushRequest`.
 pub fn encode_push(streams: Vec<StreamAdapter>) -> Vec<u8> {
-    let request = PushRequest { streams };
+    encode_request(&PushRequest { streams })
+}
+
+/// [`encode_push`] of a request the caller keeps (its entries are needed again if the push is
+/// abandoned).
+pub fn encode_request(request: &PushRequest) -> Vec<u8> {
     match SCRATCH.try_lock() {
         Ok(mut scratch) => {
             let (raw, compressed) = &mut *scratch;
-            let body = encode_with(&request, raw, compressed);
+            let body = encode_with(request, raw, compressed);
             if raw.capacity() > KEEP_SCRATCH_BYTES {
                 *scratch = (Vec::new(), Vec::new());
             }
             body
         }
         // Another client is encoding at this moment: use buffers of its own.
-        Err(_) => encode_with(&request, &mut Vec::new(), &mut Vec::new()),
+        Err(_) => encode_with(request, &mut Vec::new(), &mut Vec::new()),
     }
 }
 
@@ -48,29 +53,29 @@ const KEEP_SCRATCH_BYTES: usize = 8 << 20;
 
 /// Encodes `streams` as Loki's JSON push body, gzip-compressed:
 /// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>",{metadata}]]}]}`.
-pub fn encode_json(streams: Vec<(&crate::entry::Labels, Vec<EntryAdapter>)>) -> Vec<u8> {
+pub fn encode_json(streams: &[(crate::entry::Labels, Vec<EntryAdapter>)]) -> Vec<u8> {
     use std::io::Write as _;
     let streams: Vec<serde_json::Value> = streams
-        .into_iter()
+        .iter()
         .map(|(labels, entries)| {
             let stream: serde_json::Map<String, serde_json::Value> = labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
                 .collect();
             let values: Vec<serde_json::Value> = entries
-                .into_iter()
+                .iter()
                 .map(|e| {
                     let ts = e.timestamp.unwrap_or_default();
                     let ns = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
                     let mut value = vec![
                         serde_json::Value::from(ns.to_string()),
-                        serde_json::Value::from(e.line),
+                        serde_json::Value::from(e.line.as_str()),
                     ];
                     if !e.structured_metadata.is_empty() {
                         let meta: serde_json::Map<String, serde_json::Value> = e
                             .structured_metadata
-                            .into_iter()
-                            .map(|p| (p.name, serde_json::Value::from(p.value)))
+                            .iter()
+                            .map(|p| (p.name.clone(), serde_json::Value::from(p.value.as_str())))
                             .collect();
                         value.push(serde_json::Value::Object(meta));
                     }

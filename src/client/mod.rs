@@ -249,15 +249,15 @@ impl Client {
     /// count as acknowledged): the positions move, and the lines are sent after the restart.
     async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
         let entries = batch.entries();
-        let backup = self
-            .spill
-            .as_ref()
-            .map(|_| batch.to_entries(tenant, &self.tenant));
-        let (body, acks, streams) = batch.into_body_as(self.encoding);
+        let mut pushed = batch.into_body_as(self.encoding);
+        let acks = std::mem::take(&mut pushed.acks);
         let outcome = if self.gave_up() {
             Outcome::Abandoned
         } else {
-            self.sender.send(body, tenant, &streams, shutdown).await
+            let body = std::mem::take(&mut pushed.body);
+            self.sender
+                .send(body, tenant, &pushed.counts, shutdown)
+                .await
         };
         match outcome {
             Outcome::Delivered | Outcome::Dropped(_) => {
@@ -267,10 +267,11 @@ impl Client {
                 true
             }
             Outcome::Abandoned => {
-                if let (Some(spill), Some(backup)) = (&self.spill, backup) {
+                if let Some(spill) = &self.spill {
                     self.gave_up
                         .store(true, std::sync::atomic::Ordering::Relaxed);
-                    match spill.lock().append(&backup) {
+                    let kept = pushed.into_entries(tenant, &self.tenant);
+                    match spill.lock().append(&kept) {
                         Ok(()) => {
                             for ack in acks {
                                 ack.done();
