@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{gen_logs, http_get, wait_timeout, FakeLoki, Received};
+use support::{gen_logs, http_get, rfc3339_ns, wait_timeout, FakeLoki, Received};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -61,13 +61,6 @@ fn labels(selector: &str) -> BTreeMap<String, String> {
 
 fn metadata(r: &Received) -> BTreeMap<String, String> {
     r.structured_metadata.iter().cloned().collect()
-}
-
-fn ns(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_nanos_opt()
-        .unwrap()
 }
 
 #[test]
@@ -142,7 +135,7 @@ fn k8s_audit_preset() {
             }
         }
         assert_eq!(metadata(r), meta, "structured metadata of {line}");
-        assert_eq!(r.ts_ns, ns(e["stageTimestamp"].as_str().unwrap()));
+        assert_eq!(r.ts_ns, rfc3339_ns(e["stageTimestamp"].as_str().unwrap()));
         *events_by
             .entry((verb.clone(), code.clone().unwrap_or_default()))
             .or_insert(0) += 1;
@@ -296,7 +289,7 @@ fn syslog_preset() {
         assert_eq!(l.get("app").map(String::as_str), Some(app), "{line}");
         assert_eq!(metadata(r).get("pid").map(String::as_str), pid, "{line}");
         let want = if line.starts_with("20") {
-            ns(&stamp)
+            rfc3339_ns(&stamp)
         } else {
             // No year in the file: this year (the data is from November 24, not in the future).
             let t = chrono::NaiveDateTime::parse_from_str(

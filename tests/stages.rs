@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-use support::{enable_server, http_get, recorded_offset, FakeLoki, Lokiship};
+use support::{enable_server, http_get, recorded_offset, rfc3339_ns, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -32,13 +32,6 @@ scrape_configs:
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn ns(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_nanos_opt()
-        .unwrap()
 }
 
 #[test]
@@ -134,17 +127,17 @@ fn cri_partial_lines_are_joined_and_metrics_are_exposed() {
             (
                 format!(r#"{{filename="{file}", job="app", level="info", stream="stdout"}}"#),
                 "level=info msg=\"started\"".to_string(),
-                ns("2026-11-26T10:00:00.000000001Z")
+                rfc3339_ns("2026-11-26T10:00:00.000000001Z")
             ),
             (
                 format!(r#"{{filename="{file}", job="app", level="error", stream="stderr"}}"#),
                 "level=error msg=\"part one and two\"".to_string(),
-                ns("2026-11-26T10:00:01Z")
+                rfc3339_ns("2026-11-26T10:00:01Z")
             ),
             (
                 format!(r#"{{filename="{file}", job="app", level="info", stream="stdout"}}"#),
                 "level=info msg=\"done\"".to_string(),
-                ns("2026-11-26T10:00:02Z")
+                rfc3339_ns("2026-11-26T10:00:02Z")
             ),
         ]
     );

@@ -132,10 +132,9 @@ impl Pushed {
                 labels.insert(super::TENANT_LABEL, tenant);
             }
             for e in entries {
-                let ts = e.timestamp.unwrap_or_default();
                 out.push(Entry {
                     labels: labels.clone(),
-                    timestamp_ns: ts.seconds * 1_000_000_000 + i64::from(ts.nanos),
+                    timestamp_ns: super::encode::timestamp_ns(e.timestamp),
                     line: e.line,
                     structured_metadata: e
                         .structured_metadata

@@ -65,8 +65,7 @@ pub fn encode_json(streams: &[(crate::entry::Labels, Vec<EntryAdapter>)]) -> Vec
             let values: Vec<serde_json::Value> = entries
                 .iter()
                 .map(|e| {
-                    let ts = e.timestamp.unwrap_or_default();
-                    let ns = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+                    let ns = timestamp_ns(e.timestamp);
                     let mut value = vec![
                         serde_json::Value::from(ns.to_string()),
                         serde_json::Value::from(e.line.as_str()),
@@ -98,6 +97,14 @@ pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
         .decompress_vec(body)
         .map_err(|e| format!("snappy: {e}"))?;
     PushRequest::decode(raw.as_slice()).map_err(|e| format!("protobuf: {e}"))
+}
+
+/// Nanoseconds since the epoch of a protobuf timestamp (the inverse of [`entry_adapter`]'s).
+pub fn timestamp_ns(ts: Option<prost_types::Timestamp>) -> i64 {
+    let ts = ts.unwrap_or_default();
+    ts.seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ts.nanos))
 }
 
 /// One protobuf entry.

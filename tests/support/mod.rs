@@ -76,21 +76,12 @@ pub fn decode_json(body: &[u8]) -> Result<lokiship::logproto::PushRequest, Strin
                 .as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| lokiship::logproto::LabelPairAdapter {
-                            name: k.clone(),
-                            value: v.as_str().unwrap_or_default().to_string(),
-                        })
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                         .collect()
                 })
                 .unwrap_or_default();
-            entries.push(lokiship::logproto::EntryAdapter {
-                timestamp: Some(prost_types::Timestamp {
-                    seconds: ns.div_euclid(1_000_000_000),
-                    nanos: ns.rem_euclid(1_000_000_000) as i32,
-                }),
-                line: value[1].as_str().ok_or("line")?.to_string(),
-                structured_metadata: metadata,
-            });
+            let line = value[1].as_str().ok_or("line")?.to_string();
+            entries.push(lokiship::client::encode::entry_adapter(ns, line, metadata));
         }
         streams.push(lokiship::logproto::StreamAdapter {
             labels: labels.render(),
@@ -219,11 +210,10 @@ fn handle(
             .unwrap_or_default();
         for stream in decoded.unwrap().streams {
             for e in stream.entries {
-                let ts = e.timestamp.unwrap_or_default();
                 st.accepted.push(Received {
                     tenant: tenant.clone(),
                     labels: stream.labels.clone(),
-                    ts_ns: ts.seconds * 1_000_000_000 + i64::from(ts.nanos),
+                    ts_ns: lokiship::client::encode::timestamp_ns(e.timestamp),
                     line: e.line,
                     structured_metadata: e
                         .structured_metadata
@@ -248,6 +238,14 @@ fn handle(
             .insert("retry-after", secs.to_string().parse().unwrap());
     }
     resp
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time.
+pub fn rfc3339_ns(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap()
 }
 
 /// The offset `dir/positions.yaml` records for `log`.
