@@ -71,14 +71,20 @@ pub async fn run(
             );
         }
         let mut outlets = Vec::new();
+        let disk_queue = config
+            .wal
+            .disk_queue(&config.positions.filename, config.clients.len());
+        if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
+            tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
+                "several clients: one that falls behind queues its lines on disk instead of holding back the others (wal.enabled: false turns this off)");
+        }
         for (i, c) in config.clients.iter().enumerate() {
             let client = Client::new(c)?;
             ready.watch_client(client.health());
             let (tx, rx) = queue(QUEUE_BYTES, client.host());
-            let spill = if config.wal.enabled {
-                Some(Arc::new(open_spill(&config, i, client.host())?))
-            } else {
-                None
+            let spill = match &disk_queue {
+                Some(q) => Some(Arc::new(open_spill(&config, q, i, client.host())?)),
+                None => None,
             };
             outlets.push(crate::source::Outlet {
                 queue: tx,
@@ -175,9 +181,10 @@ fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
 }
 
-/// Client `index`'s disk queue, in a directory of its own under `wal.dir`.
+/// Client `index`'s disk queue, in a directory of its own under the queue's directory.
 fn open_spill(
     config: &Config,
+    queue: &crate::config::schema::DiskQueue,
     index: usize,
     host: &str,
 ) -> anyhow::Result<crate::client::wal::Spill> {
@@ -192,13 +199,13 @@ fn open_spill(
             }
         })
         .collect();
-    let dir = std::path::Path::new(&config.wal.dir).join(format!("client-{index}-{name}"));
-    let when_full = match config.wal.when_full.as_deref() {
-        Some("backpressure") => WhenFull::Backpressure,
-        _ => WhenFull::DropOldest,
+    let dir = queue.dir.join(format!("client-{index}-{name}"));
+    let when_full = if queue.drop_oldest {
+        WhenFull::DropOldest
+    } else {
+        WhenFull::Backpressure
     };
-    let max = config.wal.max_size.map_or(1 << 30, |b| b.0);
-    let wal = Wal::open(&dir, max, when_full, host)
+    let wal = Wal::open(&dir, queue.max_bytes, when_full, host)
         .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?
         .with_max_age(config.wal.clean_segments_older_than.map(|d| d.0));
     Ok(Spill::new(wal))

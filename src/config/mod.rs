@@ -132,10 +132,7 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             ));
         }
     }
-    if config.wal.enabled {
-        if config.wal.dir.is_empty() {
-            return Err(lines.error("wal:", 0, "wal.enabled needs wal.dir"));
-        }
+    {
         if !matches!(
             config.wal.when_full.as_deref(),
             None | Some("drop_oldest") | Some("backpressure")

@@ -339,8 +339,9 @@ impl Default for FileWatchConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
-    #[serde(default, deserialize_with = "u::yaml11_bool")]
-    pub enabled: bool,
+    /// Unset: on by itself when there are several clients (see [`WalConfig::disk_queue`]).
+    #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
+    pub enabled: Option<bool>,
     pub dir: String,
     #[serde(rename = "cleanSegmentsOlderThan")]
     pub clean_segments_older_than: Option<GoDuration>,
@@ -351,6 +352,56 @@ pub struct WalConfig {
     /// lokiship's own: `drop_oldest` (default: the oldest segment goes, counted) or
     /// `backpressure` (sources pause; lines wait in the log files).
     pub when_full: Option<String>,
+}
+
+/// Where and how a client's disk queue is kept, resolved from `wal` and the rest of the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskQueue {
+    /// Each client gets a directory of its own below this one.
+    pub dir: std::path::PathBuf,
+    pub max_bytes: u64,
+    /// `Some(true)` drops the oldest data when full, `Some(false)` pauses the sources.
+    pub drop_oldest: bool,
+    /// Not asked for: turned on because several clients must not wait for each other.
+    pub automatic: bool,
+}
+
+impl WalConfig {
+    /// The disk queue each client gets, if any.
+    ///
+    /// `enabled: true` asks for one. Left unset with two or more clients, lokiship turns one on by
+    /// itself, so that a dead Loki does not stall the others (Promtail's behaviour, every client
+    /// at the pace of the slowest, is `enabled: false`). That automatic queue pauses the sources
+    /// when full instead of dropping data, unless `when_full` says otherwise: nobody asked for it,
+    /// so it must not be the reason a line is lost. Its default place is `wal/` beside the
+    /// positions file.
+    pub fn disk_queue(&self, positions_file: &str, clients: usize) -> Option<DiskQueue> {
+        let automatic = match self.enabled {
+            Some(true) => false,
+            Some(false) => return None,
+            None if clients >= 2 => true,
+            None => return None,
+        };
+        let dir = if self.dir.is_empty() {
+            std::path::Path::new(positions_file)
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("wal")
+        } else {
+            std::path::PathBuf::from(&self.dir)
+        };
+        let drop_oldest = match self.when_full.as_deref() {
+            Some("drop_oldest") => true,
+            Some(_) => false,
+            None => !automatic,
+        };
+        Some(DiskQueue {
+            dir,
+            max_bytes: self.max_size.map_or(1 << 30, |b| b.0),
+            drop_oldest,
+            automatic,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -444,4 +495,48 @@ pub struct RelabelConfig {
 pub struct FileSdConfig {
     pub files: Vec<String>,
     pub refresh_interval: Option<GoDuration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal(yaml: &str) -> WalConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn several_clients_get_a_disk_queue_that_never_drops_unless_told_to() {
+        let q = wal("{}").disk_queue("/var/lib/lokiship/positions.yaml", 2);
+        assert_eq!(
+            q,
+            Some(DiskQueue {
+                dir: "/var/lib/lokiship/wal".into(),
+                max_bytes: 1 << 30,
+                drop_oldest: false,
+                automatic: true,
+            })
+        );
+        let q = wal("{when_full: drop_oldest, max_size: 10MB, dir: /q}")
+            .disk_queue("positions.yaml", 3)
+            .unwrap();
+        assert_eq!(
+            (q.dir, q.max_bytes, q.drop_oldest),
+            ("/q".into(), 10 << 20, true)
+        );
+    }
+
+    #[test]
+    fn one_client_or_enabled_false_gets_none_and_enabled_true_drops_oldest() {
+        assert_eq!(wal("{}").disk_queue("p.yaml", 1), None);
+        assert_eq!(wal("{enabled: false}").disk_queue("p.yaml", 2), None);
+        assert_eq!(wal("{enabled: no}").disk_queue("p.yaml", 5), None);
+        let q = wal("{enabled: true}")
+            .disk_queue("positions.yaml", 1)
+            .unwrap();
+        assert_eq!(
+            (q.dir, q.drop_oldest, q.automatic),
+            ("wal".into(), true, false)
+        );
+    }
 }
