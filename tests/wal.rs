@@ -18,13 +18,15 @@ fn blackhole() -> (std::net::TcpListener, String) {
     (listener, url)
 }
 
-fn config(dir: &std::path::Path, dead: &str, alive: &str) -> std::path::PathBuf {
+/// Two clients, `first` and `second`; `wal` is the config's `wal:` block (none: lokiship's default).
+fn config(dir: &std::path::Path, dead: &str, alive: &str, wal: Option<&str>) -> std::path::PathBuf {
     let d = dir.display();
+    let wal = wal.map(|w| format!("wal: {w}")).unwrap_or_default();
     let text = format!(
         r#"server: {{disable: true}}
 positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
 target_config: {{sync_period: 200ms}}
-wal: {{enabled: true, dir: {d}/wal}}
+{wal}
 clients:
   - url: {dead}
     name: first
@@ -45,6 +47,8 @@ scrape_configs:
     path
 }
 
+/// Without any `wal` block: with two clients lokiship keeps a disk queue by itself, beside the
+/// positions file.
 #[test]
 fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +58,7 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     std::fs::write(&log, "").unwrap();
     let (_hole, dead) = blackhole();
     let alive = FakeLoki::start();
-    let config = config(dir.path(), &dead, &alive.url());
+    let config = config(dir.path(), &dead, &alive.url(), None);
     let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     // Three waves of 2,000 lines; each reaches the live Loki although the other never answers
@@ -83,6 +87,10 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
         wal_bytes > 1e6,
         "the dead client's lines are on disk: {wal_bytes} bytes"
     );
+    assert!(
+        dir.path().join("wal/client-0-first").is_dir(),
+        "the disk queue is beside the positions file"
+    );
     lokiship.kill();
     let got: HashSet<String> = alive.accepted().into_iter().map(|r| r.line).collect();
     assert_eq!(
@@ -93,7 +101,7 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
 
     // The first Loki comes back; lokiship restarts after the crash.
     let back = FakeLoki::start();
-    let config = self::config(dir.path(), &back.url(), &alive.url());
+    let config = self::config(dir.path(), &back.url(), &alive.url(), None);
     let lokiship = Lokiship::start(&config, &[]);
     back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
         r.iter().map(|e| &e.line).collect::<HashSet<_>>().len() >= lines.len()
@@ -111,7 +119,8 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
     let lines = gen_audit(&log, 1500, 33);
     let (_hole, dead) = blackhole();
     let alive = FakeLoki::start();
-    let config = config(dir.path(), &dead, &alive.url());
+    let wal = format!("{{enabled: true, dir: {}/queues}}", dir.path().display());
+    let config = config(dir.path(), &dead, &alive.url(), Some(&wal));
     let lokiship = Lokiship::start(&config, &[]);
     alive.wait_for(WAIT, "every line at the live Loki", |r| {
         r.len() >= lines.len()
@@ -126,7 +135,7 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
     );
 
     let back = FakeLoki::start();
-    let config = self::config(dir.path(), &back.url(), &alive.url());
+    let config = self::config(dir.path(), &back.url(), &alive.url(), Some(&wal));
     let lokiship = Lokiship::start(&config, &[]);
     back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
         r.len() >= lines.len()
@@ -141,5 +150,41 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
         alive.accepted().len(),
         lines.len(),
         "nothing read again after the restart"
+    );
+}
+
+/// Stopping while the dead client spills: its memory queue holds lines older than those on disk.
+/// After the restart they must reach Loki first, in the order they were written — sent after the
+/// newer ones, Loki could refuse them as out of order.
+#[test]
+fn lines_held_in_memory_at_a_stop_are_sent_before_the_newer_ones_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 6000, 35);
+    let (_hole, dead) = blackhole();
+    let alive = FakeLoki::start();
+    let config = config(dir.path(), &dead, &alive.url(), None);
+    let lokiship = Lokiship::start(&config, &[]);
+    alive.wait_for(WAIT, "every line at the live Loki", |r| {
+        r.len() >= lines.len()
+    });
+    assert!(lokiship.terminate().success());
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(recorded_offset(dir.path(), &log), Some(size));
+
+    let back = FakeLoki::start();
+    let config = self::config(dir.path(), &back.url(), &alive.url(), None);
+    let lokiship = Lokiship::start(&config, &[]);
+    back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
+        r.len() >= lines.len()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lokiship.terminate().success());
+    let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
+    assert!(
+        delivered == lines,
+        "every line once, in the order written ({} delivered; first out of place at {:?})",
+        delivered.len(),
+        delivered.iter().zip(&lines).position(|(a, b)| a != b)
     );
 }

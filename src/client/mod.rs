@@ -7,7 +7,8 @@
 //!
 //! Shutdown: the sources stop first and drop their senders; the channel then ends, and the client
 //! pushes what it holds, bounded by the client `timeout` once shutdown is signalled. What could not be
-//! delivered in time stays unacknowledged, so it is read again after the restart.
+//! delivered in time stays unacknowledged, so it is read again after the restart — or, with a disk
+//! queue, goes to the front of it, acknowledged (see [`wal`]).
 
 pub mod batch;
 pub mod encode;
@@ -27,6 +28,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Where the entries of a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The memory queue: acknowledged when delivered.
+    Memory,
+    /// The disk queue: the cursor moves when delivered.
+    Disk,
+}
+
 /// The label that sets an entry's tenant, overriding the client's `tenant_id`.
 pub const TENANT_LABEL: &str = "__tenant_id__";
 
@@ -43,6 +53,9 @@ pub struct Client {
     spill: Option<std::sync::Arc<wal::Spill>>,
     /// Stopping, a push was abandoned: the rest goes to the disk queue without being tried.
     gave_up: std::sync::atomic::AtomicBool,
+    /// What was abandoned while stopping, in the order it was read, with its acknowledgements:
+    /// put in front of the disk queue at the end ([`Client::park_abandoned`]).
+    abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::source::ack::Ack>)>,
 }
 
 /// Resolves when entries were appended to the disk queue; never without one.
@@ -81,6 +94,7 @@ impl Client {
             encoding: config.encoding,
             spill: None,
             gave_up: std::sync::atomic::AtomicBool::new(false),
+            abandoned: Default::default(),
         })
     }
 
@@ -89,11 +103,21 @@ impl Client {
     /// queue is empty, in order, before anything newer.
     pub async fn run(
         mut self,
+        rx: QueueReceiver,
+        spill: Option<std::sync::Arc<wal::Spill>>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.spill = spill.clone();
+        self.forward(rx, spill, shutdown).await;
+        self.park_abandoned();
+    }
+
+    async fn forward(
+        &self,
         mut rx: QueueReceiver,
         spill: Option<std::sync::Arc<wal::Spill>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        self.spill = spill.clone();
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -102,7 +126,7 @@ impl Client {
             tokio::select! {
                 received = rx.recv() => {
                     let Some(entries) = received else { break };
-                    if !self.add_all(entries, &mut batches, &mut shutdown).await {
+                    if !self.add_all(entries, &mut batches, &mut shutdown, Origin::Memory).await {
                         rx.close();
                         return;
                     }
@@ -115,7 +139,7 @@ impl Client {
                         .collect();
                     for tenant in due {
                         if let Some(b) = batches.remove(&tenant) {
-                            if !self.push(b, &tenant, &mut shutdown).await {
+                            if !self.push(b, &tenant, &mut shutdown, Origin::Memory).await {
                                 rx.close();
                                 return;
                             }
@@ -141,8 +165,34 @@ impl Client {
             }
         }
         for (tenant, b) in batches {
-            if !self.push(b, &tenant, &mut shutdown).await {
+            if !self.push(b, &tenant, &mut shutdown, Origin::Memory).await {
                 return;
+            }
+        }
+    }
+
+    /// Stopping, pushes were abandoned: their entries go in front of the disk queue (they were
+    /// read before anything on it) and count as acknowledged.
+    fn park_abandoned(&self) {
+        let (entries, acks) =
+            std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+        let Some(spill) = &self.spill else { return };
+        if entries.is_empty() {
+            return;
+        }
+        match spill.lock().prepend(&entries) {
+            Ok(()) => {
+                tracing::info!(
+                    host = self.sender.host(),
+                    entries = entries.len(),
+                    "stopping before Loki accepted them: entries kept in the disk queue"
+                );
+                for ack in acks {
+                    ack.done();
+                }
+            }
+            Err(e) => {
+                tracing::error!(host = self.sender.host(), error = %e, entries = entries.len(), "cannot write the disk queue while stopping; the lines will be read again at the next start");
             }
         }
     }
@@ -154,6 +204,7 @@ impl Client {
         entries: Vec<Entry>,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
+        origin: Origin,
     ) -> bool {
         for mut entry in entries {
             // Nearly always the client's own tenant: no allocation for the lookup.
@@ -165,7 +216,7 @@ impl Client {
                 .is_some_and(|b| !b.is_empty() && b.bytes() + size > self.batchsize);
             if full {
                 if let Some(b) = batches.remove(tenant) {
-                    if !self.push(b, tenant, shutdown).await {
+                    if !self.push(b, tenant, shutdown, origin).await {
                         return false;
                     }
                 }
@@ -206,7 +257,7 @@ impl Client {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         for (tenant, b) in std::mem::take(batches) {
-            if !self.push(b, &tenant, shutdown).await {
+            if !self.push(b, &tenant, shutdown, Origin::Memory).await {
                 return false;
             }
         }
@@ -225,11 +276,11 @@ impl Client {
             if entries.is_empty() {
                 return true;
             }
-            if !self.add_all(entries, batches, shutdown).await {
+            if !self.add_all(entries, batches, shutdown, Origin::Disk).await {
                 return false;
             }
             for (tenant, b) in std::mem::take(batches) {
-                if !self.push(b, &tenant, shutdown).await {
+                if !self.push(b, &tenant, shutdown, Origin::Disk).await {
                     return false;
                 }
             }
@@ -245,9 +296,16 @@ impl Client {
     }
 
     /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping. With a
-    /// disk queue, an abandoned batch and everything after it go to the disk queue instead (and
-    /// count as acknowledged): the positions move, and the lines are sent after the restart.
-    async fn push(&self, batch: Batch, tenant: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+    /// disk queue, an abandoned batch from memory and everything after it are kept for the disk
+    /// queue instead (and count as acknowledged once there): the positions move, and the lines
+    /// are sent after the restart. One read from the disk queue simply stays there.
+    async fn push(
+        &self,
+        batch: Batch,
+        tenant: &str,
+        shutdown: &mut watch::Receiver<bool>,
+        origin: Origin,
+    ) -> bool {
         let entries = batch.entries();
         let mut pushed = batch.into_body_as(self.encoding);
         let acks = std::mem::take(&mut pushed.acks);
@@ -266,23 +324,19 @@ impl Client {
                 }
                 true
             }
-            Outcome::Abandoned => {
-                if let Some(spill) = &self.spill {
-                    self.gave_up
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    let kept = pushed.into_entries(tenant, &self.tenant);
-                    match spill.lock().append(&kept) {
-                        Ok(()) => {
-                            for ack in acks {
-                                ack.done();
-                            }
-                            return true;
-                        }
-                        Err(e) => {
-                            tracing::error!(host = self.sender.host(), error = %e, "cannot write the disk queue while stopping");
-                        }
-                    }
+            Outcome::Abandoned if self.spill.is_some() => {
+                self.gave_up
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                if origin == Origin::Disk {
+                    return false;
                 }
+                let kept = pushed.into_entries(tenant, &self.tenant);
+                let mut abandoned = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+                abandoned.0.extend(kept);
+                abandoned.1.extend(acks);
+                true
+            }
+            Outcome::Abandoned => {
                 tracing::warn!(host = self.sender.host(), entries, "stopping before Loki accepted a batch; its lines will be read again at the next start");
                 false
             }

@@ -87,6 +87,15 @@ pub(super) fn read_at(path: &Path, offset: u64) -> io::Result<Option<(Vec<Entry>
     Ok(Some((entries, (HEADER + len) as u64)))
 }
 
+/// The bytes of `path` from `from` to `to`.
+pub(super) fn read_range(path: &Path, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut out = vec![0; to.saturating_sub(from) as usize];
+    file.read_exact(&mut out)?;
+    Ok(out)
+}
+
 fn crc(data: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(data);

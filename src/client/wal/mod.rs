@@ -5,7 +5,9 @@
 //! by this client once they are on disk (fsync'd); from then on every new entry of this client is
 //! appended too, until the client has pushed everything on disk, so each client sends in the order
 //! lines were read. The client pushes the disk queue in order and moves a cursor past what Loki
-//! accepted (or refused for good).
+//! accepted (or refused for good). Stopping while Loki does not answer, the client puts what it
+//! still holds in memory in *front* of the queue ([`Wal::prepend`]): it was read before what is on
+//! disk, and each stream must reach Loki in order.
 //!
 //! On disk: numbered segment files of records `[len u32][count u32][crc32 u32][JSON of entries]`,
 //! and a `cursor` file (segment and offset of the first record not yet delivered), written after
@@ -29,6 +31,9 @@ use std::path::{Path, PathBuf};
 
 /// A segment is closed for appends past this size.
 const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// The id of a new queue's first segment: the ids below are for [`Wal::prepend`].
+const FIRST_SEGMENT: u64 = 1_000_000_000;
 
 /// What to do when the disk queue reaches `max_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +128,18 @@ impl Wal {
                 records,
             });
         }
-        let cursor = format::read_cursor(dir).unwrap_or(Cursor {
-            segment: segments.front().map_or(0, |s| s.id),
-            offset: 0,
-        });
+        let cursor = match format::read_cursor(dir) {
+            Some(c) => c,
+            None => {
+                // Written at once: a segment that sorts before it is known to be a leftover.
+                let c = Cursor {
+                    segment: segments.front().map_or(FIRST_SEGMENT, |s| s.id),
+                    offset: 0,
+                };
+                format::write_cursor(dir, c)?;
+                c
+            }
+        };
         let mut wal = Self {
             dir: dir.to_path_buf(),
             max_bytes: max_bytes.max(SEGMENT_BYTES),
@@ -208,6 +221,84 @@ impl Wal {
             seg.records.push((seg.bytes, entries.len() as u32));
             seg.bytes += size;
         }
+        self.update_gauge();
+        Ok(())
+    }
+
+    /// Puts `entries` before everything not yet sent, and syncs them to disk: lines that were
+    /// read before those on disk (a client's memory queue when it stops) are sent before them
+    /// after the restart — sent after them, they could be hours older than what Loki just took for
+    /// their stream, and refused as out of order.
+    ///
+    /// The unsent rest of the cursor's segment is copied behind them into a new segment that
+    /// sorts first; the cursor moves to it, then the old segment goes. A crash before the cursor
+    /// moved leaves the old queue as it was (the new segment, below the cursor, is deleted at the
+    /// next open); a crash between the cursor and the deletion sends that segment twice.
+    pub fn prepend(&mut self, entries: &[Entry]) -> io::Result<()> {
+        self.pending = None;
+        let Some(front) = self
+            .segments
+            .iter()
+            .position(|s| s.id >= self.cursor.segment)
+            .filter(|_| !self.is_empty())
+        else {
+            return self.append(entries);
+        };
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let seg = &self.segments[front];
+        let offset = if seg.id == self.cursor.segment {
+            self.cursor.offset
+        } else {
+            0
+        };
+        let Some(id) = seg
+            .id
+            .checked_sub(1)
+            .filter(|id| self.segments.iter().all(|s| s.id != *id))
+        else {
+            tracing::warn!(host = %self.host, "disk queue: no segment id left below the cursor; older lines go behind newer ones");
+            return self.append(entries);
+        };
+        let record = format::encode(entries)?;
+        let rest = format::read_range(&seg.path, offset, seg.bytes)?;
+        let path = self.dir.join(format!("{id:010}.seg"));
+        let tmp = self.dir.join("prepend.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&record)?;
+            f.write_all(&rest)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        let shift = record.len() as u64;
+        let mut records = vec![(0, entries.len() as u32)];
+        records.extend(
+            seg.records
+                .iter()
+                .filter(|(at, _)| *at >= offset)
+                .map(|(at, n)| (at - offset + shift, *n)),
+        );
+        let replaced = Segment {
+            id,
+            path,
+            bytes: shift + rest.len() as u64,
+            records,
+        };
+        self.cursor = Cursor {
+            segment: id,
+            offset: 0,
+        };
+        format::write_cursor(&self.dir, self.cursor)?;
+        if front + 1 == self.segments.len() {
+            // It was being written: the next append starts a new segment.
+            self.writer = None;
+        }
+        if let Some(old) = self.segments.remove(front) {
+            std::fs::remove_file(&old.path)?;
+        }
+        self.segments.insert(front, replaced);
         self.update_gauge();
         Ok(())
     }
@@ -420,13 +511,61 @@ mod tests {
     }
 
     #[test]
+    fn prepended_entries_come_before_everything_unsent_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-6").unwrap();
+        // Empty: a prepend is an append.
+        wal.prepend(&entries(0, 3)).unwrap();
+        wal.append(&entries(10, 10)).unwrap();
+        wal.append(&entries(20, 10)).unwrap();
+        // The first record was delivered; the second was read, not yet delivered.
+        assert_eq!(lines(&wal.read(1).unwrap()), lines(&entries(0, 3)));
+        wal.commit().unwrap();
+        assert_eq!(lines(&wal.read(1).unwrap()), lines(&entries(10, 10)));
+        wal.prepend(&entries(100, 5)).unwrap();
+        wal.prepend(&entries(105, 1)).unwrap();
+        wal.append(&entries(30, 2)).unwrap();
+        let mut want = lines(&entries(105, 1));
+        want.extend(lines(&entries(100, 5)));
+        want.extend(lines(&entries(10, 20)));
+        want.extend(lines(&entries(30, 2)));
+        drop(wal);
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-6").unwrap();
+        assert_eq!(lines(&wal.read(1 << 20).unwrap()), want);
+        wal.commit().unwrap();
+        assert!(wal.is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+                .count(),
+            1,
+            "the replaced segments are gone"
+        );
+    }
+
+    #[test]
+    fn a_crash_before_a_prepend_moved_the_cursor_leaves_the_queue_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-7").unwrap();
+        wal.append(&entries(0, 5)).unwrap();
+        drop(wal);
+        // What a prepend writes first: a segment below the cursor's.
+        let below = dir.path().join(format!("{:010}.seg", FIRST_SEGMENT - 1));
+        std::fs::write(&below, format::encode(&entries(100, 5)).unwrap()).unwrap();
+        let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-7").unwrap();
+        assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(0, 5)));
+        assert!(!below.exists());
+    }
+
+    #[test]
     fn a_torn_last_record_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-2").unwrap();
         wal.append(&entries(0, 5)).unwrap();
         wal.append(&entries(5, 5)).unwrap();
         drop(wal);
-        let seg = dir.path().join("0000000000.seg");
+        let seg = dir.path().join(format!("{FIRST_SEGMENT:010}.seg"));
         let len = std::fs::metadata(&seg).unwrap().len();
         OpenOptions::new()
             .write(true)
