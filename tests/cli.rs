@@ -284,3 +284,35 @@ scrape_configs:
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("level=\"warn\""), "{stdout}");
 }
+
+/// Idle, the file thread sleeps until the next full look at the files (`target_config.sync_period`,
+/// 10 s by default); a SIGTERM must not wait for it — Kubernetes and systemd give a few seconds
+/// before SIGKILL.
+#[test]
+fn sigterm_stops_at_once_with_the_default_sync_period() {
+    let dir = tempfile::tempdir().unwrap();
+    // No file yet: nothing wakes the thread before the next sync.
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let glob = dir.path().join("logs/*.log");
+    let loki = FakeLoki::start();
+    let config = audit_config(dir.path(), &glob.display().to_string(), &loki.url(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("target_config: {sync_period: 200ms}\n", "");
+    std::fs::write(&config, text).unwrap();
+    let port = enable_server(&config);
+    let lokiship = Lokiship::start(&config, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !http_get(port, "/ready").is_some_and(|r| r.contains(" 200 ")) {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    assert!(lokiship.terminate().success());
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?}: it waited for the sync period"
+    );
+}

@@ -147,11 +147,15 @@ impl EntrySink for Fanout {
     }
 }
 
+/// Called when stopping, to wake a thread that sleeps elsewhere than on [`Stop::wait`].
+type OnStop = Box<dyn Fn() + Send + Sync>;
+
 /// A stop signal that threads can sleep on.
 #[derive(Default)]
 pub struct Stop {
     stopped: Mutex<bool>,
     cv: Condvar,
+    on_stop: Mutex<Vec<OnStop>>,
 }
 
 impl Stop {
@@ -162,6 +166,22 @@ impl Stop {
     pub fn stop(&self) {
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_all();
+        for wake in self
+            .on_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            wake();
+        }
+    }
+
+    /// Calls `wake` when stopping (the file thread sleeps in `poll(2)`, not on the condvar).
+    pub fn on_stop(&self, wake: OnStop) {
+        self.on_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(wake);
     }
 
     pub fn is_stopped(&self) -> bool {

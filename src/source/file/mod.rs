@@ -121,6 +121,10 @@ impl FileSource {
         stop: Arc<Stop>,
     ) -> Self {
         let mut watcher = watch::DirWatcher::new();
+        if let Some(waker) = watcher.waker() {
+            // Idle, the thread sleeps until the next sync (10 s by default): a stop must not wait.
+            stop.on_stop(Box::new(move || waker.wake()));
+        }
         for t in &config.targets {
             watcher.watch(t.glob.base());
         }

@@ -25,6 +25,28 @@ pub struct DirWatcher {
     limit_reported: bool,
     /// At most this many watches (tests stand in for `fs.inotify.max_user_watches` with it).
     max_watches: usize,
+    /// An eventfd that ends a [`wait`](Self::wait) early: the stop signal.
+    wake: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+/// Ends the watcher's current (or next) wait from another thread.
+#[derive(Clone)]
+pub struct Waker(std::sync::Arc<std::os::fd::OwnedFd>);
+
+impl Waker {
+    pub fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to an eventfd this value keeps open.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+}
+
+fn new_eventfd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd takes no pointers; a non-negative result is a descriptor we now own.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 impl DirWatcher {
@@ -44,7 +66,14 @@ impl DirWatcher {
             buf: vec![0; 16 * 1024],
             limit_reported: false,
             max_watches: usize::MAX,
+            wake: new_eventfd().map(std::sync::Arc::new),
         }
+    }
+
+    /// What ends a wait from another thread; `None` where eventfd is missing (the wait then ends
+    /// at its timeout).
+    pub fn waker(&self) -> Option<Waker> {
+        self.wake.clone().map(Waker)
     }
 
     /// Watches `dir` for new, removed, renamed and growing files (once; later calls do nothing).
@@ -86,21 +115,33 @@ impl DirWatcher {
     /// Sleeps until a watched directory changes or `timeout` passes (zero: just looks), and says what
     /// changed.
     pub fn wait(&mut self, timeout: Duration) -> Change {
-        let Some(inotify) = &mut self.inotify else {
-            std::thread::sleep(timeout);
-            return Change::Nothing;
-        };
-        let mut pfd = libc::pollfd {
-            fd: inotify.as_raw_fd(),
+        let pollfd = |fd: i32| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
+        // The inotify descriptor (or -1: poll ignores it), then the wake-up eventfd (or -1).
+        let mut pfds = [
+            pollfd(self.inotify.as_ref().map_or(-1, |i| i.as_raw_fd())),
+            pollfd(self.wake.as_ref().map_or(-1, |w| w.as_raw_fd())),
+        ];
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call, and the count is 1.
-        let ready = unsafe { libc::poll(&mut pfd, 1, millis) };
+        // SAFETY: `pfds` is a valid array of two pollfds for the duration of the call.
+        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), 2, millis) };
         if ready <= 0 {
             return Change::Nothing;
         }
+        if pfds[1].revents != 0 {
+            if let Some(w) = &self.wake {
+                let mut count = [0u8; 8];
+                // SAFETY: reads 8 bytes into a live buffer from an eventfd we own; resets it.
+                let _ = unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+            }
+            return Change::Nothing;
+        }
+        let Some(inotify) = &mut self.inotify else {
+            return Change::Nothing;
+        };
         // Drain everything queued: one wake-up stands for all of it.
         let structural = EventMask::CREATE
             | EventMask::DELETE
