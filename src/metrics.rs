@@ -78,6 +78,8 @@ pub struct Metrics {
     pub client_queue_bytes: Family<HostLabels, Gauge>,
     pub client_queue_entries: Family<HostLabels, Gauge>,
     pub wal_bytes: Family<HostLabels, Gauge>,
+    pub push_received_entries: Counter,
+    pub push_errors: Family<ReasonLabels, Counter>,
 }
 
 fn build() -> Metrics {
@@ -108,6 +110,8 @@ fn build() -> Metrics {
         invalid_utf8_lines: Family::default(),
         file_errors: Family::default(),
         positions_write_errors: Counter::default(),
+        push_received_entries: Counter::default(),
+        push_errors: Family::default(),
         label_cardinality: Family::default(),
         client_queue_bytes: Family::default(),
         client_queue_entries: Family::default(),
@@ -239,6 +243,16 @@ fn build() -> Metrics {
         "lokiship_wal_bytes",
         "Bytes in a client's disk queue (wal)",
         m.wal_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_push_received_entries",
+        "Entries received by loki_push_api receivers",
+        m.push_received_entries.clone(),
+    );
+    registry.register(
+        "lokiship_push_errors",
+        "Push requests a loki_push_api receiver refused (bad_request) or could not store in time (unavailable)",
+        m.push_errors.clone(),
     );
     Metrics { registry, ..m }
 }

@@ -52,7 +52,7 @@ pub async fn run(
     let server = if config.server.disable {
         None
     } else {
-        let addr = listen_addr(&config)?;
+        let addr = listen_addr(&config.server)?;
         let (bound, handle) = crate::server::serve(addr, ready.clone(), server_stop_rx)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -71,19 +71,30 @@ pub async fn run(
             );
         }
         let mut outlets = Vec::new();
-        let disk_queue = config
-            .wal
-            .disk_queue(&config.positions.filename, config.clients.len());
+        let mut outlets_dirs = Vec::new();
+        let disk_queue = config.wal.disk_queue(
+            &config.positions.filename,
+            config.clients.len(),
+            config
+                .scrape_configs
+                .iter()
+                .any(|s| s.loki_push_api.is_some()),
+        );
         if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
             tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
-                "several clients: one that falls behind queues its lines on disk instead of holding back the others (wal.enabled: false turns this off)");
+                "disk queue on by itself (several clients, or a push receiver): a client that falls behind queues lines on disk instead of holding back the others, pushed lines are on disk before their sender hears 204 (wal.enabled: false turns this off)");
         }
         for (i, c) in config.clients.iter().enumerate() {
             let client = Client::new(c)?;
             ready.watch_client(client.health());
             let (tx, rx) = queue(QUEUE_BYTES, client.host());
             let spill = match &disk_queue {
-                Some(q) => Some(Arc::new(open_spill(&config, q, i, client.host())?)),
+                Some(q) => {
+                    let dir = spill_dir(q, i, client.host());
+                    let spill = open_spill(&config, q, &dir, client.host())?;
+                    outlets_dirs.push(dir);
+                    Some(Arc::new(spill))
+                }
                 None => None,
             };
             outlets.push(crate::source::Outlet {
@@ -92,8 +103,42 @@ pub async fn run(
             });
             client_tasks.push(tokio::spawn(client.run(rx, spill, shutdown_rx.clone())));
         }
+        if let Some(q) = &disk_queue {
+            warn_orphaned_queues(&q.dir, &outlets_dirs);
+        }
         Arc::new(Fanout::with_outlets(outlets))
     };
+
+    // Push receivers (`loki_push_api`).
+    let (push_stop_tx, push_stop_rx) = watch::channel(false);
+    let mut push_servers = Vec::new();
+    for (i, sc) in config.scrape_configs.iter().enumerate() {
+        let Some(api) = &sc.loki_push_api else {
+            continue;
+        };
+        let receiver = Arc::new(crate::source::push::PushReceiver {
+            labels: api
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            use_incoming_timestamp: api.use_incoming_timestamp,
+            pipeline: pipelines[i].clone(),
+            sink: sink.clone(),
+            clients: config.clients.len().max(1) as u32,
+        });
+        let addr = listen_addr(&api.server)?;
+        let (bound, handle) = crate::source::push::serve(receiver, addr, push_stop_rx.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "job {:?}: loki_push_api cannot listen on {addr}",
+                    sc.job_name
+                )
+            })?;
+        tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
+        push_servers.push(handle);
+    }
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
     let positions = Arc::new(Positions::load(
@@ -126,6 +171,11 @@ pub async fn run(
     if signalled {
         tracing::info!("stopping: no more reading; flushing what is batched");
         let _ = shutdown_tx.send(true);
+    }
+    // Push receivers stop taking requests (those in progress are answered) and let go of the sink.
+    let _ = push_stop_tx.send(true);
+    for server in push_servers {
+        let _ = server.await;
     }
     stop.stop();
     if signalled {
@@ -166,29 +216,29 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
-    let host = if config.server.http_listen_address.is_empty() {
+fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<SocketAddr> {
+    let host = if server.http_listen_address.is_empty() {
         "0.0.0.0"
     } else {
-        config.server.http_listen_address.as_str()
+        server.http_listen_address.as_str()
     };
     let text = if host.contains(':') {
-        format!("[{host}]:{}", config.server.http_listen_port)
+        format!("[{host}]:{}", server.http_listen_port)
     } else {
-        format!("{host}:{}", config.server.http_listen_port)
+        format!("{host}:{}", server.http_listen_port)
     };
     text.parse()
         .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
 }
 
-/// Client `index`'s disk queue, in a directory of its own under the queue's directory.
-fn open_spill(
-    config: &Config,
+/// Client `index`'s disk queue directory: its own under the queue's directory, named after its
+/// place and its `host` label (`name`, or the URL's host), so that lines never go to a Loki they
+/// were not queued for; a queue left behind by a changed config is reported at start.
+fn spill_dir(
     queue: &crate::config::schema::DiskQueue,
     index: usize,
     host: &str,
-) -> anyhow::Result<crate::client::wal::Spill> {
-    use crate::client::wal::{Spill, Wal, WhenFull};
+) -> std::path::PathBuf {
     let name: String = host
         .chars()
         .map(|c| {
@@ -199,13 +249,49 @@ fn open_spill(
             }
         })
         .collect();
-    let dir = queue.dir.join(format!("client-{index}-{name}"));
+    queue.dir.join(format!("client-{index}-{name}"))
+}
+
+/// A queue directory no configured client uses still holds lines (its client's URL or `name`
+/// changed): said at start, so that they are not forgotten on disk.
+fn warn_orphaned_queues(dir: &std::path::Path, used: &[std::path::PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if used.contains(&path) || !path.is_dir() {
+            continue;
+        }
+        let bytes: u64 = std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if bytes > 0 {
+            tracing::warn!(path = %path.display(), bytes,
+                "a disk queue of a client that is no longer configured still holds lines; give the client its old `name` to send them, or delete the directory");
+        }
+    }
+}
+
+/// Opens a client's disk queue in `dir`.
+fn open_spill(
+    config: &Config,
+    queue: &crate::config::schema::DiskQueue,
+    dir: &std::path::Path,
+    host: &str,
+) -> anyhow::Result<crate::client::wal::Spill> {
+    use crate::client::wal::{Spill, Wal, WhenFull};
     let when_full = if queue.drop_oldest {
         WhenFull::DropOldest
     } else {
         WhenFull::Backpressure
     };
-    let wal = Wal::open(&dir, queue.max_bytes, when_full, host)
+    let wal = Wal::open(dir, queue.max_bytes, when_full, host)
         .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?
         .with_max_age(config.wal.clean_segments_older_than.map(|d| d.0));
     Ok(Spill::new(wal))
@@ -319,6 +405,10 @@ impl StdoutSink {
                 sm.render(),
                 entry.line
             )?;
+            // Printed is delivered (a push receiver answers its sender once it is).
+            if let Some(ack) = entry.ack {
+                ack.done_all();
+            }
         }
         out.flush()
     }

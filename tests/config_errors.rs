@@ -127,3 +127,16 @@ fn an_unsupported_decompression_format_is_named_with_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_push_receiver_on_the_servers_own_port_is_refused_with_its_line() {
+    let (code, err) = run_with(
+        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: pushed\n    loki_push_api:\n      server: {http_listen_port: 9080}\n",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:4:") && err.contains("lokiship's own server's port"),
+        "{err}"
+    );
+}

@@ -172,6 +172,34 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
                 return Err(lines.error("decompression:", job_line, why));
             }
         }
+        if let Some(api) = &sc.loki_push_api {
+            if !sc.relabel_configs.is_empty() {
+                return Err(lines.error(
+                    "relabel_configs:",
+                    job_line,
+                    "relabel_configs with loki_push_api is not supported yet",
+                ));
+            }
+            if let Some(name) = api.labels.keys().find(|n| !values::is_valid_label_name(n)) {
+                return Err(lines.error(
+                    name,
+                    job_line,
+                    format!("invalid label name {name:?} in loki_push_api.labels"),
+                ));
+            }
+            if !config.server.disable
+                && api.server.http_listen_port == config.server.http_listen_port
+            {
+                return Err(lines.error(
+                    "loki_push_api:",
+                    job_line,
+                    format!(
+                        "loki_push_api.server.http_listen_port {} is lokiship's own server's port; give the receiver another",
+                        api.server.http_listen_port
+                    ),
+                ));
+            }
+        }
         for st in &sc.static_configs {
             for name in st.labels.keys() {
                 if !name.starts_with("__") && !values::is_valid_label_name(name) {

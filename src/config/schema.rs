@@ -371,15 +371,21 @@ impl WalConfig {
     ///
     /// `enabled: true` asks for one. Left unset with two or more clients, lokiship turns one on by
     /// itself, so that a dead Loki does not stall the others (Promtail's behaviour, every client
-    /// at the pace of the slowest, is `enabled: false`). That automatic queue pauses the sources
+    /// at the pace of the slowest, is `enabled: false`); and with a push receiver
+    /// (`loki_push_api`), whose entries cannot be read again once acknowledged to the sender. That automatic queue pauses the sources
     /// when full instead of dropping data, unless `when_full` says otherwise: nobody asked for it,
     /// so it must not be the reason a line is lost. Its default place is `wal/` beside the
     /// positions file.
-    pub fn disk_queue(&self, positions_file: &str, clients: usize) -> Option<DiskQueue> {
+    pub fn disk_queue(
+        &self,
+        positions_file: &str,
+        clients: usize,
+        push_receiver: bool,
+    ) -> Option<DiskQueue> {
         let automatic = match self.enabled {
             Some(true) => false,
             Some(false) => return None,
-            None if clients >= 2 => true,
+            None if clients >= 2 || push_receiver => true,
             None => return None,
         };
         let dir = if self.dir.is_empty() {
@@ -430,7 +436,7 @@ pub struct ScrapeConfig {
     // Promtail's other targets and discovery mechanisms, not implemented yet.
     pub journal: Option<u::Journal>,
     pub syslog: Option<u::Syslog>,
-    pub loki_push_api: Option<u::LokiPushApi>,
+    pub loki_push_api: Option<PushApiConfig>,
     pub kubernetes_sd_configs: Option<u::KubernetesSdConfigs>,
     pub docker_sd_configs: Option<u::DockerSdConfigs>,
     pub consul_sd_configs: Option<u::ConsulSdConfigs>,
@@ -443,6 +449,21 @@ pub struct ScrapeConfig {
     pub heroku_drain: Option<u::HerokuDrain>,
     pub azure_event_hubs: Option<u::AzureEventHubs>,
     pub limits_config: Option<u::ScrapeLimitsConfig>,
+}
+
+/// `loki_push_api`: a Loki push endpoint that other shippers send to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushApiConfig {
+    /// Its own HTTP server (Promtail's server block; the address and port are what count here).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Set on every entry received, over the pushed stream's labels of the same name.
+    #[serde(default, deserialize_with = "labels_without_nulls")]
+    pub labels: BTreeMap<String, String>,
+    /// Keep the pushed timestamps; otherwise entries get the time they were received.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub use_incoming_timestamp: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -507,7 +528,7 @@ mod tests {
 
     #[test]
     fn several_clients_get_a_disk_queue_that_never_drops_unless_told_to() {
-        let q = wal("{}").disk_queue("/var/lib/lokiship/positions.yaml", 2);
+        let q = wal("{}").disk_queue("/var/lib/lokiship/positions.yaml", 2, false);
         assert_eq!(
             q,
             Some(DiskQueue {
@@ -518,7 +539,7 @@ mod tests {
             })
         );
         let q = wal("{when_full: drop_oldest, max_size: 10MB, dir: /q}")
-            .disk_queue("positions.yaml", 3)
+            .disk_queue("positions.yaml", 3, false)
             .unwrap();
         assert_eq!(
             (q.dir, q.max_bytes, q.drop_oldest),
@@ -528,11 +549,15 @@ mod tests {
 
     #[test]
     fn one_client_or_enabled_false_gets_none_and_enabled_true_drops_oldest() {
-        assert_eq!(wal("{}").disk_queue("p.yaml", 1), None);
-        assert_eq!(wal("{enabled: false}").disk_queue("p.yaml", 2), None);
-        assert_eq!(wal("{enabled: no}").disk_queue("p.yaml", 5), None);
+        assert_eq!(wal("{}").disk_queue("p.yaml", 1, false), None);
+        assert!(
+            wal("{}").disk_queue("p.yaml", 1, true).unwrap().automatic,
+            "a push receiver turns it on"
+        );
+        assert_eq!(wal("{enabled: false}").disk_queue("p.yaml", 2, true), None);
+        assert_eq!(wal("{enabled: no}").disk_queue("p.yaml", 5, false), None);
         let q = wal("{enabled: true}")
-            .disk_queue("positions.yaml", 1)
+            .disk_queue("positions.yaml", 1, false)
             .unwrap();
         assert_eq!(
             (q.dir, q.drop_oldest, q.automatic),

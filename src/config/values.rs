@@ -237,7 +237,6 @@ macro_rules! unsupported_options {
 unsupported_options! {
     Journal => "journal",
     Syslog => "syslog",
-    LokiPushApi => "loki_push_api",
     KubernetesSdConfigs => "kubernetes_sd_configs",
     DockerSdConfigs => "docker_sd_configs",
     ConsulSdConfigs => "consul_sd_configs",

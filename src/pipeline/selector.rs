@@ -29,6 +29,37 @@ enum LineFilter {
     NotRe(Regex),
 }
 
+/// Parses a stream's labels as Loki writes them in a push: `{name="value", ...}`.
+pub fn parse_labels(text: &str) -> Result<Labels, String> {
+    let mut p = Parser { s: text, pos: 0 };
+    p.skip_ws();
+    p.expect("{")?;
+    let mut labels = Labels::default();
+    loop {
+        p.skip_ws();
+        if p.eat("}") {
+            break;
+        }
+        let name = p.ident()?;
+        p.skip_ws();
+        p.expect("=")?;
+        p.skip_ws();
+        let value = p.string()?;
+        labels.insert(name.as_str(), value.as_str());
+        p.skip_ws();
+        if p.eat(",") {
+            continue;
+        }
+        p.expect("}")?;
+        break;
+    }
+    p.skip_ws();
+    if p.pos < p.s.len() {
+        return Err(p.err("unexpected text after the labels"));
+    }
+    Ok(labels)
+}
+
 impl Selector {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut p = Parser { s: text, pos: 0 };

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod file;
+pub mod push;
 pub mod relabel;
 pub mod targets;
 
@@ -22,6 +23,12 @@ pub trait EntrySink: Send + Sync {
 
     /// Sleeps until every consumer has room or `timeout` passed.
     fn wait_for_room(&self, timeout: Duration);
+
+    /// Hands over entries that cannot be read again once acknowledged (a push receiver's): a
+    /// client with a disk queue takes them there at once, fsync'd, the others in memory.
+    fn try_send_unrereadable(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.try_send(entries)
+    }
 }
 
 #[derive(Debug)]
@@ -64,8 +71,9 @@ impl Fanout {
     }
 }
 
-impl EntrySink for Fanout {
-    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+impl Fanout {
+    /// [`EntrySink::try_send`]; `force_disk`: every client with a disk queue takes the chunk there.
+    fn send(&self, entries: Vec<Entry>, force_disk: bool) -> Result<(), TrySendError> {
         // Decide first, so that a chunk is given to every client or to none.
         let mut to_disk = Vec::with_capacity(self.outlets.len());
         for o in &self.outlets {
@@ -74,7 +82,7 @@ impl EntrySink for Fanout {
                 None => to_disk.push(false),
                 Some(spill) => {
                     let wal = spill.lock();
-                    let spilling = !wal.is_empty() || !o.queue.has_room();
+                    let spilling = force_disk || !wal.is_empty() || !o.queue.has_room();
                     if spilling && wal.is_full() {
                         return Err(TrySendError::Full(entries));
                     }
@@ -119,6 +127,16 @@ impl EntrySink for Fanout {
                 .map_err(|_| TrySendError::Closed)?;
         }
         Ok(())
+    }
+}
+
+impl EntrySink for Fanout {
+    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.send(entries, false)
+    }
+
+    fn try_send_unrereadable(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.send(entries, true)
     }
 
     fn wait_for_room(&self, timeout: Duration) {

@@ -1,0 +1,372 @@
+//! `loki_push_api`: a Loki push endpoint that other shippers (Promtail, Docker's Loki driver,
+//! another lokiship) send to; what arrives runs through the job's pipeline and goes to the clients.
+//!
+//! `POST /loki/api/v1/push` takes Loki's bodies (snappy-compressed protobuf, or JSON, gzip'ed or
+//! not); `POST /loki/api/v1/raw` takes plain lines, one entry each, labelled with `labels` only.
+//!
+//! A pushed line cannot be read again: once the sender got its 204 it forgets it. So the receiver
+//! answers 204 only when every client has the request's entries safe — on its disk queue
+//! (fsync'd; a push receiver turns the disk queue on unless `wal.enabled: false`), or delivered
+//! to Loki. What cannot be made safe within [`STORE_TIMEOUT`] gets a 503, and the sender retries
+//! (the entries may then arrive twice: at least once, never lost). A body Loki would refuse gets a
+//! 400 that says why. Both are counted in `lokiship_push_errors{reason}`.
+
+use super::ack::AckTracker;
+use super::EntrySink;
+use crate::entry::Labels;
+use crate::pipeline::{Pipeline, Processing};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a request may wait for its entries to be safe before it is answered 503.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request body taken (compressed), as Loki's default `grpc_server_max_recv_msg_size`.
+const MAX_BODY: usize = 100 << 20;
+
+/// One `loki_push_api` scrape config.
+pub struct PushReceiver {
+    /// Set on every entry, over the pushed labels.
+    pub labels: Labels,
+    pub use_incoming_timestamp: bool,
+    pub pipeline: Arc<Pipeline>,
+    pub sink: Arc<dyn EntrySink>,
+    /// Acknowledgements an entry needs: one per client.
+    pub clients: u32,
+}
+
+/// One pushed entry, before the pipeline.
+#[derive(Debug)]
+struct Pushed {
+    labels: Labels,
+    timestamp_ns: i64,
+    line: String,
+    structured_metadata: Vec<(String, String)>,
+}
+
+/// Serves `receiver` on `addr` until `stop` turns true; returns the bound address.
+pub async fn serve(
+    receiver: Arc<PushReceiver>,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new()
+        .route("/loki/api/v1/push", post(push))
+        .route("/loki/api/v1/raw", post(raw))
+        .route("/ready", get(|| async { "ready" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let stopped = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "push receiver failed");
+        }
+    });
+    Ok((bound, handle))
+}
+
+async fn push(State(r): State<Arc<PushReceiver>>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode(&headers, &body) {
+        Ok(entries) => r.store(entries).await,
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn raw(State(r): State<Arc<PushReceiver>>, body: Bytes) -> Response {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad_request("the body is not UTF-8".into());
+    };
+    let now = crate::entry::now_ns();
+    let entries = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| Pushed {
+            labels: Labels::default(),
+            timestamp_ns: now,
+            line: line.to_string(),
+            structured_metadata: Vec::new(),
+        })
+        .collect();
+    r.store(entries).await
+}
+
+fn bad_request(why: String) -> Response {
+    crate::metrics::metrics()
+        .push_errors
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: "bad_request".into(),
+        })
+        .inc();
+    tracing::warn!(error = %why, "push receiver: refused a request");
+    (StatusCode::BAD_REQUEST, why + "\n").into_response()
+}
+
+impl PushReceiver {
+    /// Runs `entries` through the pipeline, hands them to the clients, and answers once every
+    /// client has them safe.
+    async fn store(self: Arc<Self>, entries: Vec<Pushed>) -> Response {
+        let count = entries.len() as u64;
+        crate::metrics::metrics()
+            .push_received_entries
+            .inc_by(count);
+        let deadline = Instant::now() + STORE_TIMEOUT;
+        let me = self.clone();
+        let handed = tokio::task::spawn_blocking(move || me.hand_over(entries, deadline)).await;
+        let tracker = match handed {
+            Ok(Some(tracker)) => tracker,
+            _ => return unavailable("the clients' queues are full"),
+        };
+        // On disk, the acknowledgements came with the hand-over; delivered, they come later.
+        while tracker.committed() < count {
+            if Instant::now() >= deadline {
+                return unavailable("not delivered in time");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        StatusCode::NO_CONTENT.into_response()
+    }
+
+    /// Pipeline and hand-over, on a blocking thread (disk writes, waits for room); `None` when the
+    /// clients had no room before `deadline`.
+    fn hand_over(&self, entries: Vec<Pushed>, deadline: Instant) -> Option<Arc<AckTracker>> {
+        let tracker = AckTracker::new(0, self.clients);
+        let now = crate::entry::now_ns();
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let mut labels = e.labels;
+            for (name, value) in self.labels.iter() {
+                labels.insert(name, value);
+            }
+            let ts = if self.use_incoming_timestamp {
+                e.timestamp_ns
+            } else {
+                now
+            };
+            let mut p = Processing::new(labels, e.line, ts);
+            p.structured_metadata = e.structured_metadata;
+            p.ack = Some(tracker.register(i as u64 + 1));
+            self.pipeline.run(p, &mut out);
+        }
+        // Entries a stage holds (multiline) end with the request: the sender waits for its answer.
+        self.pipeline.flush(true, &mut out);
+        let mut chunk: Vec<_> = out.into_iter().map(Processing::into_entry).collect();
+        loop {
+            match self.sink.try_send_unrereadable(chunk) {
+                Ok(()) => return Some(tracker),
+                Err(super::TrySendError::Full(back)) if Instant::now() < deadline => {
+                    chunk = back;
+                    self.sink.wait_for_room(
+                        deadline
+                            .saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(100)),
+                    );
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn unavailable(why: &str) -> Response {
+    crate::metrics::metrics()
+        .push_errors
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: "unavailable".into(),
+        })
+        .inc();
+    tracing::warn!(why, "push receiver: answering 503, the sender will retry");
+    (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response()
+}
+
+/// The entries of a push body: protobuf (snappy) unless the content type says JSON.
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Pushed>, String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-protobuf");
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let body = if gzip {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip: {e}"))?;
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    };
+    if content_type.starts_with("application/json") {
+        decode_json(&body)
+    } else {
+        decode_protobuf(&body)
+    }
+}
+
+fn decode_protobuf(body: &[u8]) -> Result<Vec<Pushed>, String> {
+    use prost::Message as _;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| format!("snappy: {e}"))?;
+    let request = crate::logproto::PushRequest::decode(raw.as_slice())
+        .map_err(|e| format!("protobuf: {e}"))?;
+    let mut out = Vec::new();
+    for stream in request.streams {
+        let labels = stream_labels(&stream.labels)?;
+        for e in stream.entries {
+            out.push(Pushed {
+                labels: labels.clone(),
+                timestamp_ns: crate::client::encode::timestamp_ns(e.timestamp),
+                line: e.line,
+                structured_metadata: e
+                    .structured_metadata
+                    .into_iter()
+                    .map(|p| (p.name, p.value))
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(serde::Deserialize)]
+struct JsonPush {
+    streams: Vec<JsonStream>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonStream {
+    stream: std::collections::BTreeMap<String, String>,
+    values: Vec<JsonValue>,
+}
+
+/// `["<unix ns>", "<line>"]`, or with a third element, the structured metadata.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JsonValue {
+    Plain((String, String)),
+    WithMetadata((String, String, std::collections::BTreeMap<String, String>)),
+}
+
+fn decode_json(body: &[u8]) -> Result<Vec<Pushed>, String> {
+    let request: JsonPush = serde_json::from_slice(body).map_err(|e| format!("JSON: {e}"))?;
+    let mut out = Vec::new();
+    for stream in request.streams {
+        if stream.stream.is_empty() {
+            return Err("a stream has no labels".into());
+        }
+        let labels: Labels = stream
+            .stream
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for value in stream.values {
+            let (ts, line, sm) = match value {
+                JsonValue::Plain((ts, line)) => (ts, line, Default::default()),
+                JsonValue::WithMetadata((ts, line, sm)) => (ts, line, sm),
+            };
+            let timestamp_ns = ts
+                .parse()
+                .map_err(|_| format!("timestamp {ts:?} is not nanoseconds since the epoch"))?;
+            out.push(Pushed {
+                labels: labels.clone(),
+                timestamp_ns,
+                line,
+                structured_metadata: sm.into_iter().collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn stream_labels(text: &str) -> Result<Labels, String> {
+    let labels = crate::pipeline::selector::parse_labels(text)
+        .map_err(|e| format!("stream labels {text:?}: {e}"))?;
+    if labels.is_empty() {
+        return Err(format!("stream labels {text:?}: a stream needs a label"));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_and_json_bodies_decode_to_the_same_entries() {
+        let adapter = crate::client::encode::entry_adapter(
+            1_700_000_000_123_456_789,
+            "hello".into(),
+            vec![("trace_id".into(), "abc".into())],
+        );
+        let body = crate::client::encode::encode_push(vec![crate::logproto::StreamAdapter {
+            labels: r#"{job="app", msg="a \"quoted\" value"}"#.into(),
+            entries: vec![adapter],
+            hash: 0,
+        }]);
+        let from_proto = decode(&HeaderMap::new(), &body).unwrap();
+        let json = br#"{"streams":[{"stream":{"job":"app","msg":"a \"quoted\" value"},
+            "values":[["1700000000123456789","hello",{"trace_id":"abc"}]]}]}"#;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let from_json = decode(&headers, json).unwrap();
+        for got in [&from_proto[0], &from_json[0]] {
+            assert_eq!(
+                got.labels.render(),
+                r#"{job="app", msg="a \"quoted\" value"}"#
+            );
+            assert_eq!(got.timestamp_ns, 1_700_000_000_123_456_789);
+            assert_eq!(got.line, "hello");
+            assert_eq!(
+                got.structured_metadata,
+                vec![("trace_id".to_string(), "abc".to_string())]
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_loki_would_refuse_say_why() {
+        let json = |b: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            decode(&h, b).unwrap_err()
+        };
+        assert!(decode(&HeaderMap::new(), b"not snappy")
+            .unwrap_err()
+            .starts_with("snappy"));
+        assert!(json(b"{").starts_with("JSON"));
+        assert!(json(br#"{"streams":[{"stream":{},"values":[]}]}"#).contains("no labels"));
+        assert!(
+            json(br#"{"streams":[{"stream":{"a":"b"},"values":[["soon","x"]]}]}"#)
+                .contains("not nanoseconds")
+        );
+        let body = crate::client::encode::encode_push(vec![crate::logproto::StreamAdapter {
+            labels: "{job=unquoted}".into(),
+            entries: vec![],
+            hash: 0,
+        }]);
+        assert!(decode(&HeaderMap::new(), &body)
+            .unwrap_err()
+            .contains("stream labels"));
+    }
+}
