@@ -135,7 +135,7 @@ fn without_a_disk_queue_the_204_waits_for_loki() {
         10,
         "answered only once Loki had the lines"
     );
-    assert!(!dir.path().join("wal").exists(), "nothing on disk");
+    assert!(!dir.path().join("lokiship-wal").exists(), "nothing on disk");
     assert!(lokiship.terminate().success());
 }
 

@@ -88,7 +88,7 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
         "the dead client's lines are on disk: {wal_bytes} bytes"
     );
     assert!(
-        dir.path().join("wal/client-0-first").is_dir(),
+        dir.path().join("lokiship-wal/client-0-first").is_dir(),
         "the disk queue is beside the positions file"
     );
     lokiship.kill();

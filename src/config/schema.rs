@@ -374,7 +374,7 @@ impl WalConfig {
     /// at the pace of the slowest, is `enabled: false`); and with a push receiver
     /// (`loki_push_api`), whose entries cannot be read again once acknowledged to the sender. That automatic queue pauses the sources
     /// when full instead of dropping data, unless `when_full` says otherwise: nobody asked for it,
-    /// so it must not be the reason a line is lost. Its default place is `wal/` beside the
+    /// so it must not be the reason a line is lost. Its default place is `lokiship-wal/` beside the
     /// positions file.
     pub fn disk_queue(
         &self,
@@ -392,7 +392,7 @@ impl WalConfig {
             std::path::Path::new(positions_file)
                 .parent()
                 .unwrap_or(std::path::Path::new("."))
-                .join("wal")
+                .join("lokiship-wal")
         } else {
             std::path::PathBuf::from(&self.dir)
         };
@@ -532,7 +532,7 @@ mod tests {
         assert_eq!(
             q,
             Some(DiskQueue {
-                dir: "/var/lib/lokiship/wal".into(),
+                dir: "/var/lib/lokiship/lokiship-wal".into(),
                 max_bytes: 1 << 30,
                 drop_oldest: false,
                 automatic: true,
@@ -561,7 +561,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (q.dir, q.drop_oldest, q.automatic),
-            ("wal".into(), true, false)
+            ("lokiship-wal".into(), true, false)
         );
     }
 }
