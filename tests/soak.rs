@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{tools_dir, Lokiship};
+use support::{free_port, http_post, tools_dir, Lokiship};
 
 struct Sink {
     child: Child,
@@ -318,4 +318,112 @@ fn two_lokis_one_down_longer_than_the_retries_lose_nothing() {
         wal: false,
         second: Some(&[]),
     });
+}
+
+/// Pushed lines through a flaky Loki: a sender pushes gen-logs lines (200 a request, retrying
+/// until it gets a 204, as Promtail does) to lokiship's `loki_push_api` while loki-sink refuses
+/// 20 % of pushes and goes down for 12 s, and lokiship is SIGKILLed halfway. A 204 must have meant
+/// safe on disk: nothing lost.
+#[test]
+fn push_receiver_drill_loses_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sink = Sink::start(
+        &d.join("rec.jsonl"),
+        &[
+            "--fail-rate",
+            "0.2",
+            "--fail-status",
+            "503",
+            "--down-after",
+            "10",
+            "--down-for",
+            "12",
+        ],
+    );
+    let status = Command::new(tools_dir().join("gen-logs"))
+        .args(["k8s-audit", "--lines", "8000", "--seed", "41", "--manifest"])
+        .arg(d.join("ids.txt"))
+        .arg("--out")
+        .arg(d.join("source.log"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines: Vec<String> = std::fs::read_to_string(d.join("source.log"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let push_port = free_port();
+    let config = d.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml}}
+clients:
+  - url: "http://127.0.0.1:{port}/loki/api/v1/push"
+    name: sink
+    batchwait: 200ms
+    backoff_config: {{min_period: 100ms, max_period: 1s}}
+scrape_configs:
+  - job_name: pushed
+    loki_push_api:
+      server: {{http_listen_address: 127.0.0.1, http_listen_port: {push_port}}}
+"#,
+            d = d.display(),
+            port = sink.port,
+        ),
+    )
+    .unwrap();
+    let mut lokiship = Lokiship::start(&config, &[]);
+    let requests: Vec<&[String]> = lines.chunks(200).collect();
+    let (mut refused, mut killed) = (0, false);
+    for (i, chunk) in requests.iter().enumerate() {
+        if i == requests.len() / 2 && !killed {
+            lokiship.kill();
+            lokiship = Lokiship::start(&config, &[]);
+            killed = true;
+        }
+        let entries = chunk
+            .iter()
+            .map(|l| lokiship::client::encode::entry_adapter(0, l.clone(), Vec::new()))
+            .collect();
+        let body = lokiship::client::encode::encode_push(vec![lokiship::logproto::StreamAdapter {
+            labels: r#"{job="pushed"}"#.into(),
+            entries,
+            hash: 0,
+        }]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let answer = http_post(
+                push_port,
+                "/loki/api/v1/push",
+                &[("Content-Type", "application/x-protobuf")],
+                &body,
+            );
+            if answer.as_ref().is_some_and(|(status, _)| *status == 204) {
+                break;
+            }
+            refused += 1;
+            assert!(
+                Instant::now() < deadline,
+                "request {i} never accepted: {answer:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (ok, report) = loop {
+        let (ok, report) = verify(d, "rec.jsonl", false);
+        if ok || Instant::now() > deadline {
+            break (ok, report);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(lokiship.terminate().success());
+    eprintln!("push drill ({refused} attempts the sender had to repeat): {report}");
+    assert!(ok, "{report}");
 }
