@@ -1,0 +1,202 @@
+//! The disk queue's behaviour: order, restarts, torn and prepended records, limits, expiry.
+use super::*;
+
+fn entries(from: usize, n: usize) -> Vec<Entry> {
+    (from..from + n)
+        .map(|i| Entry {
+            labels: [("job", "wal")].into_iter().collect(),
+            timestamp_ns: i as i64,
+            line: format!("line {i:06} {}", "x".repeat(100)),
+            structured_metadata: vec![("id".into(), i.to_string())],
+            ack: None,
+        })
+        .collect()
+}
+
+fn lines(e: &[Entry]) -> Vec<String> {
+    e.iter().map(|e| e.line.clone()).collect()
+}
+
+#[test]
+fn entries_come_back_in_order_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-1").unwrap();
+    assert!(wal.is_empty());
+    wal.append(&entries(0, 10)).unwrap();
+    wal.append(&entries(10, 10)).unwrap();
+    assert!(!wal.is_empty());
+    let first = wal.read(500).unwrap();
+    assert_eq!(
+        lines(&first),
+        lines(&entries(0, 10)),
+        "one record at a time, up to the byte budget"
+    );
+    assert_eq!(
+        first[3].structured_metadata,
+        vec![("id".to_string(), "3".to_string())]
+    );
+    assert_eq!(first[3].labels.get("job"), Some("wal"));
+    wal.commit().unwrap();
+    // Read but not committed: a crash now sends it again.
+    let second = wal.read(500).unwrap();
+    assert_eq!(lines(&second), lines(&entries(10, 10)));
+    drop(wal);
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-1").unwrap();
+    assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(10, 10)));
+    wal.commit().unwrap();
+    assert!(wal.is_empty());
+}
+
+#[test]
+fn prepended_entries_come_before_everything_unsent_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-6").unwrap();
+    // Empty: a prepend is an append.
+    wal.prepend(&entries(0, 3)).unwrap();
+    wal.append(&entries(10, 10)).unwrap();
+    wal.append(&entries(20, 10)).unwrap();
+    // The first record was delivered; the second was read, not yet delivered.
+    assert_eq!(lines(&wal.read(1).unwrap()), lines(&entries(0, 3)));
+    wal.commit().unwrap();
+    assert_eq!(lines(&wal.read(1).unwrap()), lines(&entries(10, 10)));
+    wal.prepend(&entries(100, 5)).unwrap();
+    wal.prepend(&entries(105, 1)).unwrap();
+    wal.append(&entries(30, 2)).unwrap();
+    let mut want = lines(&entries(105, 1));
+    want.extend(lines(&entries(100, 5)));
+    want.extend(lines(&entries(10, 20)));
+    want.extend(lines(&entries(30, 2)));
+    drop(wal);
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-6").unwrap();
+    assert_eq!(lines(&wal.read(1 << 20).unwrap()), want);
+    wal.commit().unwrap();
+    assert!(wal.is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+            .count(),
+        1,
+        "the replaced segments are gone"
+    );
+}
+
+#[test]
+fn a_crash_before_a_prepend_moved_the_cursor_leaves_the_queue_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-7").unwrap();
+    wal.append(&entries(0, 5)).unwrap();
+    drop(wal);
+    // What a prepend writes first: a segment below the cursor's.
+    let below = dir.path().join(format!("{:010}.seg", FIRST_SEGMENT - 1));
+    std::fs::write(&below, format::encode(&entries(100, 5)).unwrap()).unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-7").unwrap();
+    assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(0, 5)));
+    assert!(!below.exists());
+}
+
+#[test]
+fn a_torn_last_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-2").unwrap();
+    wal.append(&entries(0, 5)).unwrap();
+    wal.append(&entries(5, 5)).unwrap();
+    drop(wal);
+    let seg = dir.path().join(format!("{FIRST_SEGMENT:010}.seg"));
+    let len = std::fs::metadata(&seg).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-2").unwrap();
+    assert_eq!(lines(&wal.read(1 << 20).unwrap()), lines(&entries(0, 5)));
+    wal.commit().unwrap();
+    wal.append(&entries(10, 1)).unwrap();
+    assert_eq!(
+        lines(&wal.read(1 << 20).unwrap()),
+        lines(&entries(10, 1)),
+        "appends continue after the cut"
+    );
+}
+
+#[test]
+fn full_queue_drops_the_oldest_segment_or_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(
+        dir.path(),
+        SEGMENT_BYTES * 2,
+        WhenFull::DropOldest,
+        "wal-test-3",
+    )
+    .unwrap();
+    let chunk = entries(0, 2000); // ~250 KB a record
+    let mut appended = 0;
+    while wal.bytes() < SEGMENT_BYTES * 2 - 300_000 {
+        wal.append(&chunk).unwrap();
+        appended += 1;
+    }
+    for _ in 0..40 {
+        wal.append(&chunk).unwrap();
+    }
+    assert!(wal.bytes() <= SEGMENT_BYTES * 2, "{} bytes", wal.bytes());
+    assert!(appended > 0);
+    let dropped = crate::metrics::metrics()
+        .dropped_entries
+        .get_or_create(&crate::metrics::DropLabels {
+            host: "wal-test-3".into(),
+            reason: "wal_full".into(),
+        })
+        .get();
+    assert!(dropped >= 2000, "{dropped}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(
+        dir.path(),
+        SEGMENT_BYTES * 2,
+        WhenFull::Backpressure,
+        "wal-test-4",
+    )
+    .unwrap();
+    let mut appends = 0;
+    while !wal.is_full() {
+        wal.append(&chunk).unwrap();
+        appends += 1;
+        assert!(appends < 200, "never full");
+    }
+    assert!(
+        wal.bytes() >= SEGMENT_BYTES * 2,
+        "full at max_size, nothing dropped"
+    );
+    wal.read(1 << 30).unwrap();
+    wal.commit().unwrap();
+    assert!(!wal.is_full(), "room again once delivered");
+}
+
+#[test]
+fn segments_older_than_the_max_age_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), 1 << 30, WhenFull::DropOldest, "wal-test-5")
+        .unwrap()
+        .with_max_age(Some(std::time::Duration::from_millis(50)));
+    let chunk = entries(0, 2000);
+    while wal.segments.len() < 2 {
+        wal.append(&chunk).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    wal.append(&entries(5000, 1)).unwrap();
+    assert_eq!(
+        wal.segments.len(),
+        1,
+        "the old segment is gone, the one being written stays"
+    );
+    let expired = crate::metrics::metrics()
+        .dropped_entries
+        .get_or_create(&crate::metrics::DropLabels {
+            host: "wal-test-5".into(),
+            reason: "wal_expired".into(),
+        })
+        .get();
+    assert!(expired >= 2000, "{expired}");
+}
