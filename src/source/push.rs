@@ -32,6 +32,10 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request body taken (compressed), as Loki's default `grpc_server_max_recv_msg_size`.
 const MAX_BODY: usize = 100 << 20;
 
+/// The largest body once decompressed: a small body that claims or inflates to more is refused
+/// before it is allocated.
+const MAX_DECOMPRESSED: usize = 512 << 20;
+
 /// One `loki_push_api` scrape config.
 pub struct PushReceiver {
     /// Set on every entry, over the pushed labels.
@@ -210,8 +214,14 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Pushed>, String> {
         use std::io::Read as _;
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(body)
+            .take(MAX_DECOMPRESSED as u64 + 1)
             .read_to_end(&mut out)
             .map_err(|e| format!("gzip: {e}"))?;
+        if out.len() > MAX_DECOMPRESSED {
+            return Err(format!(
+                "gzip: more than {MAX_DECOMPRESSED} bytes once decompressed"
+            ));
+        }
         std::borrow::Cow::Owned(out)
     } else {
         std::borrow::Cow::Borrowed(body)
@@ -225,6 +235,12 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Pushed>, String> {
 
 fn decode_protobuf(body: &[u8]) -> Result<Vec<Pushed>, String> {
     use prost::Message as _;
+    let claimed = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
+    if claimed > MAX_DECOMPRESSED {
+        return Err(format!(
+            "snappy: the body claims {claimed} bytes decompressed, more than {MAX_DECOMPRESSED}"
+        ));
+    }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| format!("snappy: {e}"))?;
@@ -354,6 +370,11 @@ mod tests {
         assert!(decode(&HeaderMap::new(), b"not snappy")
             .unwrap_err()
             .starts_with("snappy"));
+        // A 5-byte body whose header claims 4 GiB is refused, not allocated.
+        let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode(&HeaderMap::new(), &bomb)
+            .unwrap_err()
+            .contains("claims"));
         assert!(json(b"{").starts_with("JSON"));
         assert!(json(br#"{"streams":[{"stream":{},"values":[]}]}"#).contains("no labels"));
         assert!(
