@@ -132,15 +132,12 @@ impl Pushed {
                 labels.insert(super::TENANT_LABEL, tenant);
             }
             for e in entries {
+                let (timestamp_ns, line, structured_metadata) = super::encode::entry_parts(e);
                 out.push(Entry {
                     labels: labels.clone(),
-                    timestamp_ns: super::encode::timestamp_ns(e.timestamp),
-                    line: e.line,
-                    structured_metadata: e
-                        .structured_metadata
-                        .into_iter()
-                        .map(|p| (p.name, p.value))
-                        .collect(),
+                    timestamp_ns,
+                    line,
+                    structured_metadata,
                     ack: None,
                 });
             }

@@ -91,8 +91,18 @@ pub fn encode_json(streams: &[(crate::entry::Labels, Vec<EntryAdapter>)]) -> Vec
     gz.finish().unwrap_or_default()
 }
 
-/// Decodes a push body; for tests and tools.
+/// The most a push body may decompress to: a small body that claims more is refused before
+/// anything is allocated.
+pub const MAX_DECOMPRESSED: usize = 512 << 20;
+
+/// Decodes a push body (the push receiver's, and the tests' fake Loki's).
 pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
+    let claimed = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
+    if claimed > MAX_DECOMPRESSED {
+        return Err(format!(
+            "snappy: the body claims {claimed} bytes decompressed, more than {MAX_DECOMPRESSED}"
+        ));
+    }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| format!("snappy: {e}"))?;
@@ -124,6 +134,18 @@ pub fn entry_adapter(
             .map(|(name, value)| crate::logproto::LabelPairAdapter { name, value })
             .collect(),
     }
+}
+
+/// The parts of a protobuf entry: the inverse of [`entry_adapter`].
+pub fn entry_parts(e: EntryAdapter) -> (i64, String, Vec<(String, String)>) {
+    (
+        timestamp_ns(e.timestamp),
+        e.line,
+        e.structured_metadata
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

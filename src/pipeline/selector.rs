@@ -29,35 +29,27 @@ enum LineFilter {
     NotRe(Regex),
 }
 
-/// Parses a stream's labels as Loki writes them in a push: `{name="value", ...}`.
+/// Parses a stream's labels as Loki writes them in a push: `{name="value", ...}` — a selector of
+/// equality matchers only.
 pub fn parse_labels(text: &str) -> Result<Labels, String> {
-    let mut p = Parser { s: text, pos: 0 };
-    p.skip_ws();
-    p.expect("{")?;
-    let mut labels = Labels::default();
-    loop {
-        p.skip_ws();
-        if p.eat("}") {
-            break;
-        }
-        let name = p.ident()?;
-        p.skip_ws();
-        p.expect("=")?;
-        p.skip_ws();
-        let value = p.string()?;
-        labels.insert(name.as_str(), value.as_str());
-        p.skip_ws();
-        if p.eat(",") {
-            continue;
-        }
-        p.expect("}")?;
-        break;
+    let selector = Selector::parse(text)?;
+    if !selector.filters.is_empty() {
+        return Err("line filters after the labels".into());
     }
-    p.skip_ws();
-    if p.pos < p.s.len() {
-        return Err(p.err("unexpected text after the labels"));
-    }
-    Ok(labels)
+    selector
+        .matchers
+        .into_iter()
+        .map(|(name, op)| match op {
+            LabelOp::Eq(value) => Ok((name, value)),
+            _ => Err(format!("label {name:?} needs = and a value")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|pairs| {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect()
+        })
 }
 
 impl Selector {

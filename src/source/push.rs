@@ -13,6 +13,7 @@
 
 use super::ack::AckTracker;
 use super::EntrySink;
+use crate::client::encode::MAX_DECOMPRESSED;
 use crate::entry::Labels;
 use crate::pipeline::{Pipeline, Processing};
 use axum::body::Bytes;
@@ -31,10 +32,6 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest request body taken (compressed), as Loki's default `grpc_server_max_recv_msg_size`.
 const MAX_BODY: usize = 100 << 20;
-
-/// The largest body once decompressed: a small body that claims or inflates to more is refused
-/// before it is allocated.
-const MAX_DECOMPRESSED: usize = 512 << 20;
 
 /// One `loki_push_api` scrape config.
 pub struct PushReceiver {
@@ -234,31 +231,17 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Pushed>, String> {
 }
 
 fn decode_protobuf(body: &[u8]) -> Result<Vec<Pushed>, String> {
-    use prost::Message as _;
-    let claimed = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
-    if claimed > MAX_DECOMPRESSED {
-        return Err(format!(
-            "snappy: the body claims {claimed} bytes decompressed, more than {MAX_DECOMPRESSED}"
-        ));
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| format!("snappy: {e}"))?;
-    let request = crate::logproto::PushRequest::decode(raw.as_slice())
-        .map_err(|e| format!("protobuf: {e}"))?;
+    let request = crate::client::encode::decode_push(body)?;
     let mut out = Vec::new();
     for stream in request.streams {
         let labels = stream_labels(&stream.labels)?;
         for e in stream.entries {
+            let (timestamp_ns, line, structured_metadata) = crate::client::encode::entry_parts(e);
             out.push(Pushed {
                 labels: labels.clone(),
-                timestamp_ns: crate::client::encode::timestamp_ns(e.timestamp),
-                line: e.line,
-                structured_metadata: e
-                    .structured_metadata
-                    .into_iter()
-                    .map(|p| (p.name, p.value))
-                    .collect(),
+                timestamp_ns,
+                line,
+                structured_metadata,
             });
         }
     }

@@ -210,16 +210,13 @@ fn handle(
             .unwrap_or_default();
         for stream in decoded.unwrap().streams {
             for e in stream.entries {
+                let (ts_ns, line, structured_metadata) = lokiship::client::encode::entry_parts(e);
                 st.accepted.push(Received {
                     tenant: tenant.clone(),
                     labels: stream.labels.clone(),
-                    ts_ns: lokiship::client::encode::timestamp_ns(e.timestamp),
-                    line: e.line,
-                    structured_metadata: e
-                        .structured_metadata
-                        .into_iter()
-                        .map(|p| (p.name, p.value))
-                        .collect(),
+                    ts_ns,
+                    line,
+                    structured_metadata,
                 });
             }
         }
