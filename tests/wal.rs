@@ -112,20 +112,21 @@ fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
     assert!(lost.is_empty(), "{} lines lost", lost.len());
 }
 
-#[test]
-fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
+/// Writes `count` lines, ships them while the first client is dead and the second alive, stops
+/// (SIGTERM), checks that the positions reached the end, restarts with the first Loki back, and
+/// returns what it received and how many lines the live one received in all.
+fn stop_while_one_is_dead_then_restart(count: usize, seed: u64, wal: Option<&str>) -> Shipped {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let lines = gen_audit(&log, 1500, 33);
+    let lines = gen_audit(&log, count, seed);
     let (_hole, dead) = blackhole();
     let alive = FakeLoki::start();
-    let wal = format!("{{enabled: true, dir: {}/queues}}", dir.path().display());
-    let config = config(dir.path(), &dead, &alive.url(), Some(&wal));
+    let wal = wal.map(|w| w.replace("DIR", &dir.path().display().to_string()));
+    let config = config(dir.path(), &dead, &alive.url(), wal.as_deref());
     let lokiship = Lokiship::start(&config, &[]);
     alive.wait_for(WAIT, "every line at the live Loki", |r| {
         r.len() >= lines.len()
     });
-    // These lines fit in the dead client's memory queue: only stopping puts them on disk.
     assert!(lokiship.terminate().success());
     let size = std::fs::metadata(&log).unwrap().len();
     assert_eq!(
@@ -135,20 +136,42 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
     );
 
     let back = FakeLoki::start();
-    let config = self::config(dir.path(), &back.url(), &alive.url(), Some(&wal));
+    let config = self::config(dir.path(), &back.url(), &alive.url(), wal.as_deref());
     let lokiship = Lokiship::start(&config, &[]);
     back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
         r.len() >= lines.len()
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(lokiship.terminate().success());
-    let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
-    let unique: HashSet<&String> = delivered.iter().collect();
-    assert_eq!(unique.len(), lines.len(), "every line, from the disk queue");
-    assert_eq!(delivered.len(), lines.len(), "once");
+    Shipped {
+        delivered: back.accepted().into_iter().map(|r| r.line).collect(),
+        at_the_live_one: alive.accepted().len(),
+        lines,
+    }
+}
+
+struct Shipped {
+    lines: Vec<String>,
+    /// At the Loki that was dead, after the restart, in arrival order.
+    delivered: Vec<String>,
+    at_the_live_one: usize,
+}
+
+#[test]
+fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
+    // These lines fit in the dead client's memory queue: only stopping puts them on disk.
+    let shipped =
+        stop_while_one_is_dead_then_restart(1500, 33, Some("{enabled: true, dir: DIR/queues}"));
+    let unique: HashSet<&String> = shipped.delivered.iter().collect();
     assert_eq!(
-        alive.accepted().len(),
-        lines.len(),
+        unique.len(),
+        shipped.lines.len(),
+        "every line, from the disk queue"
+    );
+    assert_eq!(shipped.delivered.len(), shipped.lines.len(), "once");
+    assert_eq!(
+        shipped.at_the_live_one,
+        shipped.lines.len(),
         "nothing read again after the restart"
     );
 }
@@ -158,29 +181,9 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
 /// newer ones, Loki could refuse them as out of order.
 #[test]
 fn lines_held_in_memory_at_a_stop_are_sent_before_the_newer_ones_on_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let lines = gen_audit(&log, 6000, 35);
-    let (_hole, dead) = blackhole();
-    let alive = FakeLoki::start();
-    let config = config(dir.path(), &dead, &alive.url(), None);
-    let lokiship = Lokiship::start(&config, &[]);
-    alive.wait_for(WAIT, "every line at the live Loki", |r| {
-        r.len() >= lines.len()
-    });
-    assert!(lokiship.terminate().success());
-    let size = std::fs::metadata(&log).unwrap().len();
-    assert_eq!(recorded_offset(dir.path(), &log), Some(size));
-
-    let back = FakeLoki::start();
-    let config = self::config(dir.path(), &back.url(), &alive.url(), None);
-    let lokiship = Lokiship::start(&config, &[]);
-    back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
-        r.len() >= lines.len()
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(lokiship.terminate().success());
-    let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
+    let Shipped {
+        lines, delivered, ..
+    } = stop_while_one_is_dead_then_restart(6000, 35, None);
     assert!(
         delivered == lines,
         "every line once, in the order written ({} delivered; first out of place at {:?})",
