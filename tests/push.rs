@@ -7,7 +7,7 @@ mod support;
 use lokiship::client::encode::{encode_push, entry_adapter};
 use lokiship::logproto::StreamAdapter;
 use std::time::{Duration, Instant};
-use support::{free_port, http_get, http_post, FakeLoki, Lokiship};
+use support::{blackhole, free_port, http_get, http_post, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -76,13 +76,6 @@ fn push(port: u16, body: &[u8]) -> (u16, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A TCP endpoint that accepts connections and never answers: a blackholed Loki.
-fn blackhole() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/loki/api/v1/push", listener.local_addr().unwrap());
-    (listener, url)
 }
 
 #[test]

@@ -6,17 +6,9 @@ mod support;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
-use support::{enable_server, gen_audit, http_get, recorded_offset, FakeLoki, Lokiship};
+use support::{blackhole, enable_server, gen_audit, http_get, recorded_offset, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// A TCP endpoint that accepts connections and never answers: a blackholed Loki.
-fn blackhole() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/loki/api/v1/push", listener.local_addr().unwrap());
-    listener.set_nonblocking(true).unwrap();
-    (listener, url)
-}
 
 /// Two clients, `first` and `second`; `wal` is the config's `wal:` block (none: lokiship's default).
 fn config(dir: &std::path::Path, dead: &str, alive: &str, wal: Option<&str>) -> std::path::PathBuf {

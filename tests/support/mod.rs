@@ -441,3 +441,11 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A TCP endpoint that accepts connections (the kernel's backlog) and never answers: a blackholed
+/// Loki. Keep the listener alive as long as it should stay so.
+pub fn blackhole() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/loki/api/v1/push", listener.local_addr().unwrap());
+    (listener, url)
+}
