@@ -107,17 +107,13 @@ impl Client {
         spill: Option<std::sync::Arc<wal::Spill>>,
         shutdown: watch::Receiver<bool>,
     ) {
-        self.spill = spill.clone();
-        self.forward(rx, spill, shutdown).await;
+        self.spill = spill;
+        self.forward(rx, shutdown).await;
         self.park_abandoned();
     }
 
-    async fn forward(
-        &self,
-        mut rx: QueueReceiver,
-        spill: Option<std::sync::Arc<wal::Spill>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    async fn forward(&self, mut rx: QueueReceiver, mut shutdown: watch::Receiver<bool>) {
+        let spill = self.spill.clone();
         let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
