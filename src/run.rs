@@ -111,34 +111,7 @@ pub async fn run(
 
     // Push receivers (`loki_push_api`).
     let (push_stop_tx, push_stop_rx) = watch::channel(false);
-    let mut push_servers = Vec::new();
-    for (i, sc) in config.scrape_configs.iter().enumerate() {
-        let Some(api) = &sc.loki_push_api else {
-            continue;
-        };
-        let receiver = Arc::new(crate::source::push::PushReceiver {
-            labels: api
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            use_incoming_timestamp: api.use_incoming_timestamp,
-            pipeline: pipelines[i].clone(),
-            sink: sink.clone(),
-            clients: config.clients.len().max(1) as u32,
-        });
-        let addr = listen_addr(&api.server)?;
-        let (bound, handle) = crate::source::push::serve(receiver, addr, push_stop_rx.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "job {:?}: loki_push_api cannot listen on {addr}",
-                    sc.job_name
-                )
-            })?;
-        tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
-        push_servers.push(handle);
-    }
+    let push_servers = start_push_receivers(&config, &pipelines, &sink, push_stop_rx).await?;
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
     let positions = Arc::new(Positions::load(
@@ -214,6 +187,44 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Starts a `loki_push_api` receiver for each scrape config that has one.
+async fn start_push_receivers(
+    config: &Config,
+    pipelines: &[Arc<crate::pipeline::Pipeline>],
+    sink: &Arc<dyn EntrySink>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut servers = Vec::new();
+    for (sc, pipeline) in config.scrape_configs.iter().zip(pipelines) {
+        let Some(api) = &sc.loki_push_api else {
+            continue;
+        };
+        let receiver = Arc::new(crate::source::push::PushReceiver {
+            labels: api
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            use_incoming_timestamp: api.use_incoming_timestamp,
+            pipeline: pipeline.clone(),
+            sink: sink.clone(),
+            clients: config.clients.len().max(1) as u32,
+        });
+        let addr = listen_addr(&api.server)?;
+        let (bound, handle) = crate::source::push::serve(receiver, addr, stop.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "job {:?}: loki_push_api cannot listen on {addr}",
+                    sc.job_name
+                )
+            })?;
+        tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
+        servers.push(handle);
+    }
+    Ok(servers)
 }
 
 fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<SocketAddr> {
