@@ -134,7 +134,7 @@ impl PushReceiver {
         let handed = tokio::task::spawn_blocking(move || me.hand_over(entries, deadline)).await;
         let tracker = match handed {
             Ok(Some(tracker)) => tracker,
-            _ => return unavailable("the clients' queues are full"),
+            _ => return unavailable("the clients' queues are full, or lokiship is stopping"),
         };
         // On disk, the acknowledgements came with the hand-over; delivered, they come later.
         while tracker.committed() < count {
