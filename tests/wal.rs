@@ -183,3 +183,42 @@ fn lines_held_in_memory_at_a_stop_are_sent_before_the_newer_ones_on_disk() {
         delivered.iter().zip(&lines).position(|(a, b)| a != b)
     );
 }
+
+/// While a Loki fails, no line waits only in memory: once a push failed, the lines the client
+/// held are on its disk queue, so the positions reach the end — and the log file may be deleted
+/// (rotated away) before a crash without losing them.
+#[test]
+fn a_failed_push_moves_held_lines_to_disk_so_a_deleted_file_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    // Fits in the memory queue: only the failed push puts these lines on disk.
+    let lines = gen_audit(&log, 800, 37);
+    let (_hole, dead) = blackhole();
+    let alive = FakeLoki::start();
+    let config = config(dir.path(), &dead, &alive.url(), None);
+    let lokiship = Lokiship::start(&config, &[]);
+    alive.wait_for(WAIT, "every line at the live Loki", |r| {
+        r.len() >= lines.len()
+    });
+    let size = std::fs::metadata(&log).unwrap().len();
+    let deadline = std::time::Instant::now() + WAIT;
+    while recorded_offset(dir.path(), &log) != Some(size) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the position never reached the end while the first Loki was dead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(&log).unwrap();
+    lokiship.kill();
+
+    let back = FakeLoki::start();
+    let config = self::config(dir.path(), &back.url(), &alive.url(), None);
+    let lokiship = Lokiship::start(&config, &[]);
+    back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
+        r.len() >= lines.len()
+    });
+    assert!(lokiship.terminate().success());
+    let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
+    assert!(delivered == lines, "every line once, in order");
+}

@@ -9,6 +9,10 @@
 //! pushes what it holds, bounded by the client `timeout` once shutdown is signalled. What could not be
 //! delivered in time stays unacknowledged, so it is read again after the restart — or, with a disk
 //! queue, goes to the front of it, acknowledged (see [`wal`]).
+//!
+//! With a disk queue a push from memory is tried once: when it fails, the batch, the other batches
+//! and the memory queue go to the front of the disk queue ("parking"), and the retries (backoff,
+//! `Retry-After`, forever) are made from there. Without one, the push is retried in memory.
 
 pub mod batch;
 pub mod encode;
@@ -53,8 +57,14 @@ pub struct Client {
     spill: Option<std::sync::Arc<wal::Spill>>,
     /// Stopping, a push was abandoned: the rest goes to the disk queue without being tried.
     gave_up: std::sync::atomic::AtomicBool,
-    /// What was abandoned while stopping, in the order it was read, with its acknowledgements:
-    /// put in front of the disk queue at the end ([`Client::park_abandoned`]).
+    /// A push failed: what the client holds in memory goes to the front of the disk queue
+    /// ([`Client::park`]) and is sent from there, so that while Loki fails no line waits only in
+    /// memory (its file may be rotated away and deleted before a crash).
+    parking: std::sync::atomic::AtomicBool,
+    /// The disk queue could not be written: retry in memory as without one.
+    disk_failed: std::sync::atomic::AtomicBool,
+    /// Batches held back (stopping, or parking), in the order they were read, with their
+    /// acknowledgements: put in front of the disk queue by [`Client::park`].
     abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::source::ack::Ack>)>,
 }
 
@@ -94,6 +104,8 @@ impl Client {
             encoding: config.encoding,
             spill: None,
             gave_up: std::sync::atomic::AtomicBool::new(false),
+            parking: std::sync::atomic::AtomicBool::new(false),
+            disk_failed: std::sync::atomic::AtomicBool::new(false),
             abandoned: Default::default(),
         })
     }
@@ -103,28 +115,37 @@ impl Client {
     /// queue is empty, in order, before anything newer.
     pub async fn run(
         mut self,
-        rx: QueueReceiver,
+        mut rx: QueueReceiver,
         spill: Option<std::sync::Arc<wal::Spill>>,
-        shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
     ) {
         self.spill = spill;
-        self.forward(rx, shutdown).await;
-        self.park_abandoned();
+        let mut batches = HashMap::new();
+        if self.forward(&mut rx, &mut batches, &mut shutdown).await {
+            self.finish(&mut rx, &mut batches, &mut shutdown).await;
+        }
+        rx.close();
+        // Stopping: what was held back goes to the front of the disk queue.
+        let _ = self.park(&mut HashMap::new(), &mut rx);
     }
 
-    async fn forward(&self, mut rx: QueueReceiver, mut shutdown: watch::Receiver<bool>) {
+    /// Batches and pushes until `rx` ends (`true`) or a push was abandoned (`false`).
+    async fn forward(
+        &self,
+        rx: &mut QueueReceiver,
+        batches: &mut HashMap<String, Batch>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
         let spill = self.spill.clone();
-        let mut batches: HashMap<String, Batch> = HashMap::new();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 received = rx.recv() => {
-                    let Some(entries) = received else { break };
-                    if !self.add_all(entries, &mut batches, &mut shutdown, Origin::Memory).await {
-                        rx.close();
-                        return;
+                    let Some(entries) = received else { return true };
+                    if !self.add_all(entries, batches, shutdown, Origin::Memory).await {
+                        return false;
                     }
                 }
                 _ = ticker.tick() => {
@@ -135,9 +156,8 @@ impl Client {
                         .collect();
                     for tenant in due {
                         if let Some(b) = batches.remove(&tenant) {
-                            if !self.push(b, &tenant, &mut shutdown, Origin::Memory).await {
-                                rx.close();
-                                return;
+                            if !self.push(b, &tenant, shutdown, Origin::Memory).await {
+                                return false;
                             }
                         }
                     }
@@ -145,50 +165,131 @@ impl Client {
                 // Entries were appended to the disk queue (a permit is kept if none was waiting).
                 _ = spilled(&spill) => {}
             }
+            if !self.park_if_failing(batches, rx, shutdown).await {
+                return false;
+            }
             if let Some(s) = &spill {
-                if rx.is_empty()
-                    && !s.is_empty()
-                    && !self.drain_disk(s, &mut batches, &mut shutdown).await
-                {
-                    rx.close();
+                if rx.is_empty() && !s.is_empty() && !self.drain_disk(s, batches, shutdown).await {
+                    return false;
+                }
+            }
+            if !self.park_if_failing(batches, rx, shutdown).await {
+                return false;
+            }
+        }
+    }
+
+    /// The sources have stopped: pushes what is left (disk queue first), parking again whenever a
+    /// push fails, until everything is delivered or stopping abandons it.
+    async fn finish(
+        &self,
+        rx: &mut QueueReceiver,
+        batches: &mut HashMap<String, Batch>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        loop {
+            if !self.park_if_failing(batches, rx, shutdown).await {
+                return;
+            }
+            if let Some(s) = &self.spill {
+                if !self.gave_up() && !self.drain_disk(s, batches, shutdown).await {
+                    return;
+                }
+                if self.parking() {
+                    continue;
+                }
+            }
+            for (tenant, b) in std::mem::take(batches) {
+                if !self.push(b, &tenant, shutdown, Origin::Memory).await {
                     return;
                 }
             }
-        }
-        if let Some(s) = &spill {
-            if !self.gave_up() && !self.drain_disk(s, &mut batches, &mut shutdown).await {
-                return;
-            }
-        }
-        for (tenant, b) in batches {
-            if !self.push(b, &tenant, &mut shutdown, Origin::Memory).await {
+            if !self.parking() {
                 return;
             }
         }
     }
 
-    /// Stopping, pushes were abandoned: their entries go in front of the disk queue (they were
-    /// read before anything on it) and count as acknowledged.
-    fn park_abandoned(&self) {
-        let (entries, acks) =
-            std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
-        let Some(spill) = &self.spill else { return };
-        if entries.is_empty() {
-            return;
+    /// After a failed push: [`Client::park`], or, when the disk queue cannot be written, the
+    /// entries go back into the batches and are retried in memory. `false` when stopping cut a
+    /// push short.
+    async fn park_if_failing(
+        &self,
+        batches: &mut HashMap<String, Batch>,
+        rx: &mut QueueReceiver,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if !self.parking() || self.gave_up() {
+            return true;
         }
-        match spill.lock().prepend(&entries) {
+        match self.park(batches, rx) {
+            Ok(()) => true,
+            Err(entries) => {
+                self.add_all(entries, batches, shutdown, Origin::Memory)
+                    .await
+            }
+        }
+    }
+
+    /// Moves what is held back, the batches and the memory queue to the front of the disk queue,
+    /// in the order they were read, and acknowledges them. The disk queue stays locked meanwhile,
+    /// so no source puts a chunk into the memory queue behind them. On a write error the entries
+    /// come back (the acknowledgements joined into the last), and the disk queue is not used again.
+    fn park(
+        &self,
+        batches: &mut HashMap<String, Batch>,
+        rx: &mut QueueReceiver,
+    ) -> Result<(), Vec<Entry>> {
+        self.parking
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let Some(spill) = &self.spill else {
+            return Ok(());
+        };
+        let mut wal = spill.lock();
+        let (mut entries, mut acks) =
+            std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+        for (tenant, b) in batches.drain() {
+            let mut pushed = b.into_body_as(self.encoding);
+            acks.append(&mut pushed.acks);
+            entries.extend(pushed.into_entries(&tenant, &self.tenant));
+        }
+        while let Some(chunk) = rx.try_recv() {
+            for mut e in chunk {
+                acks.extend(e.ack.take());
+                entries.push(e);
+            }
+        }
+        if entries.is_empty() && acks.is_empty() {
+            return Ok(());
+        }
+        match wal.prepend(&entries) {
             Ok(()) => {
+                drop(wal);
                 tracing::info!(
                     host = self.sender.host(),
                     entries = entries.len(),
-                    "stopping before Loki accepted them: entries kept in the disk queue"
+                    "Loki is not accepting: the entries held in memory are kept in the disk queue"
                 );
                 for ack in acks {
                     ack.done();
                 }
+                spill.notify.notify_one();
+                Ok(())
             }
             Err(e) => {
-                tracing::error!(host = self.sender.host(), error = %e, entries = entries.len(), "cannot write the disk queue while stopping; the lines will be read again at the next start");
+                tracing::error!(host = self.sender.host(), error = %e, entries = entries.len(), "cannot write the disk queue; keeping the entries in memory");
+                crate::metrics::file_error("wal_write");
+                self.disk_failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut joined = acks.into_iter();
+                if let Some(last) = entries.last_mut() {
+                    let mut all = last.ack.take().or_else(|| joined.next());
+                    if let Some(a) = all.as_mut() {
+                        joined.for_each(|other| a.absorb(other));
+                    }
+                    last.ack = all;
+                }
+                Err(entries)
             }
         }
     }
@@ -258,6 +359,10 @@ impl Client {
             }
         }
         loop {
+            // A push from memory failed: those entries go in front of the disk queue first.
+            if self.parking() {
+                return true;
+            }
             // Stopping and Loki does not answer: what is on disk stays there for the next start.
             if self.gave_up() {
                 return true;
@@ -291,10 +396,17 @@ impl Client {
         self.gave_up.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping. With a
-    /// disk queue, an abandoned batch from memory and everything after it are kept for the disk
-    /// queue instead (and count as acknowledged once there): the positions move, and the lines
-    /// are sent after the restart. One read from the disk queue simply stays there.
+    /// A push from memory failed: the rest of memory goes to disk untried ([`Client::park`]).
+    fn parking(&self) -> bool {
+        self.parking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
+    ///
+    /// With a disk queue, a batch from memory is tried once: if that fails (or lokiship is
+    /// stopping and Loki does not answer), it and everything after it are held back for
+    /// [`Client::park`] (the positions move once they are on disk) and the disk queue retries. A
+    /// batch read from the disk queue is retried until delivered, or simply stays there.
     async fn push(
         &self,
         batch: Batch,
@@ -305,12 +417,17 @@ impl Client {
         let entries = batch.entries();
         let mut pushed = batch.into_body_as(self.encoding);
         let acks = std::mem::take(&mut pushed.acks);
+        let disk =
+            self.spill.is_some() && !self.disk_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let from_memory = origin == Origin::Memory;
         let outcome = if self.gave_up() {
             Outcome::Abandoned
+        } else if disk && from_memory && self.parking() {
+            Outcome::Failed
         } else {
             let body = std::mem::take(&mut pushed.body);
             self.sender
-                .send(body, tenant, &pushed.counts, shutdown)
+                .send(body, tenant, &pushed.counts, shutdown, disk && from_memory)
                 .await
         };
         match outcome {
@@ -320,19 +437,23 @@ impl Client {
                 }
                 true
             }
-            Outcome::Abandoned if self.spill.is_some() => {
-                self.gave_up
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                if origin == Origin::Disk {
-                    return false;
+            Outcome::Abandoned | Outcome::Failed if disk => {
+                let flag = if outcome == Outcome::Abandoned {
+                    &self.gave_up
+                } else {
+                    &self.parking
+                };
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                if !from_memory {
+                    return outcome == Outcome::Failed;
                 }
                 let kept = pushed.into_entries(tenant, &self.tenant);
-                let mut abandoned = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
-                abandoned.0.extend(kept);
-                abandoned.1.extend(acks);
+                let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+                held.0.extend(kept);
+                held.1.extend(acks);
                 true
             }
-            Outcome::Abandoned => {
+            Outcome::Abandoned | Outcome::Failed => {
                 tracing::warn!(host = self.sender.host(), entries, "stopping before Loki accepted a batch; its lines will be read again at the next start");
                 false
             }

@@ -137,6 +137,13 @@ impl QueueReceiver {
         Some(chunk.entries)
     }
 
+    /// The next chunk if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Vec<Entry>> {
+        let chunk = self.rx.try_recv().ok()?;
+        release(&self.budget, chunk.bytes, chunk.entries.len());
+        Some(chunk.entries)
+    }
+
     /// No chunk is waiting.
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()

@@ -8,7 +8,8 @@
 //! Unlike Promtail, lokiship does not drop a batch after `max_retries` transient failures: that would
 //! lose lines that are still on disk. Past `max_retries` it logs an error and keeps retrying at
 //! `max_period`; reading pauses behind the full queue, and positions stay where they are, until Loki
-//! is back or lokiship is stopped.
+//! is back or lokiship is stopped. (A client with a disk queue asks for one attempt, `fail_fast`,
+//! and makes the retries from its disk queue.)
 
 use super::rejection::StreamCount;
 use crate::config::schema::ClientConfig;
@@ -34,6 +35,9 @@ pub enum Outcome {
     Dropped(&'static str),
     /// Shutdown came before delivery; the lines were not acknowledged.
     Abandoned,
+    /// The first attempt failed and the caller asked not to retry (`fail_fast`): it has a disk
+    /// queue to keep the lines in while Loki is failing.
+    Failed,
 }
 
 pub struct Sender {
@@ -165,13 +169,15 @@ impl Sender {
 
     /// Pushes `body` for `tenant` until it is delivered or refused for good. Once `shutdown` is set,
     /// attempts continue for at most the client `timeout`, then the batch is abandoned (unacknowledged,
-    /// so its lines are read again after the restart).
+    /// so its lines are read again after the restart). With `fail_fast`, a failed attempt that would
+    /// be retried ends it instead ([`Outcome::Failed`]).
     pub async fn send(
         &self,
         body: Vec<u8>,
         tenant: &str,
         streams: &[StreamCount],
         shutdown: &mut watch::Receiver<bool>,
+        fail_fast: bool,
     ) -> Outcome {
         let entries: usize = streams.iter().map(|s| s.entries).sum();
         let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
@@ -255,6 +261,9 @@ impl Sender {
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Outcome::Abandoned;
+            }
+            if fail_fast {
+                return Outcome::Failed;
             }
             attempt += 1;
             m.batch_retries.get_or_create(&host).inc();

@@ -73,52 +73,51 @@ impl Fanout {
 
 impl Fanout {
     /// [`EntrySink::try_send`]; `force_disk`: every client with a disk queue takes the chunk there.
+    ///
+    /// Each disk queue stays locked from the decision until the chunk is in the memory queue or
+    /// on disk: a client moving its memory queue to disk ([`crate::client`]'s parking) holds the
+    /// same lock, so no chunk slips into memory behind lines it already put on disk.
     fn send(&self, entries: Vec<Entry>, force_disk: bool) -> Result<(), TrySendError> {
         // Decide first, so that a chunk is given to every client or to none.
-        let mut to_disk = Vec::with_capacity(self.outlets.len());
+        let mut locked = Vec::with_capacity(self.outlets.len());
         for o in &self.outlets {
             match &o.spill {
                 None if !o.queue.has_room() => return Err(TrySendError::Full(entries)),
-                None => to_disk.push(false),
+                None => locked.push(None),
                 Some(spill) => {
                     let wal = spill.lock();
                     let spilling = force_disk || !wal.is_empty() || !o.queue.has_room();
                     if spilling && wal.is_full() {
                         return Err(TrySendError::Full(entries));
                     }
-                    to_disk.push(spilling);
+                    locked.push(Some((wal, spilling)));
                 }
             }
         }
         let bytes = entries.iter().map(crate::client::batch::entry_size).sum();
         let n = self.outlets.len();
         let mut entries = Some(entries);
-        for (i, (o, spill)) in self.outlets.iter().zip(to_disk).enumerate() {
+        for (i, (o, wal)) in self.outlets.iter().zip(locked).enumerate() {
             let mine = if i + 1 == n {
                 entries.take().unwrap_or_default()
             } else {
                 entries.clone().unwrap_or_default()
             };
-            if let (true, Some(disk)) = (spill, &o.spill) {
-                let written = disk.lock().append(&mine);
-                match written {
+            if let (Some((mut wal, true)), Some(spill)) = (wal, &o.spill) {
+                match wal.append(&mine) {
                     Ok(()) => {
                         for e in mine {
                             if let Some(ack) = e.ack {
                                 ack.done();
                             }
                         }
-                        disk.notify.notify_one();
+                        spill.notify.notify_one();
                         continue;
                     }
                     Err(e) => {
                         // Nothing is lost: the chunk goes to memory, over the queue's budget.
                         tracing::error!(error = %e, "cannot write the disk queue; keeping the entries in memory");
                         crate::metrics::file_error("wal_write");
-                        o.queue
-                            .push(mine, bytes)
-                            .map_err(|_| TrySendError::Closed)?;
-                        continue;
                     }
                 }
             }

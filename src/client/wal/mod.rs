@@ -5,9 +5,11 @@
 //! by this client once they are on disk (fsync'd); from then on every new entry of this client is
 //! appended too, until the client has pushed everything on disk, so each client sends in the order
 //! lines were read. The client pushes the disk queue in order and moves a cursor past what Loki
-//! accepted (or refused for good). Stopping while Loki does not answer, the client puts what it
-//! still holds in memory in *front* of the queue ([`Wal::prepend`]): it was read before what is on
-//! disk, and each stream must reach Loki in order.
+//! accepted (or refused for good). When a push from memory fails, and when stopping while Loki
+//! does not answer, the client puts what it still holds in memory in *front* of the queue
+//! ([`Wal::prepend`]): it was read before what is on disk, and each stream must reach Loki in
+//! order. So while a Loki fails no line waits only in memory, where a crash would lose it once
+//! log rotation deleted its file.
 //!
 //! On disk: numbered segment files of records `[len u32][count u32][crc32 u32][JSON of entries]`,
 //! and a `cursor` file (segment and offset of the first record not yet delivered), written after
