@@ -128,9 +128,23 @@ fn rate_limited_pushes_are_retried_after_retry_after() {
     assert_all_once(&lines, &loki.accepted());
     let requests = loki.requests();
     assert_eq!(requests[0].status, 429);
-    assert_eq!(
-        requests[1].body, requests[0].body,
-        "the rate-limited batch is sent again"
+    let lines_of = |r: &support::Request| -> Vec<String> {
+        support::decode(&r.body)
+            .unwrap()
+            .streams
+            .into_iter()
+            .flat_map(|s| s.entries.into_iter().map(|e| e.line))
+            .collect()
+    };
+    let retried: std::collections::HashSet<String> = lines_of(&requests[1]).into_iter().collect();
+    assert!(
+        lines_of(&requests[0]).iter().all(|l| retried.contains(l)),
+        "the rate-limited lines are sent again"
+    );
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "the retry waits for Retry-After (1 s): {waited:?}"
     );
 }
 

@@ -63,6 +63,8 @@ pub struct Client {
     parking: std::sync::atomic::AtomicBool,
     /// The disk queue could not be written: retry in memory as without one.
     disk_failed: std::sync::atomic::AtomicBool,
+    /// When the failed push's retry is due (made from the disk queue).
+    retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches held back (stopping, or parking), in the order they were read, with their
     /// acknowledgements: put in front of the disk queue by [`Client::park`].
     abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::source::ack::Ack>)>,
@@ -106,6 +108,7 @@ impl Client {
             gave_up: std::sync::atomic::AtomicBool::new(false),
             parking: std::sync::atomic::AtomicBool::new(false),
             disk_failed: std::sync::atomic::AtomicBool::new(false),
+            retry_at: Default::default(),
             abandoned: Default::default(),
         })
     }
@@ -401,6 +404,22 @@ impl Client {
         self.parking.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The first retry from the disk queue after a failed push from memory waits what the
+    /// backoff (or the 429's `Retry-After`) asked for; a stop cuts the wait short.
+    async fn wait_for_retry(&self, shutdown: &mut watch::Receiver<bool>) {
+        let due = self
+            .retry_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(due) = due {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        }
+    }
+
     /// Pushes one batch; `false` when it had to be abandoned because lokiship is stopping.
     ///
     /// With a disk queue, a batch from memory is tried once: if that fails (or lokiship is
@@ -423,8 +442,11 @@ impl Client {
         let outcome = if self.gave_up() {
             Outcome::Abandoned
         } else if disk && from_memory && self.parking() {
-            Outcome::Failed
+            Outcome::Failed(Duration::ZERO)
         } else {
+            if !from_memory {
+                self.wait_for_retry(shutdown).await;
+            }
             let body = std::mem::take(&mut pushed.body);
             self.sender
                 .send(body, tenant, &pushed.counts, shutdown, disk && from_memory)
@@ -437,15 +459,20 @@ impl Client {
                 }
                 true
             }
-            Outcome::Abandoned | Outcome::Failed if disk => {
-                let flag = if outcome == Outcome::Abandoned {
-                    &self.gave_up
+            Outcome::Abandoned | Outcome::Failed(_) if disk => {
+                if let Outcome::Failed(wait) = outcome {
+                    self.parking
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    if !wait.is_zero() {
+                        *self.retry_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(tokio::time::Instant::now() + wait);
+                    }
                 } else {
-                    &self.parking
-                };
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.gave_up
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 if !from_memory {
-                    return outcome == Outcome::Failed;
+                    return false;
                 }
                 let kept = pushed.into_entries(tenant, &self.tenant);
                 let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
@@ -453,7 +480,7 @@ impl Client {
                 held.1.extend(acks);
                 true
             }
-            Outcome::Abandoned | Outcome::Failed => {
+            Outcome::Abandoned | Outcome::Failed(_) => {
                 tracing::warn!(host = self.sender.host(), entries, "stopping before Loki accepted a batch; its lines will be read again at the next start");
                 false
             }

@@ -2,8 +2,8 @@
 //!
 //! Retry rule (Promtail's, and Vector's): 429, 5xx and transport errors are retried with exponential
 //! backoff and full jitter between `backoff_config.min_period` and `max_period`, honouring a 429's
-//! `Retry-After`. Any other status is final: the body Loki answered is logged (its first KiB) and the
-//! entries are counted as dropped.
+//! `Retry-After` (even past `max_period`, up to 5 minutes). Any other status is final: the body
+//! Loki answered is logged (its first KiB) and the entries are counted as dropped.
 //!
 //! Unlike Promtail, lokiship does not drop a batch after `max_retries` transient failures: that would
 //! lose lines that are still on disk. Past `max_retries` it logs an error and keeps retrying at
@@ -19,6 +19,9 @@ use reqwest::header::{
 };
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// The longest `Retry-After` honoured (Promtail's default `max_period`).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Why a sender could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +39,9 @@ pub enum Outcome {
     /// Shutdown came before delivery; the lines were not acknowledged.
     Abandoned,
     /// The first attempt failed and the caller asked not to retry (`fail_fast`): it has a disk
-    /// queue to keep the lines in while Loki is failing.
-    Failed,
+    /// queue to keep the lines in while Loki is failing. The retry is due after this wait
+    /// (backoff, or the 429's `Retry-After`).
+    Failed(Duration),
 }
 
 pub struct Sender {
@@ -262,9 +266,6 @@ impl Sender {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Outcome::Abandoned;
             }
-            if fail_fast {
-                return Outcome::Failed;
-            }
             attempt += 1;
             m.batch_retries.get_or_create(&host).inc();
             if attempt == backoff.max_retries {
@@ -272,13 +273,19 @@ impl Sender {
                     "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");
             }
             let jittered = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
-            let mut wait = retry_after
-                .unwrap_or(jittered)
-                .min(backoff.max_period.0.max(Duration::from_millis(1)));
+            // Loki's Retry-After is what it asked for: honoured even past max_period (up to
+            // MAX_RETRY_AFTER, against a server that asks for hours).
+            let mut wait = match retry_after {
+                Some(asked) => asked.min(MAX_RETRY_AFTER),
+                None => jittered.min(backoff.max_period.0.max(Duration::from_millis(1))),
+            };
             if let Some(d) = deadline {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
             delay = (delay * 2).min(backoff.max_period.0.max(Duration::from_millis(1)));
+            if fail_fast {
+                return Outcome::Failed(wait);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait_for(|stop| *stop), if deadline.is_none() => {

@@ -27,6 +27,7 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub status: u16,
+    pub received_at: Instant,
 }
 
 impl Request {
@@ -201,6 +202,7 @@ fn handle(
         headers: headers.clone(),
         body: body.clone(),
         status,
+        received_at: Instant::now(),
     });
     if status == 204 {
         let tenant = headers
