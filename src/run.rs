@@ -72,17 +72,12 @@ pub async fn run(
         }
         let mut outlets = Vec::new();
         let mut outlets_dirs = Vec::new();
-        let disk_queue = config.wal.disk_queue(
-            &config.positions.filename,
-            config.clients.len(),
-            config
-                .scrape_configs
-                .iter()
-                .any(|s| s.loki_push_api.is_some()),
-        );
+        let disk_queue = config
+            .wal
+            .disk_queue(&config.positions.filename, config.clients.len());
         if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
             tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
-                "disk queue on by itself (several clients, or a push receiver): a client that falls behind queues lines on disk instead of holding back the others, pushed lines are on disk before their sender hears 204 (wal.enabled: false turns this off)");
+                "disk queue on: while a Loki fails its lines wait on disk, not only in memory (wal.enabled: false turns this off)");
         }
         for (i, c) in config.clients.iter().enumerate() {
             let client = Client::new(c)?;
@@ -98,6 +93,7 @@ pub async fn run(
                 None => None,
             };
             outlets.push(crate::source::Outlet {
+                overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
                 queue: tx,
                 spill: spill.clone(),
             });

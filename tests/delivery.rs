@@ -8,14 +8,17 @@ use support::{audit_config, gen_audit, recorded_offset, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Promtail's way (`wal.enabled: false`): lines wait in the log file while Loki refuses them.
 #[test]
-fn positions_do_not_move_while_loki_refuses_and_lines_arrive_after_restart() {
+fn without_a_disk_queue_positions_do_not_move_while_loki_refuses() {
     let loki = FakeLoki::start();
     loki.script(&[503; 400]);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let lines = gen_audit(&log, 200, 41);
     let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let text = std::fs::read_to_string(&config).unwrap() + "wal: {enabled: false}\n";
+    std::fs::write(&config, text).unwrap();
 
     let lokiship = Lokiship::start(&config, &[]);
     let deadline = std::time::Instant::now() + WAIT;
@@ -36,6 +39,8 @@ fn positions_do_not_move_while_loki_refuses_and_lines_arrive_after_restart() {
     // Loki is back: everything read before the crash is shipped after the restart.
     let fresh = FakeLoki::start();
     let config = audit_config(dir.path(), &log.display().to_string(), &fresh.url(), "");
+    let text = std::fs::read_to_string(&config).unwrap() + "wal: {enabled: false}\n";
+    std::fs::write(&config, text).unwrap();
     let lokiship = Lokiship::start(&config, &[]);
     fresh.wait_for(WAIT, "all 200 entries", |r| r.len() >= lines.len());
     assert!(lokiship.terminate().success());

@@ -73,10 +73,9 @@ struct Soak<'a> {
     kills: usize,
     faults: &'a [&'a str],
     max_backups: usize,
-    /// Gives the client a disk queue (`wal`).
+    /// `wal: {enabled: true}` (its `drop_oldest` default); else lokiship's default disk queue.
     wal: bool,
-    /// A second client, to a second loki-sink with these faults (the disk queue is then
-    /// lokiship's default: on by itself).
+    /// A second client, to a second loki-sink with these faults.
     second: Option<&'a [&'a str]>,
 }
 
@@ -124,10 +123,11 @@ fn run(soak: Soak) {
             s.port
         )
     });
-    let wal = if second.is_some() {
-        String::new()
+    // Without `wal: true`, lokiship's default disk queue (beside the positions file).
+    let wal = if wal {
+        format!("wal: {{enabled: true, dir: {}/wal}}", d.display())
     } else {
-        format!("wal: {{enabled: {wal}, dir: {}/wal}}", d.display())
+        String::new()
     };
     let config = d.join("config.yaml");
     std::fs::write(

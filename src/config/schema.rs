@@ -339,7 +339,7 @@ impl Default for FileWatchConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
-    /// Unset: on by itself when there are several clients (see [`WalConfig::disk_queue`]).
+    /// Unset: on (see [`WalConfig::disk_queue`]); `false` is Promtail's behaviour, no disk queue.
     #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
     pub enabled: Option<bool>,
     pub dir: String,
@@ -360,33 +360,31 @@ pub struct DiskQueue {
     /// Each client gets a directory of its own below this one.
     pub dir: std::path::PathBuf,
     pub max_bytes: u64,
-    /// `Some(true)` drops the oldest data when full, `Some(false)` pauses the sources.
+    /// `true` drops the oldest data when full, `false` pauses the sources.
     pub drop_oldest: bool,
-    /// Not asked for: turned on because several clients must not wait for each other.
+    /// Not asked for (`wal.enabled` unset): on by itself.
     pub automatic: bool,
+    /// Several clients: one whose memory queue is full takes new lines on disk instead of
+    /// pausing the sources for all (a slow Loki does not pace the others).
+    pub overflow: bool,
 }
 
 impl WalConfig {
     /// The disk queue each client gets, if any.
     ///
-    /// `enabled: true` asks for one. Left unset with two or more clients, lokiship turns one on by
-    /// itself, so that a dead Loki does not stall the others (Promtail's behaviour, every client
-    /// at the pace of the slowest, is `enabled: false`); and with a push receiver
-    /// (`loki_push_api`), whose entries cannot be read again once acknowledged to the sender. That automatic queue pauses the sources
-    /// when full instead of dropping data, unless `when_full` says otherwise: nobody asked for it,
-    /// so it must not be the reason a line is lost. Its default place is `lokiship-wal/` beside the
-    /// positions file.
-    pub fn disk_queue(
-        &self,
-        positions_file: &str,
-        clients: usize,
-        push_receiver: bool,
-    ) -> Option<DiskQueue> {
+    /// Unless `enabled: false` (Promtail's behaviour: no disk queue), every client has one: a
+    /// push that fails puts what the client holds in memory there, so that while Loki is down no
+    /// line waits only in memory — its log file may be rotated away and deleted before a crash —
+    /// and a push receiver's entries are there before their sender hears 204. With several
+    /// clients it also takes what a slow client's memory queue has no room for. Left unset, the
+    /// queue pauses the sources when full instead of dropping data, unless `when_full` says
+    /// otherwise: nobody asked for it, so it must not be why a line is lost. Its default place
+    /// is `lokiship-wal/` beside the positions file.
+    pub fn disk_queue(&self, positions_file: &str, clients: usize) -> Option<DiskQueue> {
         let automatic = match self.enabled {
             Some(true) => false,
             Some(false) => return None,
-            None if clients >= 2 || push_receiver => true,
-            None => return None,
+            None => true,
         };
         let dir = if self.dir.is_empty() {
             std::path::Path::new(positions_file)
@@ -406,6 +404,7 @@ impl WalConfig {
             max_bytes: self.max_size.map_or(1 << 30, |b| b.0),
             drop_oldest,
             automatic,
+            overflow: clients >= 2,
         })
     }
 }
@@ -527,8 +526,8 @@ mod tests {
     }
 
     #[test]
-    fn several_clients_get_a_disk_queue_that_never_drops_unless_told_to() {
-        let q = wal("{}").disk_queue("/var/lib/lokiship/positions.yaml", 2, false);
+    fn unset_means_a_disk_queue_that_never_drops_unless_told_to() {
+        let q = wal("{}").disk_queue("/var/lib/lokiship/positions.yaml", 2);
         assert_eq!(
             q,
             Some(DiskQueue {
@@ -536,32 +535,28 @@ mod tests {
                 max_bytes: 1 << 30,
                 drop_oldest: false,
                 automatic: true,
+                overflow: true,
             })
         );
         let q = wal("{when_full: drop_oldest, max_size: 10MB, dir: /q}")
-            .disk_queue("positions.yaml", 3, false)
+            .disk_queue("positions.yaml", 1)
             .unwrap();
         assert_eq!(
-            (q.dir, q.max_bytes, q.drop_oldest),
-            ("/q".into(), 10 << 20, true)
+            (q.dir, q.max_bytes, q.drop_oldest, q.overflow),
+            ("/q".into(), 10 << 20, true, false)
         );
     }
 
     #[test]
-    fn one_client_or_enabled_false_gets_none_and_enabled_true_drops_oldest() {
-        assert_eq!(wal("{}").disk_queue("p.yaml", 1, false), None);
-        assert!(
-            wal("{}").disk_queue("p.yaml", 1, true).unwrap().automatic,
-            "a push receiver turns it on"
-        );
-        assert_eq!(wal("{enabled: false}").disk_queue("p.yaml", 2, true), None);
-        assert_eq!(wal("{enabled: no}").disk_queue("p.yaml", 5, false), None);
+    fn enabled_false_gets_none_and_enabled_true_drops_oldest() {
+        assert_eq!(wal("{enabled: false}").disk_queue("p.yaml", 2), None);
+        assert_eq!(wal("{enabled: no}").disk_queue("p.yaml", 1), None);
         let q = wal("{enabled: true}")
-            .disk_queue("positions.yaml", 1, false)
+            .disk_queue("positions.yaml", 1)
             .unwrap();
         assert_eq!(
-            (q.dir, q.drop_oldest, q.automatic),
-            ("lokiship-wal".into(), true, false)
+            (q.dir, q.drop_oldest, q.automatic, q.overflow),
+            ("lokiship-wal".into(), true, false, false)
         );
     }
 }

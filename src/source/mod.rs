@@ -39,19 +39,24 @@ pub enum TrySendError {
     Closed,
 }
 
-/// One client's inputs: its memory queue, and its disk queue when `wal` is enabled.
+/// One client's inputs: its memory queue, and its disk queue unless `wal.enabled: false`.
 pub struct Outlet {
     pub queue: QueueSender,
     pub spill: Option<std::sync::Arc<crate::client::wal::Spill>>,
+    /// A full memory queue sends new chunks to the disk queue instead of pausing the sources
+    /// (several clients: a slow one must not pace the others).
+    pub overflow: bool,
 }
 
 /// Sends every entry to each client.
 ///
 /// Without disk queues it is all or nothing: positions move only when every client delivered a
 /// line, so a chunk only some clients took would have to be remembered per client, and the slowest
-/// client paces the sources. A client with a disk queue never holds the others back: a chunk its
-/// memory queue has no room for (and everything after it, until it caught up) is appended to its
-/// disk queue and counts as acknowledged by it once on disk.
+/// client paces the sources. A chunk a client takes on its disk queue counts as acknowledged by it
+/// once there: while anything waits on that disk queue (the client parked its memory after a
+/// failed push, or it overflowed), every new chunk goes behind it; and with `overflow` (several
+/// clients) a full memory queue sends chunks to disk instead of pausing the sources, so a slow
+/// client never holds the others back.
 pub struct Fanout {
     outlets: Vec<Outlet>,
 }
@@ -61,7 +66,11 @@ impl Fanout {
         Self::with_outlets(
             queues
                 .into_iter()
-                .map(|queue| Outlet { queue, spill: None })
+                .map(|queue| Outlet {
+                    queue,
+                    spill: None,
+                    overflow: false,
+                })
                 .collect(),
         )
     }
@@ -86,8 +95,10 @@ impl Fanout {
                 None => locked.push(None),
                 Some(spill) => {
                     let wal = spill.lock();
-                    let spilling = force_disk || !wal.is_empty() || !o.queue.has_room();
-                    if spilling && wal.is_full() {
+                    let room = o.queue.has_room();
+                    // While anything waits on disk, new lines go behind it, in order.
+                    let spilling = force_disk || !wal.is_empty() || (o.overflow && !room);
+                    if (spilling && wal.is_full()) || (!spilling && !room) {
                         return Err(TrySendError::Full(entries));
                     }
                     locked.push(Some((wal, spilling)));
@@ -142,13 +153,6 @@ impl EntrySink for Fanout {
         let deadline = std::time::Instant::now() + timeout;
         for o in &self.outlets {
             match &o.spill {
-                None => {
-                    if !o.queue.wait_for_room(
-                        deadline.saturating_duration_since(std::time::Instant::now()),
-                    ) {
-                        return;
-                    }
-                }
                 // A full disk queue (backpressure) empties as the client delivers: look again soon.
                 Some(spill) if spill.lock().is_full() => {
                     std::thread::sleep(
@@ -158,7 +162,15 @@ impl EntrySink for Fanout {
                     );
                     return;
                 }
-                Some(_) => {}
+                // Takes chunks on disk: no need to wait for its memory queue.
+                Some(spill) if o.overflow || !spill.is_empty() => {}
+                _ => {
+                    if !o.queue.wait_for_room(
+                        deadline.saturating_duration_since(std::time::Instant::now()),
+                    ) {
+                        return;
+                    }
+                }
             }
         }
     }

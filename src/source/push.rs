@@ -6,7 +6,7 @@
 //!
 //! A pushed line cannot be read again: once the sender got its 204 it forgets it. So the receiver
 //! answers 204 only when every client has the request's entries safe — on its disk queue
-//! (fsync'd; a push receiver turns the disk queue on unless `wal.enabled: false`), or delivered
+//! (fsync'd; every client has one unless `wal.enabled: false`), or delivered
 //! to Loki. What cannot be made safe within [`STORE_TIMEOUT`] gets a 503, and the sender retries
 //! (the entries may then arrive twice: at least once, never lost). A body Loki would refuse gets a
 //! 400 that says why. Both are counted in `lokiship_push_errors{reason}`.
