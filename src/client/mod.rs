@@ -129,7 +129,7 @@ impl Client {
         }
         rx.close();
         // Stopping: what was held back goes to the front of the disk queue.
-        let _ = self.park(&mut HashMap::new(), &mut rx);
+        let _ = self.park(&mut batches, &mut rx);
     }
 
     /// Batches and pushes until `rx` ends (`true`) or a push was abandoned (`false`).
