@@ -65,6 +65,18 @@ impl Batch {
         self.into_body_as(PushEncoding::Protobuf)
     }
 
+    /// The entries and their acknowledgements, not encoded: a batch kept for the disk queue
+    /// without being sent (see [`Pushed::into_entries`]).
+    pub fn into_entries(self, tenant: &str, default_tenant: &str) -> (Vec<Entry>, Vec<Ack>) {
+        let unsent = Pushed {
+            body: Vec::new(),
+            acks: Vec::new(),
+            counts: Vec::new(),
+            kept: self.streams.into_iter().collect(),
+        };
+        (unsent.into_entries(tenant, default_tenant), self.acks)
+    }
+
     /// [`Batch::into_body`] in the client's `encoding`.
     pub fn into_body_as(self, encoding: PushEncoding) -> Pushed {
         let streams: Vec<(Labels, Vec<EntryAdapter>)> = self.streams.into_iter().collect();

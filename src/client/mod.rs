@@ -252,9 +252,9 @@ impl Client {
         let (mut entries, mut acks) =
             std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
         for (tenant, b) in batches.drain() {
-            let mut pushed = b.into_body_as(self.encoding);
-            acks.append(&mut pushed.acks);
-            entries.extend(pushed.into_entries(&tenant, &self.tenant));
+            let (kept, mut kept_acks) = b.into_entries(&tenant, &self.tenant);
+            entries.extend(kept);
+            acks.append(&mut kept_acks);
         }
         while let Some(chunk) = rx.try_recv() {
             for mut e in chunk {
@@ -433,16 +433,20 @@ impl Client {
         shutdown: &mut watch::Receiver<bool>,
         origin: Origin,
     ) -> bool {
-        let entries = batch.entries();
-        let mut pushed = batch.into_body_as(self.encoding);
-        let acks = std::mem::take(&mut pushed.acks);
         let disk =
             self.spill.is_some() && !self.disk_failed.load(std::sync::atomic::Ordering::Relaxed);
         let from_memory = origin == Origin::Memory;
+        if disk && from_memory && (self.gave_up() || self.parking()) {
+            // Held back untried, so not encoded.
+            let (kept, acks) = batch.into_entries(tenant, &self.tenant);
+            self.hold_back(kept, acks);
+            return true;
+        }
+        let entries = batch.entries();
+        let mut pushed = batch.into_body_as(self.encoding);
+        let acks = std::mem::take(&mut pushed.acks);
         let outcome = if self.gave_up() {
             Outcome::Abandoned
-        } else if disk && from_memory && self.parking() {
-            Outcome::Failed(Duration::ZERO)
         } else {
             if !from_memory {
                 self.wait_for_retry(shutdown).await;
@@ -474,10 +478,7 @@ impl Client {
                 if !from_memory {
                     return false;
                 }
-                let kept = pushed.into_entries(tenant, &self.tenant);
-                let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
-                held.0.extend(kept);
-                held.1.extend(acks);
+                self.hold_back(pushed.into_entries(tenant, &self.tenant), acks);
                 true
             }
             Outcome::Abandoned | Outcome::Failed(_) => {
@@ -485,6 +486,13 @@ impl Client {
                 false
             }
         }
+    }
+
+    /// Keeps a batch's entries for [`Client::park`], after those held back before.
+    fn hold_back(&self, entries: Vec<Entry>, acks: Vec<crate::source::ack::Ack>) {
+        let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+        held.0.extend(entries);
+        held.1.extend(acks);
     }
 
     fn drop_invalid(&self, entry: Entry, reason: &'static str, why: &'static str) {
