@@ -15,9 +15,11 @@ pub mod entry;
 pub mod logfmt;
 pub mod metrics;
 pub mod pipeline;
+pub mod process_metrics;
 pub mod run;
 pub mod server;
 pub mod source;
+pub mod summary;
 
 /// The Loki push API messages generated from `proto/push.proto`.
 pub mod logproto {

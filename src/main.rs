@@ -124,7 +124,18 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match real_main(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(summary)) if summary.lost_anything() => {
+            eprintln!(
+                "lokiship: lines were lost: {} refused by Loki, {} dropped by the clients ({}), {} file errors ({}); see the summary above",
+                summary.refused,
+                summary.dropped_total(),
+                join_counts(&summary.dropped),
+                summary.unreadable(),
+                join_counts(&summary.file_errors),
+            );
+            ExitCode::from(EXIT_LOST)
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lokiship: {e:#}");
             ExitCode::from(1)
@@ -132,7 +143,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(cli: Cli) -> anyhow::Result<()> {
+/// The exit code of a `-dry-run` or `-exit-at-eof` run that refused, dropped or could not read lines.
+const EXIT_LOST: u8 = 3;
+
+fn join_counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Runs the command; the run's summary when it is a job that ends by itself (`-dry-run`,
+/// `-exit-at-eof`), whose exit code says whether lines were lost.
+fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     let Some(path) = cli.config_file.clone() else {
         anyhow::bail!("-config.file is required");
     };
@@ -173,7 +198,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     }
     if cli.check_syntax {
         println!("Valid config file! No syntax issues found");
-        return Ok(());
+        return Ok(None);
     }
     apply_overrides(&cli, &mut loaded.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,7 +210,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         dry_run: cli.dry_run,
         exit_at_eof: cli.exit_at_eof,
     };
-    runtime.block_on(run(loaded, run_opts, stop_signal()))
+    let job = cli.dry_run || cli.exit_at_eof;
+    let signals = {
+        let _context = runtime.enter();
+        stop_signal()
+    };
+    let summary = runtime.block_on(run(loaded, run_opts, signals))?;
+    Ok(job.then_some(summary))
 }
 
 fn apply_overrides(cli: &Cli, cfg: &mut config::Config) -> anyhow::Result<()> {
@@ -224,26 +255,39 @@ fn apply_overrides(cli: &Cli, cfg: &mut config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. SIGHUP, which logrotate's `postrotate` scripts written for
+/// Promtail send, is logged and ignored: its default action would end the process at once.
+/// The handlers are installed when this is called (in the runtime's context), before anything runs.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
+    use tokio::signal::unix::{signal, SignalKind};
+    #[cfg(unix)]
+    let (term, hangup) = (
+        signal(SignalKind::terminate()).ok(),
+        signal(SignalKind::hangup()).ok(),
+    );
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let (Some(mut term), mut hangup) = (term, hangup) else {
+                let _ = ctrl_c.await;
+                return;
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => return,
+                    _ = term.recv() => return,
+                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                        tracing::info!("SIGHUP received: ignored (lokiship does not reload its config yet; files rotated by logrotate are followed without a signal)");
+                    }
+                }
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
     }
 }

@@ -20,6 +20,23 @@ pub struct HostLabels {
 pub struct DropLabels {
     pub host: String,
     pub reason: String,
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub host: String,
+    pub status_code: String,
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub revision: String,
+    pub branch: String,
+    pub goos: String,
+    pub goarch: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +75,9 @@ pub struct Metrics {
     pub dropped_entries: Family<DropLabels, Counter>,
     pub dropped_bytes: Family<DropLabels, Counter>,
     pub mutated_entries: Family<DropLabels, Counter>,
+    pub mutated_bytes: Family<DropLabels, Counter>,
+    pub refused_entries: Family<RefusedLabels, Counter>,
+    pub build_info: Family<BuildLabels, Gauge>,
     pub encoded_bytes: Family<HostLabels, Counter>,
     pub batch_retries: Family<HostLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram>,
@@ -78,6 +98,7 @@ pub struct Metrics {
     pub client_queue_bytes: Family<HostLabels, Gauge>,
     pub client_queue_entries: Family<HostLabels, Gauge>,
     pub wal_bytes: Family<HostLabels, Gauge>,
+    pub wal_entries: Family<HostLabels, Gauge>,
     pub push_received_entries: Counter,
     pub push_errors: Family<ReasonLabels, Counter>,
 }
@@ -90,6 +111,9 @@ fn build() -> Metrics {
         dropped_entries: Family::default(),
         dropped_bytes: Family::default(),
         mutated_entries: Family::default(),
+        mutated_bytes: Family::default(),
+        refused_entries: Family::default(),
+        build_info: Family::default(),
         encoded_bytes: Family::default(),
         batch_retries: Family::default(),
         request_duration: Family::new_with_constructor(|| {
@@ -116,6 +140,7 @@ fn build() -> Metrics {
         client_queue_bytes: Family::default(),
         client_queue_entries: Family::default(),
         wal_bytes: Family::default(),
+        wal_entries: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -143,6 +168,38 @@ fn build() -> Metrics {
         "Entries changed before sending (reason line_too_long: truncated to max_line_size)",
         m.mutated_entries.clone(),
     );
+    registry.register(
+        "promtail_mutated_bytes",
+        "Bytes of log lines removed before sending (reason line_too_long: the cut-off part)",
+        m.mutated_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_refused_entries",
+        "Entries Loki refused with an HTTP 4xx other than 429 (also counted in promtail_dropped_entries_total)",
+        m.refused_entries.clone(),
+    );
+    registry.register(
+        "promtail_build_info",
+        "A constant 1, labelled with the version and revision lokiship was built from, its OS and architecture",
+        m.build_info.clone(),
+    );
+    m.build_info
+        .get_or_create(&BuildLabels {
+            version: crate::VERSION.to_string(),
+            revision: option_env!("LOKISHIP_REVISION")
+                .unwrap_or("unknown")
+                .to_string(),
+            branch: String::new(),
+            goos: std::env::consts::OS.to_string(),
+            goarch: match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            }
+            .to_string(),
+        })
+        .set(1);
+    registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
     registry.register(
         "promtail_encoded_bytes",
         "Compressed bytes of push requests",
@@ -194,8 +251,9 @@ fn build() -> Metrics {
         "Unread bytes of rotated files given up (limits_config.max_open_rotated_files)",
         m.rotated_bytes_abandoned.clone(),
     );
+    // A gauge, named with `_total` as Promtail names it.
     registry.register(
-        "promtail_targets_active",
+        "promtail_targets_active_total",
         "Active targets",
         m.targets_active.clone(),
     );
@@ -243,6 +301,11 @@ fn build() -> Metrics {
         "lokiship_wal_bytes",
         "Bytes in a client's disk queue (wal)",
         m.wal_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_wal_entries",
+        "Entries in a client's disk queue (wal) not yet delivered",
+        m.wal_entries.clone(),
     );
     registry.register(
         "lokiship_push_received_entries",

@@ -16,6 +16,7 @@ use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
 use crate::source::targets::ScrapeTargets;
 use crate::source::{EntrySink, Fanout, Stop, TrySendError};
+use crate::summary::Summary;
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -31,12 +32,13 @@ pub struct RunOptions {
     pub exit_at_eof: bool,
 }
 
-/// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`).
+/// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`); returns
+/// what the run did (also logged at the end of a dry run, an `exit_at_eof` run or a stop by signal).
 pub async fn run(
     loaded: Loaded,
     opts: RunOptions,
     stop_signal: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Summary> {
     let Loaded {
         config, pipelines, ..
     } = loaded;
@@ -62,7 +64,10 @@ pub async fn run(
 
     // Clients (none in a dry run: entries go to stdout).
     let mut client_tasks = Vec::new();
+    // (host, tenant) of each client, for what the sources count on the clients' behalf.
+    let mut client_labels = Vec::new();
     let sink: Arc<dyn EntrySink> = if opts.dry_run {
+        client_labels.push(("stdout".to_string(), String::new()));
         Arc::new(StdoutSink)
     } else {
         if config.clients.is_empty() {
@@ -81,6 +86,7 @@ pub async fn run(
         }
         for (i, c) in config.clients.iter().enumerate() {
             let client = Client::new(c)?;
+            client_labels.push((client.host().to_string(), c.tenant_id.clone()));
             ready.watch_client(client.health());
             let (tx, rx) = queue(QUEUE_BYTES, client.host());
             let spill = match &disk_queue {
@@ -116,7 +122,7 @@ pub async fn run(
         config.clients.len().max(1) as u32,
     )?);
     let stop = Arc::new(Stop::new());
-    let source_config = file_source_config(&config, pipelines, &opts)?;
+    let source_config = file_source_config(&config, pipelines, &opts, client_labels)?;
     let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
     let source_thread = source.spawn();
     let saver = (!opts.dry_run).then(|| {
@@ -138,7 +144,8 @@ pub async fn run(
     };
     ready.set(false);
     if signalled {
-        tracing::info!("stopping: no more reading; flushing what is batched");
+        tracing::info!("stopping: no more reading");
+        log_flushing();
         let _ = shutdown_tx.send(true);
     }
     // Push receivers stop taking requests (those in progress are answered) and let go of the sink.
@@ -159,6 +166,8 @@ pub async fn run(
         tokio::select! {
             _ = &mut clients => {}
             _ = &mut stop_signal => {
+                tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
+                log_flushing();
                 let _ = shutdown_tx.send(true);
                 clients.await;
             }
@@ -176,7 +185,28 @@ pub async fn run(
         let _ = server.await;
     }
     tracing::info!("stopped");
-    Ok(())
+    let summary = Summary::now();
+    if signalled || opts.dry_run || opts.exit_at_eof {
+        summary.log();
+    }
+    Ok(summary)
+}
+
+/// Says, when a stop begins, what the clients still hold: it is pushed within their `timeout`, or
+/// goes to their disk queues.
+fn log_flushing() {
+    let text = crate::metrics::render();
+    let held = |name: &str| -> i64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<i64>().ok())
+            .sum()
+    };
+    tracing::info!(
+        entries = held("lokiship_client_queue_entries{"),
+        bytes = held("lokiship_client_queue_bytes{"),
+        "flushing what the clients hold (within each client's timeout; the rest waits on disk)"
+    );
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -308,6 +338,7 @@ fn file_source_config(
     config: &Config,
     pipelines: Vec<Arc<crate::pipeline::Pipeline>>,
     opts: &RunOptions,
+    client_labels: Vec<(String, String)>,
 ) -> anyhow::Result<FileSourceConfig> {
     let mut scrapes = Vec::new();
     for (scrape, sc) in config.scrape_configs.iter().enumerate() {
@@ -378,6 +409,7 @@ fn file_source_config(
         }),
         exit_at_eof: opts.exit_at_eof,
         max_open_rotated: config.limits_config.max_open_rotated_files,
+        client_labels,
     })
 }
 
@@ -395,6 +427,16 @@ impl EntrySink for StdoutSink {
 impl StdoutSink {
     fn print(&self, entries: Vec<Entry>) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let m = crate::metrics::metrics();
+        let host = crate::metrics::HostLabels {
+            host: "stdout".into(),
+        };
+        m.sent_entries
+            .get_or_create(&host)
+            .inc_by(entries.len() as u64);
+        m.sent_bytes
+            .get_or_create(&host)
+            .inc_by(entries.iter().map(|e| e.line.len() as u64).sum());
         for entry in entries {
             let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
                 .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);

@@ -325,14 +325,19 @@ impl Client {
                 .max_age_ns
                 .is_some_and(|age| entry.timestamp_ns < crate::entry::now_ns().saturating_sub(age))
             {
-                self.drop_invalid(entry, "too_old", "older than reject_old_samples_max_age");
+                self.drop_invalid(
+                    entry,
+                    tenant,
+                    "too_old",
+                    "older than reject_old_samples_max_age",
+                );
                 continue;
             }
             let labels =
                 match batch::stream_labels(std::mem::take(&mut entry.labels), &self.external) {
                     Ok(l) => l,
                     Err(why) => {
-                        self.drop_invalid(entry, "invalid_labels", why);
+                        self.drop_invalid(entry, tenant, "invalid_labels", why);
                         continue;
                     }
                 };
@@ -495,7 +500,7 @@ impl Client {
         held.1.extend(acks);
     }
 
-    fn drop_invalid(&self, entry: Entry, reason: &'static str, why: &'static str) {
+    fn drop_invalid(&self, entry: Entry, tenant: &str, reason: &'static str, why: &'static str) {
         tracing::warn!(
             host = self.sender.host(),
             reason,
@@ -505,6 +510,7 @@ impl Client {
         let labels = DropLabels {
             host: self.sender.host().to_string(),
             reason: reason.into(),
+            tenant: tenant.to_string(),
         };
         metrics().dropped_entries.get_or_create(&labels).inc();
         metrics()

@@ -229,7 +229,7 @@ impl Sender {
                 Ok((status, headers, text)) if status.as_u16() == 429 => {
                     if self.config.drop_rate_limited_batches {
                         tracing::warn!(host = %self.host, body = %text, "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
-                        return self.dropped("rate_limited", entries, line_bytes);
+                        return self.dropped("rate_limited", tenant, entries, line_bytes);
                     }
                     retry_after = headers
                         .get(reqwest::header::RETRY_AFTER)
@@ -250,11 +250,11 @@ impl Sender {
                     m.sent_bytes
                         .get_or_create(&host)
                         .inc_by(line_bytes.saturating_sub(refused.bytes) as u64);
-                    return self.dropped(refused.reason, refused.entries, refused.bytes);
+                    return self.dropped(refused.reason, tenant, refused.entries, refused.bytes);
                 }
                 Ok((status, _, text)) => {
                     tracing::error!(host = %self.host, status = status.as_u16(), body = %text, entries, "Loki refused a batch; dropping it (not retried)");
-                    return self.dropped("ingester_error", entries, line_bytes);
+                    return self.dropped("ingester_error", tenant, entries, line_bytes);
                 }
                 Err(e) => {
                     tracing::warn!(host = %self.host, attempt, error = %error_chain(&e), "push failed; retrying");
@@ -296,10 +296,17 @@ impl Sender {
         }
     }
 
-    fn dropped(&self, reason: &'static str, entries: usize, line_bytes: usize) -> Outcome {
+    fn dropped(
+        &self,
+        reason: &'static str,
+        tenant: &str,
+        entries: usize,
+        line_bytes: usize,
+    ) -> Outcome {
         let labels = DropLabels {
             host: self.host.clone(),
             reason: reason.into(),
+            tenant: tenant.to_string(),
         };
         metrics()
             .dropped_entries

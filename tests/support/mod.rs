@@ -3,6 +3,8 @@
 //! run the lokiship binary.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use prost::Message;
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -109,6 +109,7 @@ pub(super) fn corrupt(host: &str, path: &Path, offset: u64) {
         .get_or_create(&crate::metrics::DropLabels {
             host: host.to_string(),
             reason: "wal_corrupt".into(),
+            tenant: String::new(),
         })
         .inc();
 }

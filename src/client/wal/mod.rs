@@ -422,15 +422,7 @@ impl Wal {
         let Some(seg) = self.segments.pop_front() else {
             return Ok(());
         };
-        let unsent: u64 = seg
-            .records
-            .iter()
-            .filter(|(off, _)| {
-                seg.id > self.cursor.segment
-                    || (seg.id == self.cursor.segment && *off >= self.cursor.offset)
-            })
-            .map(|(_, n)| u64::from(*n))
-            .sum();
+        let unsent = self.unsent_in(&seg);
         std::fs::remove_file(&seg.path)?;
         if self.cursor.segment <= seg.id {
             self.cursor = Cursor {
@@ -446,19 +438,33 @@ impl Wal {
             .get_or_create(&crate::metrics::DropLabels {
                 host: self.host.clone(),
                 reason: reason.into(),
+                tenant: String::new(),
             })
             .inc_by(unsent);
         self.update_gauge();
         Ok(())
     }
 
-    fn update_gauge(&self) {
-        crate::metrics::metrics()
-            .wal_bytes
-            .get_or_create(&crate::metrics::HostLabels {
-                host: self.host.clone(),
+    /// Entries of `seg` at or after the cursor: not delivered yet.
+    fn unsent_in(&self, seg: &Segment) -> u64 {
+        seg.records
+            .iter()
+            .filter(|(off, _)| {
+                seg.id > self.cursor.segment
+                    || (seg.id == self.cursor.segment && *off >= self.cursor.offset)
             })
-            .set(self.bytes() as i64);
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+
+    fn update_gauge(&self) {
+        let host = crate::metrics::HostLabels {
+            host: self.host.clone(),
+        };
+        let m = crate::metrics::metrics();
+        m.wal_bytes.get_or_create(&host).set(self.bytes() as i64);
+        let unsent: u64 = self.segments.iter().map(|s| self.unsent_in(s)).sum();
+        m.wal_entries.get_or_create(&host).set(unsent as i64);
     }
 }
 

@@ -147,6 +147,7 @@ fn full_queue_drops_the_oldest_segment_or_refuses() {
         .get_or_create(&crate::metrics::DropLabels {
             host: "wal-test-3".into(),
             reason: "wal_full".into(),
+            tenant: String::new(),
         })
         .get();
     assert!(dropped >= 2000, "{dropped}");
@@ -196,6 +197,7 @@ fn segments_older_than_the_max_age_are_cleaned() {
         .get_or_create(&crate::metrics::DropLabels {
             host: "wal-test-5".into(),
             reason: "wal_expired".into(),
+            tenant: String::new(),
         })
         .get();
     assert!(expired >= 2000, "{expired}");

@@ -86,6 +86,9 @@ pub struct FileSourceConfig {
     pub exit_at_eof: bool,
     /// Rotated files kept open until read to their end; beyond it the oldest is given up.
     pub max_open_rotated: usize,
+    /// `(host, tenant)` of each client: lines cut or dropped for their length are counted for
+    /// each, as the clients count what they drop.
+    pub client_labels: Vec<(String, String)>,
 }
 
 type Limiter = governor::DefaultDirectRateLimiter;

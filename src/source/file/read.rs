@@ -128,11 +128,15 @@ impl FileSource {
         }
         if truncated_lines > 0 {
             tracing::warn!(path = %path, lines = truncated_lines, max_line, "truncated lines longer than max_line_size");
-            count_line_too_long(&m.mutated_entries, truncated_lines);
+            count_line_too_long(
+                &self.config.client_labels,
+                &m.mutated_entries,
+                truncated_lines,
+            );
         }
         if too_long > 0 {
             tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
-            count_line_too_long(&m.dropped_entries, too_long);
+            count_line_too_long(&self.config.client_labels, &m.dropped_entries, too_long);
         }
         Ok(progress)
     }
@@ -163,20 +167,25 @@ impl FileSource {
     }
 }
 
-/// Counts `n` lines over max_line_size in Promtail's per-reason family (dropped or mutated).
+/// Counts `n` lines over max_line_size in Promtail's per-reason family (dropped or mutated), for
+/// every client they would have gone to (`(host, tenant)`), as Promtail's clients count them.
 fn count_line_too_long(
+    clients: &[(String, String)],
     family: &prometheus_client::metrics::family::Family<
         DropLabels,
         prometheus_client::metrics::counter::Counter,
     >,
     n: u64,
 ) {
-    family
-        .get_or_create(&DropLabels {
-            host: String::new(),
-            reason: "line_too_long".into(),
-        })
-        .inc_by(n);
+    for (host, tenant) in clients {
+        family
+            .get_or_create(&DropLabels {
+                host: host.clone(),
+                reason: "line_too_long".into(),
+                tenant: tenant.clone(),
+            })
+            .inc_by(n);
+    }
 }
 
 /// Waits for the readline rate limit; `false` if the line must be dropped instead.

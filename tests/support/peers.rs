@@ -1,0 +1,141 @@
+//! The real peers in `../shared/peers` (Loki 3.6.15, Promtail 3.6.15): started on free ports on
+//! 127.0.0.1, stopped when dropped. When `../shared` is not beside the checkout, [`RealLoki::start`]
+//! and [`promtail_binary`] say so and return `None`, and the test skips.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
+}
+
+/// The path of a peer binary (`loki`, `promtail`), unpacked by `../shared/peers/get`; `None`, with
+/// a message, when the peers are not there.
+pub fn peer_binary(name: &str) -> Option<PathBuf> {
+    let get = peers_dir().join("get");
+    if !get.exists() {
+        eprintln!("SKIP: {} is not there (no real {name} to test against)", get.display());
+        return None;
+    }
+    let out = Command::new(&get)
+        .arg(name)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running ../shared/peers/get");
+    assert!(out.status.success(), "../shared/peers/get {name} failed");
+    Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
+}
+
+/// A real Loki with its default validation limits (`../shared/peers/loki-local.yaml`).
+pub struct RealLoki {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RealLoki {
+    /// Starts Loki and waits until it answers `ready` (queries need the ingester).
+    pub fn start() -> Option<Self> {
+        let binary = peer_binary("loki")?;
+        let dir = tempfile::tempdir().unwrap();
+        let (port, grpc) = (super::free_port(), super::free_port());
+        let config = std::fs::read_to_string(peers_dir().join("loki-local.yaml"))
+            .unwrap()
+            .replace("@DIR@", &dir.path().display().to_string())
+            .replace("@HTTP@", &port.to_string())
+            .replace("@GRPC@", &grpc.to_string());
+        let config_path = dir.path().join("loki.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("loki.log")).unwrap();
+        let child = Command::new(binary)
+            .arg(format!("-config.file={}", config_path.display()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting loki");
+        let loki = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !loki.get("/ready").is_some_and(|(s, b)| s == 200 && b.trim() == "ready") {
+            assert!(Instant::now() < deadline, "Loki did not become ready in 90 s");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Some(loki)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn push_url(&self) -> String {
+        format!("{}/loki/api/v1/push", self.url())
+    }
+
+    /// A GET on Loki's HTTP port: status and body.
+    pub fn get(&self, path_and_query: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        write!(
+            s,
+            "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).ok()?;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let status = out.split(' ').nth(1)?.parse().ok()?;
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+        Some((status, body))
+    }
+
+    /// The sum of a LogQL metric query over the last `range` (e.g. `count_over_time({job="x"}[1h])`).
+    pub fn instant_sum(&self, logql: &str) -> u64 {
+        let (status, body) = self
+            .get(&format!("/loki/api/v1/query?query={}", encode(logql)))
+            .expect("querying Loki");
+        assert_eq!(status, 200, "query {logql}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64
+            })
+            .unwrap_or(0)
+    }
+
+    /// Loki's own metric `name` summed over the series whose labels contain `filter`.
+    pub fn metric_sum(&self, name: &str, filter: &str) -> u64 {
+        let (_, body) = self.get("/metrics").expect("Loki's /metrics");
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| l.contains(filter))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
+
+impl Drop for RealLoki {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a query parameter.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
