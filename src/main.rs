@@ -126,7 +126,7 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(Some(summary)) if summary.lost_anything() => {
             eprintln!(
-                "lokiship: lines were lost: {} refused by Loki, {} dropped by the clients ({}), {} file errors ({}); see the summary above",
+                "lokiship: not every line was shipped: {} refused by Loki, {} dropped by the clients ({}), {} file errors ({}); see the summary above",
                 summary.refused,
                 summary.dropped_total(),
                 join_counts(&summary.dropped),

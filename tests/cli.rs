@@ -316,3 +316,88 @@ fn sigterm_stops_at_once_with_the_default_sync_period() {
         "stopping took {took:?}: it waited for the sync period"
     );
 }
+
+#[test]
+fn an_unreadable_file_fails_an_exit_at_eof_run() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    gen_audit(&dir.path().join("good.log"), 5, 61);
+    let bad = dir.path().join("bad.log");
+    gen_audit(&bad, 5, 62);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = audit_config(
+        dir.path(),
+        &format!("{}/*.log", dir.path().display()),
+        &loki.url(),
+        "",
+    );
+    // Root reads any file: run as nobody, as an operator's unprivileged service would.
+    let mut command = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_lokiship"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_lokiship"))
+    };
+    let out = command
+        .arg(format!("-config.file={}", config.display()))
+        .arg("-exit-at-eof")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        loki.accepted().len(),
+        5,
+        "the readable file is shipped: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("1 file errors (open: 1)"), "{stderr}");
+    assert!(stderr.contains("file_errors=\"open=1\""), "{stderr}");
+}
+
+#[test]
+fn sighup_is_logged_and_ignored() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    gen_audit(&log, 3, 63);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loki.wait_for(WAIT, "the first lines", |r| r.len() == 3);
+    let pid = child.id().to_string();
+    let kill = |sig: &str| Command::new("kill").args([sig, &pid]).status().unwrap();
+    kill("-HUP");
+    // Still running and shipping after the SIGHUP: new lines arrive.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| {
+            use std::io::Write;
+            let more = gen_audit(&dir.path().join("more"), 2, 64);
+            f.write_all(format!("{}\n", more.join("\n")).as_bytes())
+        })
+        .unwrap();
+    loki.wait_for(WAIT, "lines after the SIGHUP", |r| r.len() == 5);
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended lokiship");
+    kill("-TERM");
+    let status = support::wait_timeout(&mut child, WAIT);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("SIGHUP received: ignored"), "{stderr}");
+    let stopping = stderr
+        .find("msg=\"stopping: no more reading\"")
+        .expect("stopping is logged");
+    let summary = stderr.find("msg=summary").expect("a summary on SIGTERM");
+    assert!(
+        stopping < summary && stderr[summary..].contains("sent=5"),
+        "{stderr}"
+    );
+}

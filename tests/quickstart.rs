@@ -59,7 +59,10 @@ fn the_readme_dry_run_prints_each_request_once_stamped_now() {
     let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
         .args(&args)
         .current_dir(repo())
-        .env("LOKISHIP_POSITIONS", tempfile::tempdir().unwrap().path().join("p.yaml"))
+        .env(
+            "LOKISHIP_POSITIONS",
+            tempfile::tempdir().unwrap().path().join("p.yaml"),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -69,10 +72,16 @@ fn the_readme_dry_run_prints_each_request_once_stamped_now() {
     assert_eq!(entries.len(), expected_demo_entries());
     for e in &entries {
         let fields: Vec<&str> = e.split('\t').collect();
-        assert!(fields[1].contains("code=\"") && !fields[1].contains("code=\"\""), "{e}");
+        assert!(
+            fields[1].contains("code=\"") && !fields[1].contains("code=\"\""),
+            "{e}"
+        );
         assert!(fields[2].contains("event_time=\""), "{e}");
         let ts = chrono::DateTime::parse_from_rfc3339(fields[0]).unwrap();
-        assert!(ts >= started - chrono::Duration::seconds(1), "stamped when read: {e}");
+        assert!(
+            ts >= started - chrono::Duration::seconds(1),
+            "stamped when read: {e}"
+        );
     }
     assert!(
         stderr.contains("msg=summary") && stderr.contains(&format!("sent={}", entries.len())),
@@ -114,7 +123,10 @@ fn the_readme_quick_start_shows_the_demo_in_a_logql_query() {
     let status = support::wait_timeout(&mut child, Duration::from_secs(30));
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(found, expected, "{query} in Loki; lokiship's log:\n{stderr}");
+    assert_eq!(
+        found, expected,
+        "{query} in Loki; lokiship's log:\n{stderr}"
+    );
     assert!(status.success(), "{stderr}");
     assert_eq!(
         loki.metric_sum("loki_discarded_samples_total", ""),

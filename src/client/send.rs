@@ -13,7 +13,7 @@
 
 use super::rejection::StreamCount;
 use crate::config::schema::ClientConfig;
-use crate::metrics::{metrics, DropLabels, HostLabels, RequestLabels};
+use crate::metrics::{metrics, DropLabels, HostLabels, RefusedLabels, RequestLabels};
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
 };
@@ -203,7 +203,7 @@ impl Sender {
             let started = Instant::now();
             let result = self.request(body.clone(), tenant).await;
             let status = match &result {
-                Ok((status, _, _)) => status.as_u16().to_string(),
+                Ok(answer) => answer.status.as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
             m.request_duration
@@ -214,46 +214,41 @@ impl Sender {
                 .observe(started.elapsed().as_secs_f64());
             let mut retry_after = None;
             match &result {
-                Ok((status, _, _)) if status.as_u16() == 429 || status.is_server_error() => {
+                Ok(Answer { status, .. }) if status.as_u16() == 429 || status.is_server_error() => {
                     self.health.failed()
                 }
                 Ok(_) => self.health.answered(),
                 Err(_) => self.health.failed(),
             }
             match result {
-                Ok((status, _, _)) if status.is_success() => {
+                Ok(Answer { status, .. }) if status.is_success() => {
                     m.sent_entries.get_or_create(&host).inc_by(entries as u64);
                     m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
                     return Outcome::Delivered;
                 }
-                Ok((status, headers, text)) if status.as_u16() == 429 => {
+                Ok(answer) if answer.status.as_u16() == 429 => {
+                    let text = answer.excerpt();
                     if self.config.drop_rate_limited_batches {
                         tracing::warn!(host = %self.host, body = %text, "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
                         return self.dropped("rate_limited", tenant, entries, line_bytes);
                     }
-                    retry_after = headers
+                    retry_after = answer
+                        .headers
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
                     tracing::warn!(host = %self.host, attempt, body = %text, "Loki rate-limited a batch (429); retrying");
                 }
-                Ok((status, _, text)) if status.is_server_error() => {
-                    tracing::warn!(host = %self.host, attempt, status = status.as_u16(), body = %text, "Loki failed a push; retrying");
+                Ok(answer) if answer.status.is_server_error() => {
+                    tracing::warn!(host = %self.host, attempt, status = answer.status.as_u16(), body = %answer.excerpt(), "Loki failed a push; retrying");
                 }
-                Ok((status, _, text)) if status.as_u16() == 400 => {
-                    // Loki stored the valid streams; count what it says it refused.
-                    let refused = super::rejection::refused(&text, streams);
-                    tracing::error!(host = %self.host, status = 400, body = %text, entries, refused = refused.entries, reason = refused.reason, "Loki refused entries of a batch; they are dropped (not retried)");
-                    let sent = entries - refused.entries;
-                    m.sent_entries.get_or_create(&host).inc_by(sent as u64);
-                    m.sent_bytes
-                        .get_or_create(&host)
-                        .inc_by(line_bytes.saturating_sub(refused.bytes) as u64);
-                    return self.dropped(refused.reason, tenant, refused.entries, refused.bytes);
+                Ok(answer) if answer.status.as_u16() == 400 => {
+                    return self.refused_400(&answer, tenant, streams);
                 }
-                Ok((status, _, text)) => {
-                    tracing::error!(host = %self.host, status = status.as_u16(), body = %text, entries, "Loki refused a batch; dropping it (not retried)");
+                Ok(answer) => {
+                    tracing::error!(host = %self.host, status = answer.status.as_u16(), body = %answer.excerpt(), entries, "Loki refused a batch; dropping it (not retried)");
+                    self.count_refused(answer.status.as_u16(), tenant, entries);
                     return self.dropped("ingester_error", tenant, entries, line_bytes);
                 }
                 Err(e) => {
@@ -319,11 +314,7 @@ impl Sender {
         Outcome::Dropped(reason)
     }
 
-    async fn request(
-        &self,
-        body: bytes::Bytes,
-        tenant: &str,
-    ) -> Result<(reqwest::StatusCode, HeaderMap, String), reqwest::Error> {
+    async fn request(&self, body: bytes::Bytes, tenant: &str) -> Result<Answer, reqwest::Error> {
         let mut req = self
             .http
             .post(self.url.clone())
@@ -335,23 +326,76 @@ impl Sender {
         if let Some(auth) = self.authorization() {
             req = req.header(AUTHORIZATION, auth);
         }
-        let resp = req.send().await?;
+        let mut resp = req.send().await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let mut text = if status.is_success() {
-            String::new()
-        } else {
-            resp.text().await.unwrap_or_default()
-        };
-        if text.len() > 1024 {
-            let mut cut = 1024;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
+        let mut body = Vec::new();
+        let mut complete = true;
+        if !status.is_success() {
+            // Read up to MAX_ANSWER_BODY: a 400 names every refused entry (Loki 3: 28 KB for
+            // 200 entries), and accounting needs all of it; a longer body is not read on.
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BODY => {
+                        body.extend_from_slice(&chunk)
+                    }
+                    Ok(Some(_)) | Err(_) => {
+                        complete = false;
+                        break;
+                    }
+                    Ok(None) => break,
+                }
             }
-            text.truncate(cut);
-            text.push('…');
         }
-        Ok((status, headers, text.trim_end().to_string()))
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            complete,
+        })
+    }
+
+    /// Counts entries Loki refused with a 4xx (other than 429).
+    fn count_refused(&self, status: u16, tenant: &str, entries: usize) {
+        metrics()
+            .refused_entries
+            .get_or_create(&RefusedLabels {
+                host: self.host.clone(),
+                status_code: status.to_string(),
+                tenant: tenant.to_string(),
+            })
+            .inc_by(entries as u64);
+    }
+
+    /// A 400: Loki stored the valid streams of the push; what its body says it refused is
+    /// dropped, by reason, and the rest counts as sent.
+    fn refused_400(&self, answer: &Answer, tenant: &str, streams: &[StreamCount]) -> Outcome {
+        let entries: usize = streams.iter().map(|s| s.entries).sum();
+        let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
+        let refused = super::rejection::refused(&answer.body, answer.complete, streams);
+        let reasons: Vec<String> = refused
+            .by_reason
+            .iter()
+            .map(|r| format!("{}={}", r.reason, r.entries))
+            .collect();
+        tracing::error!(host = %self.host, status = 400, body = %answer.excerpt(), body_bytes = answer.body.len(),
+            body_complete = answer.complete, entries, refused = refused.entries(), reasons = %reasons.join(","),
+            "Loki refused entries of a batch; they are dropped (not retried)");
+        let host = HostLabels {
+            host: self.host.clone(),
+        };
+        let m = metrics();
+        let sent = entries.saturating_sub(refused.entries());
+        m.sent_entries.get_or_create(&host).inc_by(sent as u64);
+        m.sent_bytes
+            .get_or_create(&host)
+            .inc_by(line_bytes.saturating_sub(refused.bytes()) as u64);
+        self.count_refused(400, tenant, refused.entries());
+        let mut outcome = Outcome::Delivered;
+        for r in &refused.by_reason {
+            outcome = self.dropped(r.reason, tenant, r.entries, r.bytes);
+        }
+        outcome
     }
 
     /// The Authorization header, reading credential files on every request so rotated secrets apply.
@@ -394,6 +438,37 @@ impl Sender {
                 .map(|cred| format!("{kind} {cred}"));
         }
         None
+    }
+}
+
+/// The most of an error answer's body that is read (a 400 lists the refused entries).
+const MAX_ANSWER_BODY: usize = 1 << 20;
+
+/// The part of an error body that goes into a log line.
+const EXCERPT_BYTES: usize = 1024;
+
+/// Loki's answer to a push.
+struct Answer {
+    status: reqwest::StatusCode,
+    headers: HeaderMap,
+    /// The body of an error answer, up to [`MAX_ANSWER_BODY`].
+    body: String,
+    /// Whether `body` is all of it.
+    complete: bool,
+}
+
+impl Answer {
+    /// The start of the body, for the log.
+    fn excerpt(&self) -> String {
+        let text = self.body.trim_end();
+        if text.len() <= EXCERPT_BYTES {
+            return text.to_string();
+        }
+        let mut cut = EXCERPT_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}… ({} bytes)", &text[..cut], text.len())
     }
 }
 

@@ -15,7 +15,10 @@ fn peers_dir() -> PathBuf {
 pub fn peer_binary(name: &str) -> Option<PathBuf> {
     let get = peers_dir().join("get");
     if !get.exists() {
-        eprintln!("SKIP: {} is not there (no real {name} to test against)", get.display());
+        eprintln!(
+            "SKIP: {} is not there (no real {name} to test against)",
+            get.display()
+        );
         return None;
     }
     let out = Command::new(&get)
@@ -60,8 +63,14 @@ impl RealLoki {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !loki.get("/ready").is_some_and(|(s, b)| s == 200 && b.trim() == "ready") {
-            assert!(Instant::now() < deadline, "Loki did not become ready in 90 s");
+        while !loki
+            .get("/ready")
+            .is_some_and(|(s, b)| s == 200 && b.trim() == "ready")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Loki did not become ready in 90 s"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
         Some(loki)
@@ -89,7 +98,10 @@ impl RealLoki {
         s.read_to_end(&mut out).ok()?;
         let out = String::from_utf8_lossy(&out).into_owned();
         let status = out.split(' ').nth(1)?.parse().ok()?;
-        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
         Some((status, body))
     }
 
