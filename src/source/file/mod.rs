@@ -24,11 +24,13 @@
 //! registered with [`positions::Positions`], so acknowledgements that arrive while the clients flush
 //! still move the positions written at exit.
 
+mod announce;
 pub mod compressed;
 mod copies;
 pub mod discover;
 mod held;
 pub mod identity;
+mod lag;
 pub mod positions;
 mod read;
 mod rotation;
@@ -114,6 +116,10 @@ pub struct FileSource {
     retiring: bool,
     /// When held entries were last looked at.
     last_flush: Instant,
+    /// When the files' lag was last published.
+    lag: lag::LagClock,
+    /// Targets and empty globs already logged.
+    announced: announce::Announced,
 }
 
 impl FileSource {
@@ -152,6 +158,8 @@ impl FileSource {
             held: Vec::new(),
             retiring: false,
             last_flush: Instant::now(),
+            lag: lag::LagClock::default(),
+            announced: announce::Announced::default(),
         }
     }
 
@@ -186,6 +194,7 @@ impl FileSource {
                 next_poll = now + self.config.poll_period;
             }
             let mut read_any = false;
+            let awaiting_acks = self.publish_lag();
             let holding = self.pipelines_hold();
             let mut blocked = false;
             if holding {
@@ -238,6 +247,8 @@ impl FileSource {
                 }
                 let wait = if holding {
                     until_poll.min(held::FLUSH_EVERY)
+                } else if awaiting_acks {
+                    until_poll.min(lag::LAG_EVERY)
                 } else if needs_poll || self.watcher_missing_dirs() {
                     until_poll
                 } else {
@@ -360,10 +371,15 @@ impl FileSource {
     /// Opens matching files that are not open yet.
     fn discover(&mut self) {
         self.refresh_targets();
+        self.announce_targets();
         let mut open: HashSet<FileId> = self.tailers.iter().map(|t| t.id).collect();
-        for target in &self.config.targets {
+        for index in 0..self.config.targets.len() {
+            let target = &self.config.targets[index];
             self.watcher.watch(target.glob.base());
-            for path in target.glob.matches() {
+            let matches = target.glob.matches();
+            self.report_matches(index, matches.len());
+            let target = &self.config.targets[index];
+            for path in matches {
                 if target.glob.recursive() {
                     if let Some(dir) = path.parent() {
                         self.watcher.watch(dir);

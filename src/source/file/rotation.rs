@@ -20,9 +20,9 @@ impl FileSource {
                 path: t.path.clone(),
             };
             m.file_bytes.get_or_create(&pl).set(size as i64);
-            m.file_lag_bytes
-                .get_or_create(&pl)
-                .set(size.saturating_sub(t.tracker.committed()) as i64);
+            let lag = size.saturating_sub(t.tracker.committed());
+            m.file_lag_bytes.get_or_create(&pl).set(lag as i64);
+            t.published_lag = Some(lag);
             if t.short_fingerprint && t.state == ReadState::Reading {
                 t.short_fingerprint = !self.positions.refresh_fingerprint(t.id, t.file(), size);
             }

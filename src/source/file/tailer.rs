@@ -42,6 +42,8 @@ pub struct Tailer {
     pub unsent: Option<Vec<Entry>>,
     /// The file's size when last looked at.
     pub seen_size: u64,
+    /// The `lokiship_file_lag_bytes` last published for this file.
+    pub published_lag: Option<u64>,
     /// To be read at the next pass: inotify reported a write, or the last read did not reach the end.
     pub wanted: bool,
     /// inotify reports writes to this file (its directory is watched and the path is no symlink);
@@ -113,6 +115,7 @@ impl Tailer {
             state: ReadState::Reading,
             unsent: None,
             seen_size: 0,
+            published_lag: None,
             wanted: true,
             watched: false,
             at_eof: false,

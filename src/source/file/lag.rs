@@ -1,0 +1,53 @@
+//! `lokiship_file_lag_bytes`: how much of each file is not yet acknowledged by every client (its
+//! size when last read minus its acknowledged position). Published as acknowledgements arrive, not
+//! only at each look at rotations (every `sync_period`): during a backfill it must fall as Loki
+//! takes the lines, and reach 0 once it has them all.
+
+use super::FileSource;
+use crate::metrics::{metrics, PathLabels};
+use std::time::{Duration, Instant};
+
+/// How often the lag is looked at while acknowledgements are awaited.
+pub(super) const LAG_EVERY: Duration = Duration::from_millis(100);
+
+/// When the lag was last looked at, and whether acknowledgements were awaited then.
+pub(super) struct LagClock {
+    last: Instant,
+    awaiting_acks: bool,
+}
+
+impl Default for LagClock {
+    fn default() -> Self {
+        Self {
+            last: Instant::now(),
+            awaiting_acks: false,
+        }
+    }
+}
+
+impl FileSource {
+    /// Publishes each file's lag where it changed, at most every [`LAG_EVERY`]; whether
+    /// acknowledgements are still awaited (then the thread wakes up for them, not only for writes).
+    pub(super) fn publish_lag(&mut self) -> bool {
+        if self.lag.last.elapsed() < LAG_EVERY {
+            return self.lag.awaiting_acks;
+        }
+        self.lag.last = Instant::now();
+        let mut awaiting = false;
+        for t in &mut self.tailers {
+            awaiting |= t.tracker.in_flight() > 0;
+            let lag = t.seen_size.saturating_sub(t.tracker.committed());
+            if t.published_lag != Some(lag) {
+                t.published_lag = Some(lag);
+                metrics()
+                    .file_lag_bytes
+                    .get_or_create(&PathLabels {
+                        path: t.path.clone(),
+                    })
+                    .set(lag as i64);
+            }
+        }
+        self.lag.awaiting_acks = awaiting;
+        awaiting
+    }
+}
