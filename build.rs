@@ -6,6 +6,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(["proto/push.proto"], ["proto"])?;
     prost_build::Config::new().compile_fds(descriptors)?;
     record_revision();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if let Ok(out) = std::process::Command::new(rustc).arg("--version").output() {
+        let version = String::from_utf8_lossy(&out.stdout);
+        if let Some(v) = version.split_whitespace().nth(1) {
+            println!("cargo:rustc-env=LOKISHIP_RUSTC=rustc{v}");
+        }
+    }
     Ok(())
 }
 

@@ -35,8 +35,11 @@ pub struct BuildLabels {
     pub version: String,
     pub revision: String,
     pub branch: String,
+    /// The compiler lokiship was built with (Promtail's label name).
+    pub goversion: String,
     pub goos: String,
     pub goarch: String,
+    pub tags: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -190,6 +193,10 @@ fn build() -> Metrics {
                 .unwrap_or("unknown")
                 .to_string(),
             branch: String::new(),
+            goversion: option_env!("LOKISHIP_RUSTC")
+                .unwrap_or("unknown")
+                .to_string(),
+            tags: String::new(),
             goos: std::env::consts::OS.to_string(),
             goarch: match std::env::consts::ARCH {
                 "x86_64" => "amd64",

@@ -7,8 +7,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Collects `process_cpu_seconds_total`, `process_resident_memory_bytes`,
-/// `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds` and
-/// `process_start_time_seconds`.
+/// `process_virtual_memory_bytes`, `process_virtual_memory_max_bytes`, `process_open_fds`,
+/// `process_max_fds` and `process_start_time_seconds`.
 #[derive(Debug)]
 pub struct ProcessCollector;
 
@@ -21,6 +21,7 @@ pub struct ProcessStats {
     pub start_time_seconds: f64,
     pub open_fds: f64,
     pub max_fds: f64,
+    pub virtual_max_bytes: f64,
 }
 
 impl ProcessStats {
@@ -44,6 +45,10 @@ impl ProcessStats {
         // SAFETY: getrlimit writes into the struct it is given.
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
             s.max_fds = limit.rlim_cur as f64;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0 {
+            s.virtual_max_bytes = limit.rlim_cur as f64;
         }
         Some(s)
     }
@@ -95,6 +100,11 @@ impl Collector for ProcessCollector {
                 "process_virtual_memory_bytes",
                 "Virtual memory size in bytes.",
                 s.virtual_bytes,
+            ),
+            (
+                "process_virtual_memory_max_bytes",
+                "Maximum amount of virtual memory available in bytes.",
+                s.virtual_max_bytes,
             ),
             (
                 "process_start_time_seconds",
