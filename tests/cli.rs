@@ -401,3 +401,72 @@ fn sighup_is_logged_and_ignored() {
         "{stderr}"
     );
 }
+
+#[test]
+fn targets_are_logged_and_a_glob_matching_nothing_is_warned_once() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    std::fs::write(dir.path().join("logs/1.log"), "one\n").unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml}}
+clients: [{{url: "{url}", batchwait: 50ms}}]
+scrape_configs:
+  - job_name: logs
+    static_configs:
+      - targets: [localhost]
+        labels: {{job: logs, __path__: "{d}/logs/*.log"}}
+      - targets: [localhost]
+        labels: {{job: none, __path__: "{d}/missing/*.log"}}
+      - targets: [localhost]
+        labels: {{job: adir, __path__: "{d}/adir"}}
+"#,
+            url = loki.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loki.wait_for(WAIT, "the first file", |r| r.len() == 1);
+    // New files make lokiship look at the globs again: the empty one is not warned again.
+    for (n, name) in ["2.log", "3.log"].iter().enumerate() {
+        std::fs::write(dir.path().join("logs").join(name), format!("more {name}\n")).unwrap();
+        loki.wait_for(WAIT, name, |r| r.len() == n + 2);
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(support::wait_timeout(&mut child, WAIT).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let adding: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("msg=\"adding target\""))
+        .collect();
+    assert_eq!(adding.len(), 3, "{stderr}");
+    assert!(
+        adding[0].contains(&format!("{d}/logs/*.log:{{job=\\\"logs\\\"}}")),
+        "{stderr}"
+    );
+    let empty = |job: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains("matches no file") && l.contains(&format!("job=\\\"{job}\\\"")))
+            .count()
+    };
+    assert_eq!(empty("none"), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("did you mean {d}/adir/*.log?")),
+        "a directory as __path__ is explained: {stderr}"
+    );
+}

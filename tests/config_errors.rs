@@ -140,3 +140,31 @@ fn a_push_receiver_on_the_servers_own_port_is_refused_with_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unexpanded_variable_in_the_url_says_that_expansion_is_off() {
+    let config = "clients:\n  - url: ${LOKI_URL}/loki/api/v1/push\n";
+    let (code, err) = run_with(config, &["-check-syntax"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:2:")
+            && err.contains("relative URL without a base")
+            && err.contains("it holds ${LOKI_URL}, and environment variables are not expanded: pass -config.expand-env=true"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unset_variable_is_named_in_a_warning() {
+    let config = "server: {disable: true}\nclients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\n    tenant_id: ${LOKISHIP_TEST_UNSET_TENANT}\n    external_labels: {cluster: \"${LOKISHIP_TEST_UNSET_CLUSTER:-dev}\"}\n";
+    let (code, err) = run_with(config, &["-config.expand-env=true", "-check-syntax"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("config.yaml:4: environment variable LOKISHIP_TEST_UNSET_TENANT is not set"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("LOKISHIP_TEST_UNSET_CLUSTER"),
+        "a default is not a warning: {err}"
+    );
+}

@@ -4,6 +4,27 @@
 
 /// Expands `${VAR}`, `${VAR:-default}` and `$$` in `text`, looking variables up with `lookup`.
 pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    expand_reporting(text, lookup).0
+}
+
+/// A `${VAR}` in the config text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub name: String,
+    /// 1-based line of the text.
+    pub line: usize,
+    pub has_default: bool,
+    /// `lookup` found no value.
+    pub unset: bool,
+}
+
+/// Like [`expand`], also returning every variable referenced (outside comment lines), so that an
+/// unset one can be named in a warning, and a `${VAR}` left unexpanded can be explained.
+pub fn expand_reporting(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (String, Vec<Reference>) {
+    let mut references = Vec::new();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -26,7 +47,18 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
                         rest = after;
                         continue;
                     }
-                    let value = lookup(name).filter(|v| !(v.is_empty() && default.is_some()));
+                    let found = lookup(name);
+                    let consumed = text.len() - rest.len() + pos;
+                    let line_start = text[..consumed].rfind('\n').map_or(0, |i| i + 1);
+                    if !text[line_start..consumed].trim_start().starts_with('#') {
+                        references.push(Reference {
+                            name: name.to_string(),
+                            line: text[..consumed].matches('\n').count() + 1,
+                            has_default: default.is_some(),
+                            unset: found.is_none(),
+                        });
+                    }
+                    let value = found.filter(|v| !(v.is_empty() && default.is_some()));
                     out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
                     rest = &body[end + 1..];
                 }
@@ -41,7 +73,7 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
         }
     }
     out.push_str(rest);
-    out
+    (out, references)
 }
 
 /// The `}` that closes `${`: braces inside a default (`${PATHS:-/var/log/{a,b}}`) are balanced.
@@ -70,7 +102,27 @@ fn is_variable_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use super::{expand, expand_reporting, Reference};
+
+    #[test]
+    fn references_name_their_line_and_whether_they_are_set() {
+        let text = "# ${IN_COMMENT}\nurl: ${LOKI}\ntenant: ${MISSING}\nx: ${OTHER:-d} ${1}\n";
+        let (_, refs) = expand_reporting(text, env);
+        let r = |name: &str, line, has_default, unset| Reference {
+            name: name.into(),
+            line,
+            has_default,
+            unset,
+        };
+        assert_eq!(
+            refs,
+            vec![
+                r("LOKI", 2, false, false),
+                r("MISSING", 3, false, true),
+                r("OTHER", 4, true, true)
+            ]
+        );
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -45,10 +45,35 @@ pub fn load_file(path: &str, opts: &LoadOptions) -> Result<Loaded, ConfigError> 
 
 /// Parses and validates configuration `text`; `file` names it in messages.
 pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let (expanded, references) = expand::expand_reporting(text, |name| std::env::var(name).ok());
+    let mut warnings = Vec::new();
     let text = if opts.expand_env {
-        expand::expand(text, |name| std::env::var(name).ok())
+        for r in references.iter().filter(|r| r.unset && !r.has_default) {
+            warnings.push(
+                ConfigError::new(
+                    file,
+                    Some(r.line),
+                    format!(
+                        "environment variable {} is not set: ${{{}}} expanded to an empty value",
+                        r.name, r.name
+                    ),
+                )
+                .to_string(),
+            );
+        }
+        expanded
     } else {
         text.to_string()
+    };
+    // Why a value may still hold `${VAR}`: said in the errors it causes (a URL that is not one).
+    let unexpanded = |value: &str| -> String {
+        match references.iter().find(|r| value.contains(&format!("${{{}", r.name))) {
+            Some(r) if !opts.expand_env => format!(
+                " (it holds ${{{}}}, and environment variables are not expanded: pass -config.expand-env=true)",
+                r.name
+            ),
+            _ => String::new(),
+        }
     };
     let mut ignored = Vec::new();
     let de = serde_yaml_ng::Deserializer::from_str(&text);
@@ -74,7 +99,6 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             err
         })?;
 
-    let mut warnings = Vec::new();
     for path in ignored {
         let key = path.rsplit('.').next().unwrap_or(&path).to_string();
         let line = line_of_ignored(&text, &path);
@@ -102,7 +126,11 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             lines.error(
                 "url:",
                 0,
-                format!("clients[{i}].url {:?} is not a valid URL: {e}", client.url),
+                format!(
+                    "clients[{i}].url {:?} is not a valid URL: {e}{}",
+                    client.url,
+                    unexpanded(&client.url)
+                ),
             )
         })?;
         if !matches!(url.scheme(), "http" | "https") {
