@@ -1,10 +1,13 @@
 //! The `lokiship` command: Promtail's flags, logging, signals. Everything else lives in the library.
 
 use anyhow::Context;
-use clap::{ArgAction, Parser};
+use clap::Parser;
+use cli::{apply_overrides, normalize_args, Cli};
 use lokiship::config::{self, LoadOptions};
 use lokiship::run::{run, RunOptions};
 use std::process::ExitCode;
+
+mod cli;
 
 /// mimalloc instead of glibc's malloc: every line is allocated on the file thread and freed on a
 /// client thread, and glibc serializes those cross-thread frees on its arena lock (a third of the
@@ -12,87 +15,29 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A log shipper for Grafana Loki that runs Promtail configuration files.
-///
-/// Flags use Promtail's single-dash form (-config.file=x); two dashes work too.
-#[derive(Parser, Debug)]
-#[command(name = "lokiship", disable_version_flag = true)]
-struct Cli {
-    /// Configuration file (Promtail's YAML schema).
-    #[arg(long = "config.file", value_name = "PATH")]
-    config_file: Option<String>,
-    /// Replace ${VAR} and ${VAR:-default} in the config file with environment values.
-    #[arg(long = "config.expand-env", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    expand_env: bool,
-    /// Unknown options inside pipeline stages are errors instead of warnings.
-    #[arg(long = "config.strict", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    strict: bool,
-    /// Read and process, print entries to stdout, send nothing and write no positions.
-    #[arg(long = "dry-run", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    dry_run: bool,
-    /// Validate the config file and exit.
-    #[arg(long = "check-syntax", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    check_syntax: bool,
-    /// Print the configuration (after ${VAR} expansion, secrets masked) to stderr at start.
-    #[arg(long = "print-config-stderr", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    print_config_stderr: bool,
-    /// Accepted for compatibility with Promtail (lokiship prints the config as written).
-    #[arg(long = "log-config-reverse-order", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    log_config_reverse_order: bool,
-    /// Stop once every file was read to its end and delivered (lokiship's own flag; for backfills).
-    #[arg(long = "exit-at-eof", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    exit_at_eof: bool,
-    /// Read standard input (not supported yet).
-    #[arg(long = "stdin", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    stdin: bool,
-    /// Print how each stage changes each entry, to stderr (use with -dry-run).
-    #[arg(long = "inspect", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
-    inspect: bool,
-    /// Log level: debug, info, warn, error.
-    #[arg(long = "log.level", value_name = "LEVEL")]
-    log_level: Option<String>,
-    /// Log format: logfmt or json.
-    #[arg(long = "log.format", value_name = "FORMAT")]
-    log_format: Option<String>,
-    /// Overrides server.http_listen_port.
-    #[arg(long = "server.http-listen-port", value_name = "PORT")]
-    http_listen_port: Option<u16>,
-    /// Overrides the URL of the first client (or adds a client).
-    #[arg(long = "client.url", value_name = "URL")]
-    client_url: Option<String>,
-    /// Overrides the tenant of the first client.
-    #[arg(long = "client.tenant-id", value_name = "TENANT")]
-    client_tenant_id: Option<String>,
-    /// Adds external labels to the first client: k=v,k2=v2.
-    #[arg(long = "client.external-labels", value_name = "LABELS")]
-    client_external_labels: Option<String>,
-    /// Overrides positions.filename.
-    #[arg(long = "positions.file", value_name = "PATH")]
-    positions_file: Option<String>,
-    /// Print the version and exit.
-    #[arg(long = "version", action = ArgAction::SetTrue)]
-    version: bool,
-}
-
-/// Promtail's flags have one dash (`-config.file`); clap wants two for long flags.
-fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    args.enumerate()
-        .map(|(i, a)| {
-            if i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
-                format!("-{a}")
-            } else {
-                a
-            }
-        })
-        .collect()
-}
+/// The HTTP stack's crates: their debug logs (every connection, every TLS record) drown
+/// lokiship's own at `-log.level=debug`, and are shown only at `trace`.
+const QUIET_AT_DEBUG: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "rustls",
+    "h2",
+    "tower",
+    "axum",
+];
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(match level {
-        "warn" | "warning" => "warn",
-        l => l,
-    })
-    .with_context(|| format!("invalid -log.level {level:?}"))?;
+    let directives = match level {
+        "warn" | "warning" => "warn".to_string(),
+        "debug" => std::iter::once("debug".to_string())
+            .chain(QUIET_AT_DEBUG.iter().map(|c| format!("{c}=info")))
+            .collect::<Vec<_>>()
+            .join(","),
+        l => l.to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .with_context(|| format!("invalid -log.level {level:?}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -196,20 +141,21 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         };
         eprintln!("{}", config::expand::mask_secrets(&text));
     }
+    apply_overrides(&cli, &mut loaded.config)?;
+    let run_opts = RunOptions {
+        dry_run: cli.dry_run,
+        exit_at_eof: cli.exit_at_eof,
+    };
     if cli.check_syntax {
+        lokiship::run::check_runnable(&loaded.config, &run_opts)?;
         println!("Valid config file! No syntax issues found");
         return Ok(None);
     }
-    apply_overrides(&cli, &mut loaded.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let run_opts = RunOptions {
-        dry_run: cli.dry_run,
-        exit_at_eof: cli.exit_at_eof,
-    };
     let job = cli.dry_run || cli.exit_at_eof;
     let signals = {
         let _context = runtime.enter();
@@ -217,42 +163,6 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     };
     let summary = runtime.block_on(run(loaded, run_opts, signals))?;
     Ok(job.then_some(summary))
-}
-
-fn apply_overrides(cli: &Cli, cfg: &mut config::Config) -> anyhow::Result<()> {
-    if let Some(port) = cli.http_listen_port {
-        cfg.server.http_listen_port = port;
-    }
-    if let Some(file) = &cli.positions_file {
-        cfg.positions.filename = file.clone();
-    }
-    if let Some(url) = &cli.client_url {
-        match cfg.clients.first_mut() {
-            Some(c) => c.url = url.clone(),
-            None => cfg
-                .clients
-                .push(serde_yaml_ng::from_str(&format!("url: {url:?}"))?),
-        }
-    }
-    if let Some(client) = cfg.clients.first_mut() {
-        if let Some(t) = &cli.client_tenant_id {
-            client.tenant_id = t.clone();
-        }
-        if let Some(labels) = &cli.client_external_labels {
-            for pair in labels.split(',').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').with_context(|| {
-                    format!("-client.external-labels: {pair:?} is not name=value")
-                })?;
-                if !config::values::is_valid_label_name(k) {
-                    anyhow::bail!("-client.external-labels: invalid label name {k:?}");
-                }
-                client
-                    .external_labels
-                    .insert(config::values::LabelName(k.to_string()), v.to_string());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM. SIGHUP, which logrotate's `postrotate` scripts written for

@@ -70,11 +70,7 @@ pub async fn run(
         client_labels.push(("stdout".to_string(), String::new()));
         Arc::new(StdoutSink)
     } else {
-        if config.clients.is_empty() {
-            bail!(
-                "no clients configured: add clients[].url to the config file or pass -client.url"
-            );
-        }
+        check_runnable(&config, &opts)?;
         let mut outlets = Vec::new();
         let mut outlets_dirs = Vec::new();
         let disk_queue = config
@@ -207,6 +203,15 @@ fn log_flushing() {
         bytes = held("lokiship_client_queue_bytes{"),
         "flushing what the clients hold (within each client's timeout; the rest waits on disk)"
     );
+}
+
+/// What a config needs beyond being valid to run: a client to send to (unless it is a dry run).
+/// `-check-syntax` asks the same, so that it fails where running would.
+pub fn check_runnable(config: &Config, opts: &RunOptions) -> anyhow::Result<()> {
+    if config.clients.is_empty() && !opts.dry_run {
+        bail!("no clients configured: add clients[].url to the config file or pass -client.url");
+    }
+    Ok(())
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
