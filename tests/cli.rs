@@ -470,3 +470,41 @@ scrape_configs:
         "a directory as __path__ is explained: {stderr}"
     );
 }
+
+#[test]
+fn debug_logs_leave_out_the_http_stack_unless_trace() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    gen_audit(&log, 5, 65);
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let run = |level: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+            .arg(format!("-config.file={}", config.display()))
+            .args(["-exit-at-eof", &format!("-log.level={level}")])
+            .arg(format!(
+                "-positions.file={}/{level}.yaml",
+                dir.path().display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let http_stack = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                ["hyper", "reqwest", "rustls", "h2"]
+                    .iter()
+                    .any(|c| l.contains(&format!("caller={c}")))
+            })
+            .count()
+    };
+    let debug = run("debug");
+    assert!(
+        debug.contains("level=debug") || debug.contains("level=info"),
+        "{debug}"
+    );
+    assert_eq!(http_stack(&debug), 0, "{debug}");
+    assert!(http_stack(&run("trace")) > 0, "trace shows them");
+}

@@ -168,3 +168,169 @@ fn an_unset_variable_is_named_in_a_warning() {
         "a default is not a warning: {err}"
     );
 }
+
+const STAGES_HEAD: &str = "clients: [{url: \"http://127.0.0.1:1/loki/api/v1/push\"}]\nscrape_configs:\n  - job_name: a\n    static_configs: [{targets: [localhost], labels: {job: a, __path__: /nonexistent/*.log}}]\n    pipeline_stages:\n";
+
+#[test]
+fn a_misspelt_stage_option_gets_a_did_you_mean() {
+    // An optional one: a warning (Promtail ignores it), an error with -config.strict.
+    let config = format!("{STAGES_HEAD}      - json:\n          expressions: {{a: b}}\n          drop_malformd: true\n");
+    let (code, err) = run_with(&config, &["-check-syntax"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(r#"config.yaml:8: unknown option \"drop_malformd\" in pipeline stage scrape_configs[0].pipeline_stages[0].json, did you mean \"drop_malformed\"?"#), "{err}");
+    let (code, err) = run_with(&config, &["-check-syntax", "-config.strict"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(r#"config.yaml:8: unknown option "drop_malformd" in pipeline stage scrape_configs[0].pipeline_stages[0].json, did you mean "drop_malformed"?"#), "{err}");
+    // A required one: the typo is the error, not the option it left missing.
+    let config = format!("{STAGES_HEAD}      - regex:\n          expresion: \"(?P<a>x)\"\n");
+    let (code, err) = run_with(&config, &["-check-syntax"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(r#"config.yaml:7: unknown option "expresion" in pipeline stage scrape_configs[0].pipeline_stages[0].regex, did you mean "expression"?"#), "{err}");
+}
+
+#[test]
+fn a_stage_option_at_the_wrong_depth_is_named_where_it_is() {
+    let config = format!("{STAGES_HEAD}      - regex:\n        expression: \"(?P<a>x)\"\n");
+    let (code, err) = run_with(&config, &["-check-syntax"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:7: ")
+            && err.contains(r#""expression" is at the depth of "regex:": indent "expression""#),
+        "{err}"
+    );
+    assert!(!err.contains("missing field"), "{err}");
+}
+
+#[test]
+fn a_flow_mapping_key_without_a_value_reads_as_promtail_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), "2026-12-01 hello\n").unwrap();
+    let config = format!(
+        "server: {{disable: true}}\nclients: [{{url: \"http://127.0.0.1:1/loki/api/v1/push\"}}]\nscrape_configs:\n  - job_name: a\n    static_configs: [{{targets: [localhost], labels: {{job: a, __path__: {}/a.log}}}}]\n    pipeline_stages:\n      - regex: {{expression: '^(?P<day>\\S+)'}}\n      - labels: {{day:}}\n",
+        dir.path().display()
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", path.display()))
+        .args(["-dry-run", "-exit-at-eof"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("day=\"2026-12-01\""), "{stdout}");
+}
+
+#[test]
+fn an_integer_duration_is_refused_with_the_reason() {
+    let (code, err) = run_with(
+        "clients: [{url: \"http://127.0.0.1:1/loki/api/v1/push\", batchwait: 1}]\n",
+        &["-check-syntax"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:1:")
+            && err.contains("Promtail (Go) reads it as 1 nanoseconds")
+            && err.contains("write 1s or 1ms"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_syntax_fails_where_running_would() {
+    let config = "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [localhost], labels: {job: a, __path__: /nonexistent/*.log}}]\n";
+    let (code, err) = run_with(config, &["-check-syntax"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no clients configured"), "{err}");
+    let (code, err) = run_with(
+        config,
+        &[
+            "-check-syntax",
+            "-client.url=http://127.0.0.1:1/loki/api/v1/push",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Every flag of Promtail 3.6's `-help` that maps to an option lokiship supports.
+#[test]
+fn promtails_flags_are_accepted() {
+    let config = "clients: [{url: \"http://127.0.0.1:1/loki/api/v1/push\"}]\n";
+    let flags = [
+        "-client.batch-wait=2s",
+        "-client.batch-size-bytes=1048576",
+        "-client.timeout=5s",
+        "-client.min-backoff=100ms",
+        "-client.max-backoff=10s",
+        "-client.max-retries=3",
+        "-client.drop-rate-limited-batches",
+        "-client.tenant-id=t",
+        "-client.external-labels=a=b,c=d",
+        "-client.url=http://127.0.0.1:2/loki/api/v1/push",
+        "-positions.file=/tmp/p.yaml",
+        "-positions.sync-period=5s",
+        "-positions.ignore-invalid-yaml",
+        "-target.sync-period=5s",
+        "-file-watch.min_poll_frequency=100ms",
+        "-file-watch.max_poll_frequency=1s",
+        "-limit.readline-rate-enabled",
+        "-limit.readline-rate=100",
+        "-limit.readline-burst=200",
+        "-limit.readline-rate-drop",
+        "-max-line-size=256KB",
+        "-max-line-size-truncate",
+        "-max-streams=100",
+        "-server.http-listen-address=127.0.0.1",
+        "-server.http-listen-port=0",
+        "-server.grpc-listen-port=0",
+        "-server.grpc-listen-address=127.0.0.1",
+        "-server.disable",
+        "-server.enable-runtime-reload",
+        "-config.expand-env=true",
+        "-log.level=debug",
+        "-log.format=logfmt",
+        "-print-config-stderr",
+        "-log-config-reverse-order",
+        "-dry-run",
+        "-check-syntax",
+    ];
+    let (code, err) = run_with(config, &flags);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run_with(config, &["-check-syntax", "-client.batch-wait=soon"]);
+    assert_eq!(code, 2, "clap's usage error: {err}");
+    assert!(
+        err.contains("-client.batch-wait") && err.contains("invalid duration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_flag_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), format!("{}\n", "z".repeat(100))).unwrap();
+    let config = format!(
+        "server: {{disable: true}}\nclients: [{{url: \"http://127.0.0.1:1/loki/api/v1/push\"}}]\nlimits_config: {{max_line_size: 1MB}}\nscrape_configs:\n  - job_name: a\n    static_configs: [{{targets: [localhost], labels: {{job: a, __path__: {}/a.log}}}}]\n",
+        dir.path().display()
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", path.display()))
+        .args([
+            "-dry-run",
+            "-exit-at-eof",
+            "-max-line-size=10",
+            "-max-line-size-truncate",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.ends_with(&format!("\t{}\n", "z".repeat(10))),
+        "{stdout}"
+    );
+}

@@ -9,9 +9,12 @@
 pub mod error;
 pub mod expand;
 pub mod go_regex;
+mod introspect;
 pub mod schema;
 pub mod stages;
+mod unknown;
 pub mod values;
+mod yaml_compat;
 
 pub use error::ConfigError;
 pub use schema::Config;
@@ -75,46 +78,18 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
             _ => String::new(),
         }
     };
+    let text = yaml_compat::empty_flow_values(text);
     let mut ignored = Vec::new();
     let de = serde_yaml_ng::Deserializer::from_str(&text);
-    let mut config: Config = serde_ignored::deserialize(de, |path| ignored.push(path.to_string()))
-        .map_err(|e| {
-            let mut err = ConfigError::from_yaml(file, &e);
-            // serde_yaml_ng places errors of a skipped value at the start of the enclosing map: point
-            // at the option's own line instead.
-            if let Some((name, _)) = err.message.split_once(" is not supported") {
-                let key = name
-                    .rsplit(' ')
-                    .next()
-                    .unwrap_or(name)
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(name)
-                    .trim_matches('"');
-                let finder = LineFinder { text: &text, file };
-                if let Some(line) = finder.find(&format!("{key}:"), err.line.unwrap_or(0)) {
-                    err.line = Some(line);
-                }
-            }
-            err
-        })?;
-
+    let parsed: Result<Config, _> =
+        serde_ignored::deserialize(de, |path| ignored.push(path.to_string()));
+    let mut config = parsed.map_err(|e| yaml_error(file, &text, &e, &ignored))?;
     for path in ignored {
-        let key = path.rsplit('.').next().unwrap_or(&path).to_string();
-        let line = line_of_ignored(&text, &path);
-        let err = ConfigError::new(
-            file,
-            line,
-            format!("unknown option \"{key}\" in pipeline stage {path}: Promtail ignores it, so does lokiship"),
-        );
+        let unknown = unknown::UnknownOption::new(&text, &path);
         if opts.strict {
-            return Err(ConfigError::new(
-                file,
-                line,
-                format!("unknown option \"{key}\" in {path}"),
-            ));
+            return Err(ConfigError::new(file, unknown.line, unknown.message(true)));
         }
-        warnings.push(err.to_string());
+        warnings.push(ConfigError::new(file, unknown.line, unknown.message(false)).to_string());
     }
 
     if let Some(client) = config.client.take() {
@@ -268,6 +243,37 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
 }
 
 /// Finds the line of a key for errors found after parsing, when serde no longer knows positions.
+/// A parse error, pointed at the line that causes it: an unsupported option's own line, a key
+/// found at the wrong depth, or a misspelt required option (named with its did-you-mean).
+fn yaml_error(file: &str, text: &str, e: &serde_yaml_ng::Error, ignored: &[String]) -> ConfigError {
+    let mut err = ConfigError::from_yaml(file, e);
+    let finder = LineFinder { text, file };
+    if let Some(found) = unknown::misspelt_required(text, &err.message, ignored) {
+        return ConfigError::new(file, found.line, found.message(true));
+    }
+    // serde_yaml_ng places errors of a skipped value at the start of the enclosing map; a key at
+    // the wrong depth is reported at its stage: point at the key's own line instead.
+    let key = if let Some((name, _)) = err.message.split_once(" is not supported") {
+        let name = name.rsplit(' ').next().unwrap_or(name);
+        Some(
+            name.rsplit('.')
+                .next()
+                .unwrap_or(name)
+                .trim_matches('"')
+                .to_string(),
+        )
+    } else {
+        err.message
+            .split_once("\" is at the depth of")
+            .and_then(|(before, _)| before.rsplit_once('"'))
+            .map(|(_, key)| key.to_string())
+    };
+    if let Some(line) = key.and_then(|k| finder.find(&format!("{k}:"), err.line.unwrap_or(0))) {
+        err.line = Some(line);
+    }
+    err
+}
+
 struct LineFinder<'a> {
     text: &'a str,
     file: &'a str,
@@ -287,34 +293,4 @@ impl LineFinder<'_> {
     fn error(&self, needle: &str, after: usize, message: impl Into<String>) -> ConfigError {
         ConfigError::new(self.file, self.find(needle, after), message)
     }
-}
-
-/// The line of an ignored key, from serde_ignored's path (`scrape_configs.1.pipeline_stages.0.json.foo`):
-/// the first occurrence of `foo:` after the start of that scrape config.
-fn line_of_ignored(text: &str, path: &str) -> Option<usize> {
-    let parts: Vec<&str> = path.split('.').collect();
-    let key = parts.last()?;
-    let job_index: usize = parts
-        .iter()
-        .position(|p| *p == "scrape_configs")
-        .and_then(|i| parts.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let finder = LineFinder { text, file: "" };
-    let mut after = 0;
-    for _ in 0..=job_index {
-        after = finder.find("job_name", after + 1).unwrap_or(after);
-    }
-    let pattern = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .skip(after)
-        .find(|(_, l)| {
-            l.trim_start()
-                .trim_start_matches("- ")
-                .starts_with(&pattern)
-                || l.contains(&format!("{{{pattern}"))
-                || l.contains(&format!(" {pattern}"))
-        })
-        .map(|(i, _)| i + 1)
 }

@@ -69,6 +69,30 @@ impl StageConfig {
     }
 }
 
+/// The options a stage knows (for a did-you-mean on a misspelt one); `None` for stages whose
+/// options are free-form maps or lists (`labels`, `metrics`, …).
+pub fn stage_fields(stage: &str) -> Option<&'static [&'static str]> {
+    use super::introspect::fields_of;
+    Some(match stage {
+        "json" => fields_of::<JsonStage>(),
+        "regex" => fields_of::<RegexStage>(),
+        "timestamp" => fields_of::<TimestampStage>(),
+        "output" => fields_of::<OutputStage>(),
+        "drop" => fields_of::<DropStage>(),
+        "match" => fields_of::<MatchStage>(),
+        "logfmt" => fields_of::<LogfmtStage>(),
+        "replace" => fields_of::<ReplaceStage>(),
+        "multiline" => fields_of::<MultilineStage>(),
+        "cri" => fields_of::<CriStage>(),
+        "template" => fields_of::<TemplateStage>(),
+        "pack" => fields_of::<PackStage>(),
+        "sampling" => fields_of::<SamplingStage>(),
+        "tenant" => fields_of::<TenantStage>(),
+        "limit" => fields_of::<LimitStage>(),
+        _ => return None,
+    })
+}
+
 /// Stages of Promtail that lokiship does not implement, and why.
 const UNSUPPORTED_STAGES: &[(&str, &str)] = &[
     (
@@ -308,6 +332,23 @@ impl<'de> serde::Deserialize<'de> for StageConfig {
 
 struct StageVisitor;
 
+/// A stage's options. `- regex:` with nothing under it (its options mis-indented to the depth of
+/// `regex:`, or missing) is named as such, not as a "missing field" of the stage.
+fn options<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    stage: &str,
+) -> Result<T, A::Error> {
+    if let Some(options) = map.next_value::<Option<T>>()? {
+        return Ok(options);
+    }
+    Err(de::Error::custom(match map.next_key::<String>()? {
+        Some(key) => format!(
+            "stage \"{stage}\" has no options under it, and \"{key}\" is at the depth of \"{stage}:\": indent \"{key}\" (and the options after it) under \"{stage}:\""
+        ),
+        None => format!("stage \"{stage}\" needs options: write them indented under \"{stage}:\""),
+    }))
+}
+
 impl<'de> Visitor<'de> for StageVisitor {
     type Value = StageConfig;
 
@@ -324,24 +365,24 @@ impl<'de> Visitor<'de> for StageVisitor {
             ));
         };
         let stage = match name.as_str() {
-            "json" => StageConfig::Json(map.next_value()?),
-            "regex" => StageConfig::Regex(map.next_value()?),
+            "json" => StageConfig::Json(options(&mut map, &name)?),
+            "regex" => StageConfig::Regex(options(&mut map, &name)?),
             "labels" => StageConfig::Labels(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "static_labels" => {
                 StageConfig::StaticLabels(map.next_value::<Option<_>>()?.unwrap_or_default())
             }
-            "labeldrop" => StageConfig::LabelDrop(map.next_value()?),
-            "labelallow" => StageConfig::LabelAllow(map.next_value()?),
+            "labeldrop" => StageConfig::LabelDrop(options(&mut map, &name)?),
+            "labelallow" => StageConfig::LabelAllow(options(&mut map, &name)?),
             "structured_metadata" | "non_indexed_labels" => {
                 StageConfig::StructuredMetadata(map.next_value::<Option<_>>()?.unwrap_or_default())
             }
-            "timestamp" => StageConfig::Timestamp(map.next_value()?),
-            "output" => StageConfig::Output(map.next_value()?),
-            "drop" => StageConfig::Drop(map.next_value()?),
-            "match" => StageConfig::Match(map.next_value()?),
-            "logfmt" => StageConfig::Logfmt(map.next_value()?),
-            "replace" => StageConfig::Replace(map.next_value()?),
-            "multiline" => StageConfig::Multiline(map.next_value()?),
+            "timestamp" => StageConfig::Timestamp(options(&mut map, &name)?),
+            "output" => StageConfig::Output(options(&mut map, &name)?),
+            "drop" => StageConfig::Drop(options(&mut map, &name)?),
+            "match" => StageConfig::Match(options(&mut map, &name)?),
+            "logfmt" => StageConfig::Logfmt(options(&mut map, &name)?),
+            "replace" => StageConfig::Replace(options(&mut map, &name)?),
+            "multiline" => StageConfig::Multiline(options(&mut map, &name)?),
             "decolorize" => {
                 map.next_value::<de::IgnoredAny>()?;
                 StageConfig::Decolorize
@@ -351,12 +392,12 @@ impl<'de> Visitor<'de> for StageVisitor {
                 StageConfig::Docker
             }
             "cri" => StageConfig::Cri(map.next_value::<Option<_>>()?.unwrap_or_default()),
-            "template" => StageConfig::Template(map.next_value()?),
+            "template" => StageConfig::Template(options(&mut map, &name)?),
             "pack" => StageConfig::Pack(map.next_value::<Option<_>>()?.unwrap_or_default()),
-            "sampling" => StageConfig::Sampling(map.next_value()?),
-            "tenant" => StageConfig::Tenant(map.next_value()?),
-            "limit" => StageConfig::Limit(map.next_value()?),
-            "metrics" => StageConfig::Metrics(map.next_value()?),
+            "sampling" => StageConfig::Sampling(options(&mut map, &name)?),
+            "tenant" => StageConfig::Tenant(options(&mut map, &name)?),
+            "limit" => StageConfig::Limit(options(&mut map, &name)?),
+            "metrics" => StageConfig::Metrics(options(&mut map, &name)?),
             other if UNSUPPORTED_STAGES.iter().any(|(n, _)| *n == other) => {
                 let why = UNSUPPORTED_STAGES
                     .iter()

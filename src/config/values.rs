@@ -88,7 +88,7 @@ impl<'de> Deserialize<'de> for GoDuration {
                     Ok(GoDuration(Duration::ZERO))
                 } else {
                     Err(E::custom(format!(
-                        "invalid duration {v}: missing unit (write {v}s or {v}ms)"
+                        "invalid duration {v}: a number without a unit; Promtail (Go) reads it as {v} nanoseconds, which is almost never what is meant, so lokiship refuses it: write {v}s or {v}ms (or {v}ns if you mean it)"
                     )))
                 }
             }
