@@ -44,6 +44,10 @@ pub struct Cli {
     /// Stop once every file was read to its end and delivered (lokiship's own flag; for backfills).
     #[arg(long = "exit-at-eof", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     pub exit_at_eof: bool,
+    /// Send disk queues left behind by clients whose URL or name changed through the client now
+    /// at their place in `clients` (lokiship's own flag).
+    #[arg(long = "wal.adopt-orphaned-queues", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
+    pub adopt_orphaned_queues: bool,
     /// Read standard input (not supported yet).
     #[arg(long = "stdin", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     pub stdin: bool,

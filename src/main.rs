@@ -145,6 +145,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     let run_opts = RunOptions {
         dry_run: cli.dry_run,
         exit_at_eof: cli.exit_at_eof,
+        adopt_orphaned_queues: cli.adopt_orphaned_queues,
     };
     if cli.check_syntax {
         lokiship::run::check_runnable(&loaded.config, &run_opts)?;

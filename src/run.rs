@@ -6,6 +6,7 @@
 //! server stops.
 
 use crate::client::queue::{queue, QUEUE_BYTES};
+use crate::client::wal::orphans;
 use crate::client::Client;
 use crate::config::schema::Config;
 use crate::config::Loaded;
@@ -30,6 +31,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Stop once every file was read to its end and everything read was delivered.
     pub exit_at_eof: bool,
+    /// Send disk queues left by clients whose URL or name changed through the client now at
+    /// their place (`-wal.adopt-orphaned-queues`).
+    pub adopt_orphaned_queues: bool,
 }
 
 /// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`); returns
@@ -73,6 +77,7 @@ pub async fn run(
         check_runnable(&config, &opts)?;
         let mut outlets = Vec::new();
         let mut outlets_dirs = Vec::new();
+        let mut spills = Vec::new();
         let disk_queue = config
             .wal
             .disk_queue(&config.positions.filename, config.clients.len());
@@ -87,13 +92,14 @@ pub async fn run(
             let (tx, rx) = queue(QUEUE_BYTES, client.host());
             let spill = match &disk_queue {
                 Some(q) => {
-                    let dir = spill_dir(q, i, client.host());
+                    let dir = orphans::queue_dir(&q.dir, i, client.host());
                     let spill = open_spill(&config, q, &dir, client.host())?;
                     outlets_dirs.push(dir);
                     Some(Arc::new(spill))
                 }
                 None => None,
             };
+            spills.push(spill.clone());
             outlets.push(crate::source::Outlet {
                 overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
                 queue: tx,
@@ -102,7 +108,7 @@ pub async fn run(
             client_tasks.push(tokio::spawn(client.run(rx, spill, shutdown_rx.clone())));
         }
         if let Some(q) = &disk_queue {
-            warn_orphaned_queues(&q.dir, &outlets_dirs);
+            handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
         }
         Arc::new(Fanout::with_outlets(outlets))
     };
@@ -273,51 +279,33 @@ fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<S
         .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
 }
 
-/// Client `index`'s disk queue directory: its own under the queue's directory, named after its
-/// place and its `host` label (`name`, or the URL's host), so that lines never go to a Loki they
-/// were not queued for; a queue left behind by a changed config is reported at start.
-fn spill_dir(
-    queue: &crate::config::schema::DiskQueue,
-    index: usize,
-    host: &str,
-) -> std::path::PathBuf {
-    let name: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
+/// Reports each disk queue no client uses; with `adopt`, moves each into the queue of the client
+/// now at its place in `clients` (or the first), to be sent there.
+fn handle_orphaned_queues(
+    dir: &std::path::Path,
+    used: &[std::path::PathBuf],
+    spills: &[Option<Arc<crate::client::wal::Spill>>],
+    adopt: bool,
+) -> anyhow::Result<()> {
+    for orphan in orphans::find(dir, used) {
+        let has_queue = |i: &usize| spills.get(*i).is_some_and(Option::is_some);
+        let target = orphan
+            .index
+            .filter(has_queue)
+            .or_else(|| (0..spills.len()).find(has_queue));
+        match target.and_then(|i| Some((i, spills[i].as_ref()?))) {
+            Some((i, spill)) if adopt => {
+                let moved = orphan.adopt_into(&mut spill.lock()).with_context(|| {
+                    format!("adopting the disk queue in {}", orphan.path.display())
+                })?;
+                spill.notify.notify_one();
+                tracing::info!(path = %orphan.path.display(), entries = moved, into = %used[i].display(),
+                    "orphaned disk queue adopted: its lines are sent by the client now at its place");
             }
-        })
-        .collect();
-    queue.dir.join(format!("client-{index}-{name}"))
-}
-
-/// A queue directory no configured client uses still holds lines (its client's URL or `name`
-/// changed): said at start, so that they are not forgotten on disk.
-fn warn_orphaned_queues(dir: &std::path::Path, used: &[std::path::PathBuf]) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if used.contains(&path) || !path.is_dir() {
-            continue;
-        }
-        let bytes: u64 = std::fs::read_dir(&path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        if bytes > 0 {
-            tracing::warn!(path = %path.display(), bytes,
-                "a disk queue of a client that is no longer configured still holds lines; give the client its old `name` to send them, or delete the directory");
+            _ => orphan.warn(),
         }
     }
+    Ok(())
 }
 
 /// Opens a client's disk queue in `dir`.
@@ -334,6 +322,7 @@ fn open_spill(
         WhenFull::Backpressure
     };
     let wal = Wal::open(dir, queue.max_bytes, when_full, host)
+        .and_then(|wal| orphans::record_client(dir, host).map(|()| wal))
         .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?
         .with_max_age(config.wal.clean_segments_older_than.map(|d| d.0));
     Ok(Spill::new(wal))

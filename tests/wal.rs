@@ -222,3 +222,104 @@ fn a_failed_push_moves_held_lines_to_disk_so_a_deleted_file_loses_nothing() {
     let delivered: Vec<String> = back.accepted().into_iter().map(|r| r.line).collect();
     assert!(delivered == lines, "every line once, in order");
 }
+
+fn one_client_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    let text = format!(
+        r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
+clients:
+  - url: {url}
+    batchwait: 100ms
+    timeout: 500ms
+    backoff_config: {{min_period: 20ms, max_period: 100ms}}
+scrape_configs:
+  - job_name: audit
+    static_configs:
+      - labels: {{job: audit, __path__: "{d}/audit.log"}}
+"#
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs lokiship until `until` holds for what `loki` accepted; its log.
+fn run_until(config: &std::path::Path, extra: &[&str], until: impl Fn() -> bool) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read as it comes: a full pipe would stop lokiship at its next log line.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while !until() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in {WAIT:?} with {extra:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(support::wait_timeout(&mut child, WAIT).success());
+    reader.join().unwrap()
+}
+
+#[test]
+fn a_queue_stranded_by_a_fixed_url_is_named_and_can_be_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let lines = gen_audit(&log, 300, 37);
+    let size = std::fs::metadata(&log).unwrap().len();
+    // A wrong URL: nothing answers; the lines go to the disk queue and the position moves.
+    let (hole, wrong) = blackhole();
+    let wrong_host = format!("127.0.0.1:{}", hole.local_addr().unwrap().port());
+    let config = one_client_config(dir.path(), &wrong);
+    run_until(&config, &[], || {
+        recorded_offset(dir.path(), &log) == Some(size)
+    });
+    drop(hole);
+    // The URL fixed: the old queue is reported with the exact name that would send it.
+    let loki = FakeLoki::start();
+    let config = one_client_config(dir.path(), &loki.url());
+    gen_audit(&dir.path().join("more.log"), 1, 38);
+    let more = std::fs::read_to_string(dir.path().join("more.log")).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(more.as_bytes())
+        .unwrap();
+    let new_lines = more.lines().count();
+    let stderr = run_until(&config, &[], || loki.accepted().len() == new_lines);
+    assert!(
+        stderr.contains(&format!("set `name: \\\"{wrong_host}\\\"` on that client")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("-wal.adopt-orphaned-queues"), "{stderr}");
+    // Adopted: the stranded lines reach the Loki the client now sends to, and the old queue goes.
+    run_until(&config, &["-wal.adopt-orphaned-queues"], || {
+        loki.accepted().len() == lines.len() + new_lines
+    });
+    let queues: Vec<_> = std::fs::read_dir(dir.path().join("lokiship-wal"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(queues.len(), 1, "the orphaned queue is deleted: {queues:?}");
+    let got: HashSet<String> = loki.accepted().into_iter().map(|e| e.line).collect();
+    assert!(
+        lines.iter().all(|l| got.contains(l)),
+        "every stranded line arrived"
+    );
+}

@@ -23,6 +23,7 @@
 //! `cleanSegmentsOlderThan`, when set, deletes segments last written longer ago (`wal_expired`).
 
 mod format;
+pub mod orphans;
 
 use crate::entry::Entry;
 use format::Cursor;
