@@ -244,35 +244,13 @@ scrape_configs:
     path
 }
 
-/// Runs lokiship until `until` holds for what `loki` accepted; its log.
+/// Runs lokiship on `config` with `extra` until `until` holds; its log.
 fn run_until(config: &std::path::Path, extra: &[&str], until: impl Fn() -> bool) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lokiship"))
-        .arg(format!("-config.file={}", config.display()))
-        .args(extra)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read as it comes: a full pipe would stop lokiship at its next log line.
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
-        log
-    });
-    let deadline = std::time::Instant::now() + WAIT;
-    while !until() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition not met in {WAIT:?} with {extra:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(support::wait_timeout(&mut child, WAIT).success());
-    reader.join().unwrap()
+    let mut args = vec![format!("-config.file={}", config.display())];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let (status, log) = support::run_until(&args, until);
+    assert!(status.success(), "{log}");
+    log
 }
 
 #[test]

@@ -429,12 +429,49 @@ pub fn http_post(
     s.write_all(body).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    let body = out
+    status_and_body(&out)
+}
+
+/// The status and body of a whole HTTP/1 response.
+pub fn status_and_body(response: &str) -> Option<(u16, String)> {
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
         .split_once("\r\n\r\n")
         .map_or("", |(_, b)| b)
         .to_string();
     Some((status, body))
+}
+
+/// Runs lokiship with `args` until `until` holds, then stops it with SIGTERM; its exit status and
+/// log (read as it comes: a full pipe would stop lokiship at its next log line).
+pub fn run_until(args: &[String], until: impl Fn() -> bool) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lokiship");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !until() {
+        if Instant::now() > deadline {
+            signal(&child, "TERM");
+            let _ = wait_timeout(&mut child, Duration::from_secs(30));
+            panic!(
+                "not met within 90 s, with {args:?}; lokiship's log:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(60));
+    (status, reader.join().unwrap())
 }
 
 /// A port that was free a moment ago, on 127.0.0.1.

@@ -96,13 +96,7 @@ impl RealLoki {
         .ok()?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).ok()?;
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let status = out.split(' ').nth(1)?.parse().ok()?;
-        let body = out
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        Some((status, body))
+        super::status_and_body(&String::from_utf8_lossy(&out))
     }
 
     /// The sum of a LogQL metric query over the last `range` (e.g. `count_over_time({job="x"}[1h])`).
