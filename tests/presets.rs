@@ -65,6 +65,7 @@ fn metadata(r: &Received) -> BTreeMap<String, String> {
 
 #[test]
 fn k8s_audit_preset() {
+    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let lines = gen_logs("k8s-audit", &dir.path().join("audit.log"), 600, 11);
@@ -174,6 +175,7 @@ fn k8s_audit_preset() {
 
 #[test]
 fn auditd_preset() {
+    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -242,6 +244,7 @@ fn auditd_preset() {
 
 #[test]
 fn syslog_preset() {
+    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let syslog = dir.path().join("syslog");

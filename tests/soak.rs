@@ -206,31 +206,37 @@ clients:
 
 #[test]
 fn rename_rotation_without_kills_loses_and_duplicates_nothing() {
+    require_shared_tools!();
     soak("rename", 0);
 }
 
 #[test]
 fn rename_rotation_with_kills_loses_nothing() {
+    require_shared_tools!();
     soak("rename", 3);
 }
 
 #[test]
 fn create_rotation_without_kills_loses_and_duplicates_nothing() {
+    require_shared_tools!();
     soak("create", 0);
 }
 
 #[test]
 fn create_rotation_with_kills_loses_nothing() {
+    require_shared_tools!();
     soak("create", 3);
 }
 
 #[test]
 fn copytruncate_without_kills_loses_and_duplicates_nothing() {
+    require_shared_tools!();
     soak("copytruncate", 0);
 }
 
 #[test]
 fn copytruncate_with_kills_loses_nothing() {
+    require_shared_tools!();
     soak("copytruncate", 3);
 }
 
@@ -238,6 +244,7 @@ fn copytruncate_with_kills_loses_nothing() {
 /// deleted files are still read through their open descriptors once Loki is back.
 #[test]
 fn loki_outage_with_rotation_and_deletion_loses_and_duplicates_nothing() {
+    require_shared_tools!();
     run(Soak {
         style: "rename",
         kills: 0,
@@ -253,6 +260,7 @@ fn loki_outage_with_rotation_and_deletion_loses_and_duplicates_nothing() {
 /// while files rotate, and a SIGKILL: nothing lost.
 #[test]
 fn fault_drill_with_disk_queue_loses_nothing() {
+    require_shared_tools!();
     run(Soak {
         style: "rename",
         kills: 1,
@@ -281,6 +289,7 @@ fn fault_drill_with_disk_queue_loses_nothing() {
 /// retry schedule: the drill above and the two-Loki drill below.)
 #[test]
 fn each_fault_alone_with_disk_queue_loses_nothing() {
+    require_shared_tools!();
     let drills: [&[&str]; 3] = [
         &["--fail-rate", "0.3", "--fail-status", "503"],
         &[
@@ -310,6 +319,7 @@ fn each_fault_alone_with_disk_queue_loses_nothing() {
 /// the second gets everything as it comes, through a SIGKILL too. Nothing lost at either.
 #[test]
 fn two_lokis_one_down_longer_than_the_retries_lose_nothing() {
+    require_shared_tools!();
     run(Soak {
         style: "create",
         kills: 1,
@@ -326,6 +336,7 @@ fn two_lokis_one_down_longer_than_the_retries_lose_nothing() {
 /// safe on disk: nothing lost.
 #[test]
 fn push_receiver_drill_loses_nothing() {
+    require_shared_tools!();
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -188,6 +188,7 @@ fn config_with_tls(dir: &Path, port: u16, tls: &str) -> std::path::PathBuf {
 
 #[test]
 fn trusts_the_ca_in_ca_file() {
+    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, false);
     let dir = tempfile::tempdir().unwrap();
@@ -207,6 +208,7 @@ fn trusts_the_ca_in_ca_file() {
 
 #[test]
 fn refuses_an_unknown_ca_unless_verification_is_skipped() {
+    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, false);
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +232,7 @@ fn refuses_an_unknown_ca_unless_verification_is_skipped() {
 
 #[test]
 fn presents_the_client_certificate() {
+    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, true);
     let dir = tempfile::tempdir().unwrap();
@@ -252,6 +255,7 @@ fn presents_the_client_certificate() {
 
 #[test]
 fn verifies_the_server_certificate_as_server_name_with_a_client_certificate() {
+    require_shared_tools!();
     // The certificate names loki.internal; lokiship connects to 127.0.0.1.
     let pki = pki_for(&["loki.internal"]);
     let loki = TlsLoki::start(&pki, true);

@@ -257,6 +257,28 @@ pub fn recorded_offset(dir: &Path, log: &Path) -> Option<u64> {
     text[start..].split('\'').next()?.parse().ok()
 }
 
+/// Whether `../shared/tools` (gen-logs, loki-sink) is beside the checkout; says so when not.
+pub fn have_shared_tools() -> bool {
+    let there = tools_dir().join("gen-logs").exists();
+    if !there {
+        eprintln!(
+            "SKIP: {} is not there (this test needs gen-logs or loki-sink)",
+            tools_dir().display()
+        );
+    }
+    there
+}
+
+/// Returns from the test, with a message, when `../shared/tools` is not beside the checkout.
+#[macro_export]
+macro_rules! require_shared_tools {
+    () => {
+        if !support::have_shared_tools() {
+            return;
+        }
+    };
+}
+
 /// The shared tools (gen-logs, loki-sink).
 pub fn tools_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools")
