@@ -197,16 +197,10 @@ pub async fn run(
 /// Says, when a stop begins, what the clients still hold: it is pushed within their `timeout`, or
 /// goes to their disk queues.
 fn log_flushing() {
-    let text = crate::metrics::render();
-    let held = |name: &str| -> i64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<i64>().ok())
-            .sum()
-    };
+    let held = Summary::now();
     tracing::info!(
-        entries = held("lokiship_client_queue_entries{"),
-        bytes = held("lokiship_client_queue_bytes{"),
+        entries = held.queued_entries,
+        bytes = held.queued_bytes,
         "flushing what the clients hold (within each client's timeout; the rest waits on disk)"
     );
 }

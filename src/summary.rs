@@ -26,6 +26,9 @@ pub struct Summary {
     pub disk_queue_bytes: u64,
     /// Entries still on the clients' disk queues.
     pub disk_queue_entries: u64,
+    /// Entries and bytes of lines in the clients' memory queues.
+    pub queued_entries: u64,
+    pub queued_bytes: u64,
 }
 
 /// `lokiship_file_errors_total` reasons that mean a file's lines were not read.
@@ -71,6 +74,8 @@ impl Summary {
                 }
                 "lokiship_wal_bytes" => s.disk_queue_bytes += value,
                 "lokiship_wal_entries" => s.disk_queue_entries += value,
+                "lokiship_client_queue_entries" => s.queued_entries += value,
+                "lokiship_client_queue_bytes" => s.queued_bytes += value,
                 _ => {}
             }
         }
@@ -162,6 +167,8 @@ logentry_dropped_lines_total{reason="audit_request_received"} 7
 lokiship_file_errors_total{reason="open"} 1
 lokiship_wal_bytes{host="loki:3100"} 2048
 lokiship_wal_entries{host="loki:3100"} 3
+lokiship_client_queue_entries{host="loki:3100"} 4
+lokiship_client_queue_bytes{host="loki:3100"} 4096
 # EOF
 "#;
 
@@ -176,6 +183,7 @@ lokiship_wal_entries{host="loki:3100"} 3
         assert_eq!(s.filtered["audit_request_received"], 7);
         assert_eq!(s.unreadable(), 1);
         assert_eq!((s.disk_queue_entries, s.disk_queue_bytes), (3, 2048));
+        assert_eq!((s.queued_entries, s.queued_bytes), (4, 4096));
         assert!(s.lost_anything());
     }
 
