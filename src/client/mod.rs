@@ -14,6 +14,7 @@
 //! and the memory queue go to the front of the disk queue ("parking"), and the retries (backoff,
 //! `Retry-After`, forever) are made from there. Without one, the push is retried in memory.
 
+mod answer;
 pub mod batch;
 pub mod encode;
 pub mod queue;

@@ -11,6 +11,7 @@
 //! is back or lokiship is stopped. (A client with a disk queue asks for one attempt, `fail_fast`,
 //! and makes the retries from its disk queue.)
 
+use super::answer::{Answer, MAX_ANSWER_BODY};
 use super::rejection::StreamCount;
 use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RefusedLabels, RequestLabels};
@@ -438,37 +439,6 @@ impl Sender {
                 .map(|cred| format!("{kind} {cred}"));
         }
         None
-    }
-}
-
-/// The most of an error answer's body that is read (a 400 lists the refused entries).
-const MAX_ANSWER_BODY: usize = 1 << 20;
-
-/// The part of an error body that goes into a log line.
-const EXCERPT_BYTES: usize = 1024;
-
-/// Loki's answer to a push.
-struct Answer {
-    status: reqwest::StatusCode,
-    headers: HeaderMap,
-    /// The body of an error answer, up to [`MAX_ANSWER_BODY`].
-    body: String,
-    /// Whether `body` is all of it.
-    complete: bool,
-}
-
-impl Answer {
-    /// The start of the body, for the log.
-    fn excerpt(&self) -> String {
-        let text = self.body.trim_end();
-        if text.len() <= EXCERPT_BYTES {
-            return text.to_string();
-        }
-        let mut cut = EXCERPT_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}… ({} bytes)", &text[..cut], text.len())
     }
 }
 
