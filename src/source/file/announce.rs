@@ -41,7 +41,12 @@ impl FileSource {
     }
 
     /// Warns once when `target`'s glob matched no file; forgets it once it matches one.
+    /// The key is rendered only for an empty glob, or to forget one: at every look at the files
+    /// most globs match something and nothing is empty.
     pub(super) fn report_matches(&mut self, target: usize, matched: usize) {
+        if matched > 0 && self.announced.empty.is_empty() {
+            return;
+        }
         let k = key(&self.config.targets[target]);
         if matched > 0 {
             self.announced.empty.remove(&k);
