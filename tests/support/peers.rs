@@ -86,17 +86,7 @@ impl RealLoki {
 
     /// A GET on Loki's HTTP port: status and body.
     pub fn get(&self, path_and_query: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        write!(
-            s,
-            "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
-        )
-        .ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).ok()?;
-        super::status_and_body(&String::from_utf8_lossy(&out))
+        super::status_and_body(&super::http_get(self.port, path_and_query)?)
     }
 
     /// The sum of a LogQL metric query over the last `range` (e.g. `count_over_time({job="x"}[1h])`).
