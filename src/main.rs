@@ -71,12 +71,8 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(Some(summary)) if summary.lost_anything() => {
             eprintln!(
-                "lokiship: not every line was shipped: {} refused by Loki, {} dropped by the clients ({}), {} file errors ({}); see the summary above",
-                summary.refused,
-                summary.dropped_total(),
-                join_counts(&summary.dropped),
-                summary.unreadable(),
-                join_counts(&summary.file_errors),
+                "lokiship: not every line was shipped: {}; see the summary above",
+                summary.loss()
             );
             ExitCode::from(EXIT_LOST)
         }
@@ -90,15 +86,6 @@ fn main() -> ExitCode {
 
 /// The exit code of a `-dry-run` or `-exit-at-eof` run that refused, dropped or could not read lines.
 const EXIT_LOST: u8 = 3;
-
-fn join_counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(", ")
-    }
-}
 
 /// Runs the command; the run's summary when it is a job that ends by itself (`-dry-run`,
 /// `-exit-at-eof`), whose exit code says whether lines were lost.

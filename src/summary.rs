@@ -109,27 +109,39 @@ impl Summary {
             lines_read = self.lines_read,
             sent = self.sent,
             dropped = self.dropped_total(),
-            dropped_by_reason = %render(&self.dropped),
+            dropped_by_reason = %join(&self.dropped, "=", ","),
             refused_by_loki = self.refused,
-            filtered_by_pipeline = %render(&self.filtered),
-            file_errors = %render(&self.file_errors),
+            filtered_by_pipeline = %join(&self.filtered, "=", ","),
+            file_errors = %join(&self.file_errors, "=", ","),
             disk_queue_entries = self.disk_queue_entries,
             disk_queue_bytes = self.disk_queue_bytes,
             "summary"
         );
     }
+
+    /// What was not shipped, for the last line of a run that lost lines.
+    pub fn loss(&self) -> String {
+        format!(
+            "{} refused by Loki, {} dropped by the clients ({}), {} file errors ({})",
+            self.refused,
+            self.dropped_total(),
+            join(&self.dropped, ": ", ", "),
+            self.unreadable(),
+            join(&self.file_errors, ": ", ", "),
+        )
+    }
 }
 
-/// `reason=n,reason=n`, or `none`.
-fn render(counts: &BTreeMap<String, u64>) -> String {
+/// `reason{is}n{sep}reason{is}n`, or `none`.
+fn join(counts: &BTreeMap<String, u64>, is: &str, sep: &str) -> String {
     if counts.is_empty() {
         return "none".into();
     }
     counts
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}{is}{v}"))
         .collect::<Vec<_>>()
-        .join(",")
+        .join(sep)
 }
 
 /// The value of `name` in a series' labels text `a="1",b="x"}` (escapes are kept as written).
