@@ -10,9 +10,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lokiship::client::batch::Batch;
 use lokiship::config::stages::StageConfig;
+use lokiship::entry::ack::AckTracker;
 use lokiship::entry::{Entry, Labels};
 use lokiship::pipeline::{Pipeline, Processing};
-use lokiship::source::ack::AckTracker;
 use lokiship::source::file::identity::FileId;
 use lokiship::source::file::tailer::{LineEvent, Tailer, READ_CHUNK};
 use std::hash::BuildHasher;

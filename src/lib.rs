@@ -20,12 +20,7 @@ pub mod run;
 pub mod server;
 pub mod source;
 pub mod summary;
-
-/// The Loki push API messages generated from `proto/push.proto`.
-pub mod logproto {
-    #![allow(missing_docs, clippy::all)]
-    include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
-}
+pub mod wire;
 
 /// The version reported by `-version` and in the `User-Agent` header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -134,8 +134,9 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         exit_at_eof: cli.exit_at_eof,
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
     };
+    let compiled = config::compile::compile(loaded)?;
     if cli.check_syntax {
-        lokiship::run::check_runnable(&loaded.config, &run_opts)?;
+        lokiship::run::check_runnable(&compiled.config, &run_opts)?;
         println!("Valid config file! No syntax issues found");
         return Ok(None);
     }
@@ -149,7 +150,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         let _context = runtime.enter();
         stop_signal()
     };
-    let summary = runtime.block_on(run(loaded, run_opts, signals))?;
+    let summary = runtime.block_on(run(compiled, run_opts, signals))?;
     Ok(job.then_some(summary))
 }
 

@@ -5,18 +5,18 @@
 //! by their `timeout` once a stop signal came) → the positions are written a last time → the HTTP
 //! server stops.
 
+use crate::client::fanout::{Fanout, Outlet};
 use crate::client::queue::{queue, QUEUE_BYTES};
 use crate::client::wal::orphans;
 use crate::client::Client;
+use crate::config::compile::{Compiled, Job};
 use crate::config::schema::Config;
-use crate::config::Loaded;
+use crate::entry::sink::{EntrySink, TrySendError};
 use crate::entry::{Entry, Labels};
 use crate::server::Readiness;
-use crate::source::file::discover::PathGlob;
 use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
-use crate::source::targets::ScrapeTargets;
-use crate::source::{EntrySink, Fanout, Stop, TrySendError};
+use crate::source::Stop;
 use crate::summary::Summary;
 use anyhow::{bail, Context};
 use std::io::Write;
@@ -39,14 +39,11 @@ pub struct RunOptions {
 /// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`); returns
 /// what the run did (also logged at the end of a dry run, an `exit_at_eof` run or a stop by signal).
 pub async fn run(
-    loaded: Loaded,
+    compiled: Compiled,
     opts: RunOptions,
     stop_signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
-    let Loaded {
-        config, pipelines, ..
-    } = loaded;
-    let pipelines: Vec<_> = pipelines.into_iter().map(Arc::new).collect();
+    let Compiled { config, jobs, .. } = compiled;
     crate::pipeline::cardinality::set_budget(
         config.limits_config.max_label_values,
         config.limits_config.max_streams,
@@ -100,7 +97,7 @@ pub async fn run(
                 None => None,
             };
             spills.push(spill.clone());
-            outlets.push(crate::source::Outlet {
+            outlets.push(Outlet {
                 overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
                 queue: tx,
                 spill: spill.clone(),
@@ -115,7 +112,7 @@ pub async fn run(
 
     // Push receivers (`loki_push_api`).
     let (push_stop_tx, push_stop_rx) = watch::channel(false);
-    let push_servers = start_push_receivers(&config, &pipelines, &sink, push_stop_rx).await?;
+    let push_servers = start_push_receivers(&config, &jobs, &sink, push_stop_rx).await?;
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
     let positions = Arc::new(Positions::load(
@@ -124,7 +121,7 @@ pub async fn run(
         config.clients.len().max(1) as u32,
     )?);
     let stop = Arc::new(Stop::new());
-    let source_config = file_source_config(&config, pipelines, &opts, client_labels)?;
+    let source_config = file_source_config(&config, jobs, &opts, client_labels);
     let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
     let source_thread = source.spawn();
     let saver = (!opts.dry_run).then(|| {
@@ -223,12 +220,12 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 /// Starts a `loki_push_api` receiver for each scrape config that has one.
 async fn start_push_receivers(
     config: &Config,
-    pipelines: &[Arc<crate::pipeline::Pipeline>],
+    jobs: &[Job],
     sink: &Arc<dyn EntrySink>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut servers = Vec::new();
-    for (sc, pipeline) in config.scrape_configs.iter().zip(pipelines) {
+    for (sc, job) in config.scrape_configs.iter().zip(jobs) {
         let Some(api) = &sc.loki_push_api else {
             continue;
         };
@@ -239,7 +236,7 @@ async fn start_push_receivers(
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
             use_incoming_timestamp: api.use_incoming_timestamp,
-            pipeline: pipeline.clone(),
+            pipeline: job.pipeline.clone(),
             sink: sink.clone(),
             clients: config.clients.len().max(1) as u32,
         });
@@ -324,52 +321,21 @@ fn open_spill(
 
 fn file_source_config(
     config: &Config,
-    pipelines: Vec<Arc<crate::pipeline::Pipeline>>,
+    jobs: Vec<Job>,
     opts: &RunOptions,
     client_labels: Vec<(String, String)>,
-) -> anyhow::Result<FileSourceConfig> {
-    let mut scrapes = Vec::new();
-    for (scrape, sc) in config.scrape_configs.iter().enumerate() {
-        for st in &sc.static_configs {
-            if let Some(pattern) = st.labels.get("__path__") {
-                // A static glob that cannot work is a config error, not a warning at run time.
-                PathGlob::new(
-                    pattern,
-                    st.labels.get("__path_exclude__").map(String::as_str),
-                )
-                .with_context(|| {
-                    format!("job {:?}: invalid __path__ glob {pattern:?}", sc.job_name)
-                })?;
-            }
-        }
-        let decompression = sc
-            .decompression
-            .enabled
-            .then(|| -> anyhow::Result<_> {
-                Ok(crate::source::file::compressed::Decompression {
-                    format: crate::source::file::compressed::Format::parse(
-                        &sc.decompression.format,
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                    initial_delay: sc
-                        .decompression
-                        .initial_delay
-                        .map(|d| d.0)
-                        .unwrap_or_default(),
-                })
-            })
-            .transpose()?;
-        let mut st = ScrapeTargets::new(scrape, sc, decompression)
-            .map_err(|e| anyhow::anyhow!("job {:?}: {e}", sc.job_name))?;
+) -> FileSourceConfig {
+    let (pipelines, mut scrapes): (Vec<_>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.pipeline, j.targets)).unzip();
+    for st in &mut scrapes {
         st.refresh();
-        scrapes.push(st);
     }
     let targets: Vec<Target> = scrapes.iter().flat_map(|s| s.targets()).collect();
     crate::metrics::metrics()
         .targets_active
         .set(targets.len() as i64);
     let limits = &config.limits_config;
-    Ok(FileSourceConfig {
+    FileSourceConfig {
         targets,
         scrapes,
         pipelines,
@@ -398,7 +364,7 @@ fn file_source_config(
         exit_at_eof: opts.exit_at_eof,
         max_open_rotated: config.limits_config.max_open_rotated_files,
         client_labels,
-    })
+    }
 }
 
 /// `-dry-run`: prints each entry as `timestamp<TAB>labels<TAB>structured metadata<TAB>line`.

@@ -12,7 +12,7 @@ fn golden_dir() -> std::path::PathBuf {
 }
 
 /// Streams as a sorted set, so the order Loki does not care about does not matter.
-fn normalized(req: lokiship::logproto::PushRequest) -> Vec<(String, Vec<String>)> {
+fn normalized(req: lokiship::wire::logproto::PushRequest) -> Vec<(String, Vec<String>)> {
     let mut streams: Vec<(String, Vec<String>)> = req
         .streams
         .into_iter()

@@ -4,8 +4,8 @@
 
 mod support;
 
-use lokiship::client::encode::{encode_push, entry_adapter};
-use lokiship::logproto::StreamAdapter;
+use lokiship::wire::logproto::StreamAdapter;
+use lokiship::wire::{encode_push, entry_adapter};
 use std::time::{Duration, Instant};
 use support::{blackhole, free_port, http_get, http_post, FakeLoki, Lokiship};
 

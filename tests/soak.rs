@@ -400,9 +400,9 @@ scrape_configs:
         }
         let entries = chunk
             .iter()
-            .map(|l| lokiship::client::encode::entry_adapter(0, l.clone(), Vec::new()))
+            .map(|l| lokiship::wire::entry_adapter(0, l.clone(), Vec::new()))
             .collect();
-        let body = lokiship::client::encode::encode_push(vec![lokiship::logproto::StreamAdapter {
+        let body = lokiship::wire::encode_push(vec![lokiship::wire::logproto::StreamAdapter {
             labels: r#"{job="pushed"}"#.into(),
             entries,
             hash: 0,

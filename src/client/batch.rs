@@ -2,9 +2,9 @@
 
 use super::rejection::StreamCount;
 use crate::config::schema::PushEncoding;
+use crate::entry::ack::Ack;
 use crate::entry::{Entry, Labels};
-use crate::logproto::{EntryAdapter, StreamAdapter};
-use crate::source::ack::Ack;
+use crate::wire::logproto::{EntryAdapter, StreamAdapter};
 use rustc_hash::FxHashMap as HashMap;
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ impl Batch {
             self.acks.push(ack);
         }
         let adapter =
-            super::encode::entry_adapter(entry.timestamp_ns, entry.line, entry.structured_metadata);
+            crate::wire::entry_adapter(entry.timestamp_ns, entry.line, entry.structured_metadata);
         self.streams.entry(labels).or_default().push(adapter);
     }
 
@@ -85,7 +85,7 @@ impl Batch {
                 .iter()
                 .map(|(labels, entries)| stream_count(labels.render(), entries))
                 .collect();
-            let body = super::encode::encode_json(&streams);
+            let body = crate::wire::json::encode(&streams);
             return Pushed {
                 body,
                 acks: self.acks,
@@ -95,7 +95,7 @@ impl Batch {
         }
         let mut counts = Vec::with_capacity(streams.len());
         let mut labels_kept = Vec::with_capacity(streams.len());
-        let request = crate::logproto::PushRequest {
+        let request = crate::wire::logproto::PushRequest {
             streams: streams
                 .into_iter()
                 .map(|(labels, entries)| {
@@ -110,7 +110,7 @@ impl Batch {
                 })
                 .collect(),
         };
-        let body = super::encode::encode_request(&request);
+        let body = crate::wire::encode_request(&request);
         let kept = labels_kept
             .into_iter()
             .zip(request.streams)
@@ -141,10 +141,10 @@ impl Pushed {
         let mut out = Vec::new();
         for (mut labels, entries) in self.kept {
             if tenant != default_tenant {
-                labels.insert(super::TENANT_LABEL, tenant);
+                labels.insert(crate::entry::TENANT_LABEL, tenant);
             }
             for e in entries {
-                let (timestamp_ns, line, structured_metadata) = super::encode::entry_parts(e);
+                let (timestamp_ns, line, structured_metadata) = crate::wire::entry_parts(e);
                 out.push(Entry {
                     labels: labels.clone(),
                     timestamp_ns,

@@ -16,7 +16,8 @@
 
 mod answer;
 pub mod batch;
-pub mod encode;
+pub mod fanout;
+pub mod health;
 pub mod queue;
 pub mod rejection;
 pub mod send;
@@ -42,9 +43,7 @@ enum Origin {
     Disk,
 }
 
-/// The label that sets an entry's tenant, overriding the client's `tenant_id`.
-pub const TENANT_LABEL: &str = "__tenant_id__";
-
+use crate::entry::TENANT_LABEL;
 pub struct Client {
     sender: Sender,
     batchwait: Duration,
@@ -68,7 +67,7 @@ pub struct Client {
     retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches held back (stopping, or parking), in the order they were read, with their
     /// acknowledgements: put in front of the disk queue by [`Client::park`].
-    abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::source::ack::Ack>)>,
+    abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::entry::ack::Ack>)>,
 }
 
 /// Resolves when entries were appended to the disk queue; never without one.
@@ -81,7 +80,7 @@ async fn spilled(spill: &Option<std::sync::Arc<wal::Spill>>) {
 
 impl Client {
     /// Whether this client is failing, for `/ready`.
-    pub fn health(&self) -> std::sync::Arc<crate::server::ClientHealth> {
+    pub fn health(&self) -> std::sync::Arc<health::ClientHealth> {
         self.sender.health()
     }
 
@@ -495,7 +494,7 @@ impl Client {
     }
 
     /// Keeps a batch's entries for [`Client::park`], after those held back before.
-    fn hold_back(&self, entries: Vec<Entry>, acks: Vec<crate::source::ack::Ack>) {
+    fn hold_back(&self, entries: Vec<Entry>, acks: Vec<crate::entry::ack::Ack>) {
         let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
         held.0.extend(entries);
         held.1.extend(acks);

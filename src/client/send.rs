@@ -51,7 +51,7 @@ pub struct Sender {
     host: String,
     config: ClientConfig,
     static_headers: HeaderMap,
-    health: std::sync::Arc<crate::server::ClientHealth>,
+    health: std::sync::Arc<super::health::ClientHealth>,
 }
 
 impl Sender {
@@ -148,7 +148,7 @@ impl Sender {
                 HeaderValue::from_str(value).map_err(|e| err(format!("header {name:?}: {e}")))?;
             static_headers.insert(name, value);
         }
-        let health = std::sync::Arc::new(crate::server::ClientHealth::new(
+        let health = std::sync::Arc::new(super::health::ClientHealth::new(
             host.clone(),
             config.unhealthy_after.0,
         ));
@@ -163,7 +163,7 @@ impl Sender {
     }
 
     /// Whether this client is failing, for `/ready`.
-    pub fn health(&self) -> std::sync::Arc<crate::server::ClientHealth> {
+    pub fn health(&self) -> std::sync::Arc<super::health::ClientHealth> {
         self.health.clone()
     }
 

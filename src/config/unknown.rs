@@ -2,7 +2,7 @@
 //! with its line, the stage it is in and, when it is a typo of one the stage knows, the right one.
 
 use super::error::suggest;
-use super::LineFinder;
+use super::load::find_line;
 
 /// An unknown option, from serde_ignored's path of it
 /// (`scrape_configs.0.pipeline_stages.1.json.?.drop_malformd`).
@@ -90,10 +90,10 @@ pub(super) fn line_of_ignored(text: &str, path: &str) -> Option<usize> {
         .and_then(|i| parts.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let finder = LineFinder { text, file: "" };
+
     let mut after = 0;
     for _ in 0..=job_index {
-        after = finder.find("job_name", after + 1).unwrap_or(after);
+        after = find_line(text, "job_name", after + 1).unwrap_or(after);
     }
     let pattern = format!("{key}:");
     text.lines()

@@ -16,8 +16,8 @@ pub mod template;
 pub use extracted::Extracted;
 
 use crate::config::stages::StageConfig;
+use crate::entry::ack::Ack;
 use crate::entry::{Entry, Labels};
-use crate::source::ack::Ack;
 use std::fmt;
 
 /// An entry while it goes through the pipeline.

@@ -11,9 +11,8 @@
 //! (the entries may then arrive twice: at least once, never lost). A body Loki would refuse gets a
 //! 400 that says why. Both are counted in `lokiship_push_errors{reason}`.
 
-use super::ack::AckTracker;
-use super::EntrySink;
-use crate::client::encode::MAX_DECOMPRESSED;
+use crate::entry::ack::AckTracker;
+use crate::entry::sink::EntrySink;
 use crate::entry::Labels;
 use crate::pipeline::{Pipeline, Processing};
 use axum::body::Bytes;
@@ -173,7 +172,7 @@ impl PushReceiver {
         loop {
             match self.sink.try_send_unrereadable(chunk) {
                 Ok(()) => return Some(tracker),
-                Err(super::TrySendError::Full(back)) if Instant::now() < deadline => {
+                Err(crate::entry::sink::TrySendError::Full(back)) if Instant::now() < deadline => {
                     chunk = back;
                     self.sink.wait_for_room(
                         deadline
@@ -207,91 +206,17 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Pushed>, String> {
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let body = if gzip {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .take(MAX_DECOMPRESSED as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("gzip: {e}"))?;
-        if out.len() > MAX_DECOMPRESSED {
-            return Err(format!(
-                "gzip: more than {MAX_DECOMPRESSED} bytes once decompressed"
-            ));
-        }
-        std::borrow::Cow::Owned(out)
-    } else {
-        std::borrow::Cow::Borrowed(body)
-    };
-    if content_type.starts_with("application/json") {
-        decode_json(&body)
-    } else {
-        decode_protobuf(&body)
-    }
-}
-
-fn decode_protobuf(body: &[u8]) -> Result<Vec<Pushed>, String> {
-    let request = crate::client::encode::decode_push(body)?;
+    let request = crate::wire::decode_body(content_type, gzip, body)?;
     let mut out = Vec::new();
     for stream in request.streams {
         let labels = stream_labels(&stream.labels)?;
         for e in stream.entries {
-            let (timestamp_ns, line, structured_metadata) = crate::client::encode::entry_parts(e);
+            let (timestamp_ns, line, structured_metadata) = crate::wire::entry_parts(e);
             out.push(Pushed {
                 labels: labels.clone(),
                 timestamp_ns,
                 line,
                 structured_metadata,
-            });
-        }
-    }
-    Ok(out)
-}
-
-#[derive(serde::Deserialize)]
-struct JsonPush {
-    streams: Vec<JsonStream>,
-}
-
-#[derive(serde::Deserialize)]
-struct JsonStream {
-    stream: std::collections::BTreeMap<String, String>,
-    values: Vec<JsonValue>,
-}
-
-/// `["<unix ns>", "<line>"]`, or with a third element, the structured metadata.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum JsonValue {
-    Plain((String, String)),
-    WithMetadata((String, String, std::collections::BTreeMap<String, String>)),
-}
-
-fn decode_json(body: &[u8]) -> Result<Vec<Pushed>, String> {
-    let request: JsonPush = serde_json::from_slice(body).map_err(|e| format!("JSON: {e}"))?;
-    let mut out = Vec::new();
-    for stream in request.streams {
-        if stream.stream.is_empty() {
-            return Err("a stream has no labels".into());
-        }
-        let labels: Labels = stream
-            .stream
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        for value in stream.values {
-            let (ts, line, sm) = match value {
-                JsonValue::Plain((ts, line)) => (ts, line, Default::default()),
-                JsonValue::WithMetadata((ts, line, sm)) => (ts, line, sm),
-            };
-            let timestamp_ns = ts
-                .parse()
-                .map_err(|_| format!("timestamp {ts:?} is not nanoseconds since the epoch"))?;
-            out.push(Pushed {
-                labels: labels.clone(),
-                timestamp_ns,
-                line,
-                structured_metadata: sm.into_iter().collect(),
             });
         }
     }
@@ -313,12 +238,12 @@ mod tests {
 
     #[test]
     fn protobuf_and_json_bodies_decode_to_the_same_entries() {
-        let adapter = crate::client::encode::entry_adapter(
+        let adapter = crate::wire::entry_adapter(
             1_700_000_000_123_456_789,
             "hello".into(),
             vec![("trace_id".into(), "abc".into())],
         );
-        let body = crate::client::encode::encode_push(vec![crate::logproto::StreamAdapter {
+        let body = crate::wire::encode_push(vec![crate::wire::logproto::StreamAdapter {
             labels: r#"{job="app", msg="a \"quoted\" value"}"#.into(),
             entries: vec![adapter],
             hash: 0,
@@ -364,7 +289,7 @@ mod tests {
             json(br#"{"streams":[{"stream":{"a":"b"},"values":[["soon","x"]]}]}"#)
                 .contains("not nanoseconds")
         );
-        let body = crate::client::encode::encode_push(vec![crate::logproto::StreamAdapter {
+        let body = crate::wire::encode_push(vec![crate::wire::logproto::StreamAdapter {
             labels: "{job=unquoted}".into(),
             entries: vec![],
             hash: 0,

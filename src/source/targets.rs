@@ -45,17 +45,13 @@ struct FileSd {
 }
 
 impl ScrapeTargets {
+    /// The targets of scrape config number `scrape`, with its relabel rules compiled.
     pub fn new(
         scrape: usize,
         sc: &ScrapeConfig,
+        relabel: Vec<Relabel>,
         decompression: Option<Decompression>,
     ) -> Result<Self, String> {
-        let relabel = sc
-            .relabel_configs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Relabel::new(c).map_err(|e| format!("relabel_configs[{i}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
         let static_groups = sc
             .static_configs
             .iter()
@@ -156,7 +152,7 @@ impl ScrapeTargets {
                 let labels: Labels = labels
                     .iter()
                     .filter(|(k, _)| {
-                        !k.starts_with("__") || k.as_str() == crate::client::TENANT_LABEL
+                        !k.starts_with("__") || k.as_str() == crate::entry::TENANT_LABEL
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
@@ -237,7 +233,15 @@ mod tests {
 
     fn scrape(yaml: &str) -> ScrapeTargets {
         let config: Config = serde_yaml_ng::from_str(yaml).unwrap();
-        ScrapeTargets::new(0, &config.scrape_configs[0], None).unwrap()
+        {
+            let sc = &config.scrape_configs[0];
+            let relabel = sc
+                .relabel_configs
+                .iter()
+                .map(|c| Relabel::new(c).unwrap())
+                .collect();
+            ScrapeTargets::new(0, sc, relabel, None).unwrap()
+        }
     }
 
     #[test]

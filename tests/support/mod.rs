@@ -5,7 +5,6 @@
 
 pub mod peers;
 
-use prost::Message;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,52 +54,9 @@ pub struct FakeLoki {
     _runtime: tokio::runtime::Runtime,
 }
 
-/// Decodes a JSON push body as Loki does (gzip'ed): stream label maps become selectors rendered
-/// like lokiship renders them, values `[ns, line, {metadata}?]` become entries.
-pub fn decode_json(body: &[u8]) -> Result<lokiship::logproto::PushRequest, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(body)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("gzip: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("json: {e}"))?;
-    let mut streams = Vec::new();
-    for s in v["streams"].as_array().ok_or("no streams")? {
-        let labels: lokiship::entry::Labels = s["stream"]
-            .as_object()
-            .ok_or("no stream labels")?
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
-            .collect();
-        let mut entries = Vec::new();
-        for value in s["values"].as_array().ok_or("no values")? {
-            let ns: i64 = value[0].as_str().ok_or("ts")?.parse().map_err(|_| "ts")?;
-            let metadata = value[2]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let line = value[1].as_str().ok_or("line")?.to_string();
-            entries.push(lokiship::client::encode::entry_adapter(ns, line, metadata));
-        }
-        streams.push(lokiship::logproto::StreamAdapter {
-            labels: labels.render(),
-            entries,
-            hash: 0,
-        });
-    }
-    Ok(lokiship::logproto::PushRequest { streams })
-}
-
 /// Decodes a push body as Loki does: raw snappy, then protobuf.
-pub fn decode(body: &[u8]) -> Result<lokiship::logproto::PushRequest, String> {
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| e.to_string())?;
-    lokiship::logproto::PushRequest::decode(raw.as_slice()).map_err(|e| e.to_string())
+pub fn decode(body: &[u8]) -> Result<lokiship::wire::logproto::PushRequest, String> {
+    lokiship::wire::decode_push(body)
 }
 
 impl FakeLoki {
@@ -191,14 +147,17 @@ fn handle(
         .collect();
     let mut st = state.lock().unwrap();
     let (status, retry_after) = st.script.pop_front().unwrap_or((204, None));
-    let is_json = headers
-        .iter()
-        .any(|(k, v)| k == "content-type" && v.starts_with("application/json"));
-    let decoded = if is_json {
-        decode_json(&body)
-    } else {
-        decode(&body)
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
     };
+    let decoded = lokiship::wire::decode_body(
+        header("content-type"),
+        header("content-encoding").eq_ignore_ascii_case("gzip"),
+        &body,
+    );
     let status = if decoded.is_err() { 400 } else { status };
     st.requests.push(Request {
         headers: headers.clone(),
@@ -214,7 +173,7 @@ fn handle(
             .unwrap_or_default();
         for stream in decoded.unwrap().streams {
             for e in stream.entries {
-                let (ts_ns, line, structured_metadata) = lokiship::client::encode::entry_parts(e);
+                let (ts_ns, line, structured_metadata) = lokiship::wire::entry_parts(e);
                 st.accepted.push(Received {
                     tenant: tenant.clone(),
                     labels: stream.labels.clone(),

@@ -11,19 +11,11 @@
 //! or extracted values) instead of all of the entry's labels.
 
 use crate::config::stages::MetricStage as Config;
-use crate::entry::Labels;
+use crate::metrics::custom::{Declaration, Family, Kind, Update};
 use crate::pipeline::{BuildError, Processing, Stage, Verdict};
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
-
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Action {
@@ -45,28 +37,6 @@ struct Metric {
     /// The names of the series' labels; `None`: all the entry's labels.
     labels: Option<Vec<String>>,
     family: Arc<Family>,
-}
-
-/// The series of one metric name, shared by every stage that declares it.
-struct Family {
-    help: String,
-    kind: Kind,
-    buckets: Vec<f64>,
-    max_idle: Duration,
-    series: Mutex<HashMap<Labels, Series>>,
-}
-
-struct Series {
-    value: f64,
-    /// Histogram: cumulative counts per bucket, and the sum.
-    counts: Vec<u64>,
-    sum: f64,
-    updated: Instant,
-}
-
-fn families() -> &'static Mutex<BTreeMap<String, Arc<Family>>> {
-    static FAMILIES: OnceLock<Mutex<BTreeMap<String, Arc<Family>>>> = OnceLock::new();
-    FAMILIES.get_or_init(Default::default)
 }
 
 pub struct MetricsStage {
@@ -144,26 +114,19 @@ impl MetricsStage {
             }) {
                 return Err(err(format!("{name:?} is not a valid metric name")));
             }
-            let family = families()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(name.clone())
-                .or_insert_with(|| {
-                    Arc::new(Family {
-                        help: c.description.clone().unwrap_or_default(),
-                        kind,
-                        buckets,
-                        max_idle: c
-                            .max_idle_duration
-                            .map_or(Duration::from_secs(300), |d| d.0),
-                        series: Mutex::new(HashMap::new()),
-                    })
-                })
-                .clone();
-            if family.kind != kind {
+            let family = crate::metrics::metrics().custom.declare(Declaration {
+                name: &name,
+                help: c.description.as_deref().unwrap_or_default(),
+                kind,
+                buckets,
+                max_idle: c
+                    .max_idle_duration
+                    .map_or(Duration::from_secs(300), |d| d.0),
+            });
+            if family.kind() != kind {
                 return Err(err(format!(
                     "{name} is already declared as a {:?}",
-                    family.kind
+                    family.kind()
                 )));
             }
             metrics.push(Metric {
@@ -230,108 +193,18 @@ impl Stage for MetricsStage {
                     all
                 }
             };
-            let family = &m.family;
-            let mut series = family.series.lock().unwrap_or_else(|e| e.into_inner());
-            let s = series.entry(labels).or_insert_with(|| Series {
-                value: 0.0,
-                counts: vec![0; family.buckets.len()],
-                sum: 0.0,
-                updated: Instant::now(),
-            });
-            s.updated = Instant::now();
-            match m.action {
-                Action::Inc => s.value += 1.0,
-                Action::Dec => s.value -= 1.0,
-                Action::Add => s.value += amount,
-                Action::Sub => s.value -= amount,
-                Action::Set => s.value = amount,
-                Action::Observe => {
-                    s.value += 1.0;
-                    s.sum += amount;
-                    for (i, upper) in family.buckets.iter().enumerate() {
-                        if amount <= *upper {
-                            s.counts[i] += 1;
-                        }
-                    }
-                }
-            }
+            let update = match m.action {
+                Action::Inc => Update::Add(1.0),
+                Action::Dec => Update::Add(-1.0),
+                Action::Add => Update::Add(amount),
+                Action::Sub => Update::Add(-amount),
+                Action::Set => Update::Set(amount),
+                Action::Observe => Update::Observe(amount),
+            };
+            m.family.update(labels, update);
         }
         Verdict::Keep
     }
-}
-
-/// The custom metrics in the text format (appended to lokiship's own on `/metrics`); series idle
-/// longer than their metric's `max_idle_duration` are removed first.
-pub fn render() -> String {
-    let mut out = String::new();
-    let families = families().lock().unwrap_or_else(|e| e.into_inner());
-    for (name, family) in families.iter() {
-        let mut series = family.series.lock().unwrap_or_else(|e| e.into_inner());
-        series.retain(|_, s| s.updated.elapsed() < family.max_idle);
-        let base = match family.kind {
-            Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
-            _ => name,
-        };
-        let kind = match family.kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        };
-        let _ = writeln!(out, "# HELP {base} {}", family.help.replace('\n', " "));
-        let _ = writeln!(out, "# TYPE {base} {kind}");
-        let mut sorted: Vec<_> = series.iter().collect();
-        sorted.sort_by_key(|(labels, _)| labels.render());
-        for (labels, s) in sorted {
-            match family.kind {
-                Kind::Counter => {
-                    let _ = writeln!(out, "{base}_total{} {}", label_text(labels, None), s.value);
-                }
-                Kind::Gauge => {
-                    let _ = writeln!(out, "{base}{} {}", label_text(labels, None), s.value);
-                }
-                Kind::Histogram => {
-                    for (upper, count) in family.buckets.iter().zip(&s.counts) {
-                        let le = upper.to_string();
-                        let _ = writeln!(
-                            out,
-                            "{base}_bucket{} {count}",
-                            label_text(labels, Some(&le))
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{base}_bucket{} {}",
-                        label_text(labels, Some("+Inf")),
-                        s.value
-                    );
-                    let _ = writeln!(out, "{base}_sum{} {}", label_text(labels, None), s.sum);
-                    let _ = writeln!(out, "{base}_count{} {}", label_text(labels, None), s.value);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn label_text(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -365,7 +238,7 @@ mod tests {
         for line in lines {
             run(stages, line);
         }
-        let text = super::render();
+        let text = crate::metrics::render();
         assert_eq!(
             sample(&text, r#"promtail_custom_t1_lines_total{verb="get"}"#),
             Some(2.0)
@@ -412,12 +285,12 @@ mod tests {
     fn idle_series_disappear_after_max_idle_duration() {
         let stages = "- metrics: {t2_idle_total: {type: Counter, max_idle_duration: 50ms, config: {match_all: true, action: inc}}}";
         run(stages, "x");
-        assert!(super::render().contains("promtail_custom_t2_idle_total 1"));
+        assert!(crate::metrics::render().contains("promtail_custom_t2_idle_total 1"));
         std::thread::sleep(std::time::Duration::from_millis(80));
-        assert!(!super::render().contains("promtail_custom_t2_idle_total"));
+        assert!(!crate::metrics::render().contains("promtail_custom_t2_idle_total"));
         run(stages, "y");
         assert!(
-            super::render().contains("promtail_custom_t2_idle_total 1"),
+            crate::metrics::render().contains("promtail_custom_t2_idle_total 1"),
             "a new series starts at zero"
         );
     }

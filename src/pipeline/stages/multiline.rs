@@ -110,9 +110,9 @@ impl Stage for MultilineStage {
 
 #[cfg(test)]
 mod tests {
+    use crate::entry::ack::AckTracker;
     use crate::pipeline::stages::test_util::{pipeline, run_all};
     use crate::pipeline::Processing;
-    use crate::source::ack::AckTracker;
 
     const STAGES: &str = r"- multiline: {firstline: '^\[\d{4}-\d{2}-\d{2}', max_wait_time: 3s}";
 

@@ -1,8 +1,8 @@
 //! `tenant`: the entry's tenant (`X-Scope-OrgID`) from a label, an extracted value or a fixed
 //! value; carried as the `__tenant_id__` label, which the client reads and removes.
 
-use crate::client::TENANT_LABEL;
 use crate::config::stages::TenantStage as Config;
+use crate::entry::TENANT_LABEL;
 use crate::pipeline::{BuildError, Processing, Stage, Verdict};
 
 pub enum TenantStage {

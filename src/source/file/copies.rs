@@ -24,7 +24,7 @@ use super::identity::{same_bytes_before, Fingerprint, FINGERPRINT_BYTES};
 use super::positions::CopySource;
 use super::tailer::ReadState;
 use super::FileSource;
-use crate::source::ack::AckTracker;
+use crate::entry::ack::AckTracker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

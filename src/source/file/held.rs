@@ -4,8 +4,8 @@
 //! past a line that is only in memory.
 
 use super::{Closed, FileSource};
+use crate::entry::sink::TrySendError;
 use crate::pipeline::Processing;
-use crate::source::TrySendError;
 use std::time::Duration;
 
 /// How often held entries are checked against their stage's wait (`max_wait_time`).

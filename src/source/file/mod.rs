@@ -37,10 +37,11 @@ mod rotation;
 pub mod tailer;
 pub mod watch;
 
+use crate::entry::sink::EntrySink;
 use crate::entry::Labels;
 use crate::metrics::metrics;
 use crate::pipeline::Pipeline;
-use crate::source::{EntrySink, Stop};
+use crate::source::Stop;
 use discover::PathGlob;
 use identity::FileId;
 use positions::Positions;

@@ -11,7 +11,7 @@
 //! whose size is at least the recorded offset, so migrating from Promtail re-sends nothing.
 
 use super::identity::{FileId, Fingerprint};
-use crate::source::ack::AckTracker;
+use crate::entry::ack::AckTracker;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

@@ -3,9 +3,9 @@
 
 use super::tailer::LineEvent;
 use super::{Closed, FileSource, Limiter, Progress, ReadState};
+use crate::entry::sink::TrySendError;
 use crate::metrics::{metrics, DropLabels, PathLabels};
 use crate::pipeline::Processing;
-use crate::source::TrySendError;
 use std::time::Duration;
 
 impl FileSource {

@@ -2,8 +2,8 @@
 //! arrives, and bounds the memory an over-long line can take.
 
 use super::identity::FileId;
+use crate::entry::ack::AckTracker;
 use crate::entry::{Entry, Labels};
-use crate::source::ack::AckTracker;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;

@@ -1,7 +1,16 @@
-//! Encodes a batch as Loki's push body: a protobuf `PushRequest`, snappy-compressed in the raw block
-//! format (Loki rejects the framed format).
+//! Loki's push API on the wire, both ways: the protobuf `PushRequest` snappy-compressed in the raw
+//! block format (Loki rejects the framed format), and the JSON body ([`json`]). The client encodes
+//! with it, the push receiver and the tests' fake Loki decode with it.
 
-use crate::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+pub mod json;
+
+/// The Loki push API messages generated from `proto/push.proto`.
+pub mod logproto {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+}
+
+use logproto::{EntryAdapter, PushRequest, StreamAdapter};
 use prost::Message;
 
 /// Encodes `streams` (label selector, entries in order) into a snappy-compressed `PushRequest`.
@@ -51,46 +60,6 @@ static SCRATCH: std::sync::Mutex<(Vec<u8>, Vec<u8>)> =
 /// Buffers grown past this (a large `batchsize`) are not kept between pushes.
 const KEEP_SCRATCH_BYTES: usize = 8 << 20;
 
-/// Encodes `streams` as Loki's JSON push body, gzip-compressed:
-/// `{"streams":[{"stream":{labels},"values":[["<ns>","<line>",{metadata}]]}]}`.
-pub fn encode_json(streams: &[(crate::entry::Labels, Vec<EntryAdapter>)]) -> Vec<u8> {
-    use std::io::Write as _;
-    let streams: Vec<serde_json::Value> = streams
-        .iter()
-        .map(|(labels, entries)| {
-            let stream: serde_json::Map<String, serde_json::Value> = labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
-                .collect();
-            let values: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|e| {
-                    let ns = timestamp_ns(e.timestamp);
-                    let mut value = vec![
-                        serde_json::Value::from(ns.to_string()),
-                        serde_json::Value::from(e.line.as_str()),
-                    ];
-                    if !e.structured_metadata.is_empty() {
-                        let meta: serde_json::Map<String, serde_json::Value> = e
-                            .structured_metadata
-                            .iter()
-                            .map(|p| (p.name.clone(), serde_json::Value::from(p.value.as_str())))
-                            .collect();
-                        value.push(serde_json::Value::Object(meta));
-                    }
-                    serde_json::Value::Array(value)
-                })
-                .collect();
-            serde_json::json!({"stream": stream, "values": values})
-        })
-        .collect();
-    let body = serde_json::json!({ "streams": streams }).to_string();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = gz.write_all(body.as_bytes());
-    gz.finish().unwrap_or_default()
-}
-
 /// The most a push body may decompress to: a small body that claims more is refused before
 /// anything is allocated.
 pub const MAX_DECOMPRESSED: usize = 512 << 20;
@@ -107,6 +76,32 @@ pub fn decode_push(body: &[u8]) -> Result<PushRequest, String> {
         .decompress_vec(body)
         .map_err(|e| format!("snappy: {e}"))?;
     PushRequest::decode(raw.as_slice()).map_err(|e| format!("protobuf: {e}"))
+}
+
+/// Decodes a push body as Loki does: JSON when `content_type` says so, else snappy protobuf;
+/// gunzipped first when `gzip` (the `Content-Encoding`), never past [`MAX_DECOMPRESSED`].
+pub fn decode_body(content_type: &str, gzip: bool, body: &[u8]) -> Result<PushRequest, String> {
+    let body = if gzip {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .take(MAX_DECOMPRESSED as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip: {e}"))?;
+        if out.len() > MAX_DECOMPRESSED {
+            return Err(format!(
+                "gzip: more than {MAX_DECOMPRESSED} bytes once decompressed"
+            ));
+        }
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    };
+    if content_type.starts_with("application/json") {
+        json::decode(&body)
+    } else {
+        decode_push(&body)
+    }
 }
 
 /// Nanoseconds since the epoch of a protobuf timestamp (the inverse of [`entry_adapter`]'s).
@@ -131,7 +126,7 @@ pub fn entry_adapter(
         line,
         structured_metadata: structured_metadata
             .into_iter()
-            .map(|(name, value)| crate::logproto::LabelPairAdapter { name, value })
+            .map(|(name, value)| logproto::LabelPairAdapter { name, value })
             .collect(),
     }
 }

@@ -11,6 +11,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
+pub mod custom;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabels {
     pub host: String,
@@ -104,6 +106,8 @@ pub struct Metrics {
     pub wal_entries: Family<HostLabels, Gauge>,
     pub push_received_entries: Counter,
     pub push_errors: Family<ReasonLabels, Counter>,
+    /// The `metrics` pipeline stages' series.
+    pub custom: custom::CustomMetrics,
 }
 
 fn build() -> Metrics {
@@ -139,6 +143,7 @@ fn build() -> Metrics {
         positions_write_errors: Counter::default(),
         push_received_entries: Counter::default(),
         push_errors: Family::default(),
+        custom: Default::default(),
         label_cardinality: Family::default(),
         client_queue_bytes: Family::default(),
         client_queue_entries: Family::default(),
@@ -339,7 +344,8 @@ pub fn render() -> String {
     // Encoding into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
     // The `metrics` stages' own series go before the OpenMetrics end marker.
-    let custom = crate::pipeline::stages::metrics::render();
+    let mut custom = String::new();
+    metrics().custom.render(&mut custom);
     if !custom.is_empty() {
         let end = out.rfind("# EOF").unwrap_or(out.len());
         out.insert_str(end, &custom);

@@ -1,7 +1,10 @@
 //! The unit that travels from a source through the pipeline to the clients: a log line with its labels,
 //! timestamp, structured metadata and the acknowledgement that moves its source's position.
 
-use crate::source::ack::Ack;
+pub mod ack;
+pub mod sink;
+
+use ack::Ack;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -116,6 +119,9 @@ fn escape_label_value(value: &str, out: &mut String) {
         }
     }
 }
+
+/// The label that sets an entry's tenant, overriding the client's `tenant_id`.
+pub const TENANT_LABEL: &str = "__tenant_id__";
 
 /// One log entry on its way to Loki.
 #[derive(Debug, Clone)]

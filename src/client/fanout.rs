@@ -1,0 +1,145 @@
+//! The hand-over from the sources to the clients: [`Fanout`] implements the sources'
+//! [`EntrySink`], deciding per chunk, for every client at once, whether it goes to the client's
+//! memory queue or its disk queue — or back to the source, which then pauses.
+
+use super::queue::QueueSender;
+use crate::entry::sink::{EntrySink, TrySendError};
+use crate::entry::Entry;
+use std::time::Duration;
+
+/// One client's inputs: its memory queue, and its disk queue unless `wal.enabled: false`.
+pub struct Outlet {
+    pub queue: QueueSender,
+    pub spill: Option<std::sync::Arc<super::wal::Spill>>,
+    /// A full memory queue sends new chunks to the disk queue instead of pausing the sources
+    /// (several clients: a slow one must not pace the others).
+    pub overflow: bool,
+}
+
+/// Sends every entry to each client.
+///
+/// Without disk queues it is all or nothing: positions move only when every client delivered a
+/// line, so a chunk only some clients took would have to be remembered per client, and the slowest
+/// client paces the sources. A chunk a client takes on its disk queue counts as acknowledged by it
+/// once there: while anything waits on that disk queue (the client parked its memory after a
+/// failed push, or it overflowed), every new chunk goes behind it; and with `overflow` (several
+/// clients) a full memory queue sends chunks to disk instead of pausing the sources, so a slow
+/// client never holds the others back.
+pub struct Fanout {
+    outlets: Vec<Outlet>,
+}
+
+impl Fanout {
+    pub fn new(queues: Vec<QueueSender>) -> Self {
+        Self::with_outlets(
+            queues
+                .into_iter()
+                .map(|queue| Outlet {
+                    queue,
+                    spill: None,
+                    overflow: false,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn with_outlets(outlets: Vec<Outlet>) -> Self {
+        Self { outlets }
+    }
+}
+
+impl Fanout {
+    /// [`EntrySink::try_send`]; `force_disk`: every client with a disk queue takes the chunk there.
+    ///
+    /// Each disk queue stays locked from the decision until the chunk is in the memory queue or
+    /// on disk: a client moving its memory queue to disk ([`super::Client`]'s parking) holds the
+    /// same lock, so no chunk slips into memory behind lines it already put on disk.
+    fn send(&self, entries: Vec<Entry>, force_disk: bool) -> Result<(), TrySendError> {
+        // Decide first, so that a chunk is given to every client or to none.
+        let mut locked = Vec::with_capacity(self.outlets.len());
+        for o in &self.outlets {
+            match &o.spill {
+                None if !o.queue.has_room() => return Err(TrySendError::Full(entries)),
+                None => locked.push(None),
+                Some(spill) => {
+                    let wal = spill.lock();
+                    let room = o.queue.has_room();
+                    // While anything waits on disk, new lines go behind it, in order.
+                    let spilling = force_disk || !wal.is_empty() || (o.overflow && !room);
+                    if (spilling && wal.is_full()) || (!spilling && !room) {
+                        return Err(TrySendError::Full(entries));
+                    }
+                    locked.push(Some((wal, spilling)));
+                }
+            }
+        }
+        let bytes = entries.iter().map(super::batch::entry_size).sum();
+        let n = self.outlets.len();
+        let mut entries = Some(entries);
+        for (i, (o, wal)) in self.outlets.iter().zip(locked).enumerate() {
+            let mine = if i + 1 == n {
+                entries.take().unwrap_or_default()
+            } else {
+                entries.clone().unwrap_or_default()
+            };
+            if let (Some((mut wal, true)), Some(spill)) = (wal, &o.spill) {
+                match wal.append(&mine) {
+                    Ok(()) => {
+                        for e in mine {
+                            if let Some(ack) = e.ack {
+                                ack.done();
+                            }
+                        }
+                        spill.notify.notify_one();
+                        continue;
+                    }
+                    Err(e) => {
+                        // Nothing is lost: the chunk goes to memory, over the queue's budget.
+                        tracing::error!(error = %e, "cannot write the disk queue; keeping the entries in memory");
+                        crate::metrics::file_error("wal_write");
+                    }
+                }
+            }
+            o.queue
+                .push(mine, bytes)
+                .map_err(|_| TrySendError::Closed)?;
+        }
+        Ok(())
+    }
+}
+
+impl EntrySink for Fanout {
+    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.send(entries, false)
+    }
+
+    fn try_send_unrereadable(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
+        self.send(entries, true)
+    }
+
+    fn wait_for_room(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for o in &self.outlets {
+            match &o.spill {
+                // A full disk queue (backpressure) empties as the client delivers: look again soon.
+                Some(spill) if spill.lock().is_full() => {
+                    std::thread::sleep(
+                        deadline
+                            .saturating_duration_since(std::time::Instant::now())
+                            .min(Duration::from_millis(100)),
+                    );
+                    return;
+                }
+                // Takes chunks on disk: no need to wait for its memory queue.
+                Some(spill) if o.overflow || !spill.is_empty() => {}
+                _ => {
+                    if !o.queue.wait_for_room(
+                        deadline.saturating_duration_since(std::time::Instant::now()),
+                    ) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
