@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod config;
+pub mod durable;
 pub mod entry;
 pub mod logfmt;
 pub mod metrics;

@@ -147,7 +147,6 @@ pub(super) fn read_cursor(dir: &Path) -> Option<Cursor> {
 }
 
 pub(super) fn write_cursor(dir: &Path, c: Cursor) -> io::Result<()> {
-    let tmp = dir.join("cursor.tmp");
-    std::fs::write(&tmp, format!("{} {}\n", c.segment, c.offset))?;
-    std::fs::rename(tmp, dir.join("cursor"))
+    let text = format!("{} {}\n", c.segment, c.offset);
+    crate::durable::write_atomically(&dir.join("cursor"), text.as_bytes())
 }

@@ -107,6 +107,11 @@ impl Wal {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
+                if name.ends_with(".tmp") {
+                    // A write that a crash cut short: its target was never replaced.
+                    let _ = std::fs::remove_file(e.path());
+                    return None;
+                }
                 name.strip_suffix(".seg")?.parse().ok()
             })
             .collect();
@@ -207,7 +212,7 @@ impl Wal {
                 .back()
                 .map_or(self.cursor.segment, |s| s.id + 1);
             let path = self.dir.join(format!("{id:010}.seg"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let file = crate::durable::create_durably(&path)?;
             if self.segments.back().is_none_or(|s| s.id != id) {
                 self.segments.push_back(Segment {
                     id,
@@ -267,14 +272,7 @@ impl Wal {
         let record = format::encode(entries)?;
         let rest = format::read_range(&seg.path, offset, seg.bytes)?;
         let path = self.dir.join(format!("{id:010}.seg"));
-        let tmp = self.dir.join("prepend.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&record)?;
-            f.write_all(&rest)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
+        crate::durable::write_parts_atomically(&path, &[&record, &rest])?;
         let shift = record.len() as u64;
         let mut records = vec![(0, entries.len() as u32)];
         records.extend(

@@ -31,7 +31,7 @@ pub fn record_client(queue: &Path, host: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(&path).is_ok_and(|h| h == host) {
         return Ok(());
     }
-    std::fs::write(path, host)
+    crate::durable::write_atomically(&path, host.as_bytes())
 }
 
 /// A queue directory that no configured client uses and that still holds segments.

@@ -15,7 +15,6 @@ use crate::entry::ack::AckTracker;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -446,7 +445,7 @@ impl Positions {
         let prev = previous_copy(&self.path);
         let _ = std::fs::remove_file(&prev);
         let _ = std::fs::hard_link(&self.path, &prev);
-        write_atomically(&self.path, text.as_bytes())
+        crate::durable::write_atomically(&self.path, text.as_bytes())
     }
 
     /// A tracker committed at `start` that needs every client's acknowledgement and marks the
@@ -525,25 +524,6 @@ fn previous_copy(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".prev");
     path.with_file_name(name)
-}
-
-/// Writes `data` to `path` so that a crash leaves either the old or the new content.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 /// How long a closed file that left its path is remembered.
