@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod health;
 pub mod queue;
 pub mod rejection;
+pub mod retry;
 pub mod send;
 pub mod tls;
 pub mod wal;

@@ -1,9 +1,7 @@
 //! Sends push bodies to one Loki endpoint, with retries and backoff.
 //!
-//! Retry rule (Promtail's, and Vector's): 429, 5xx and transport errors are retried with exponential
-//! backoff and full jitter between `backoff_config.min_period` and `max_period`, honouring a 429's
-//! `Retry-After` (even past `max_period`, up to 5 minutes). Any other status is final: the body
-//! Loki answered is logged (its first KiB) and the entries are counted as dropped.
+//! What each answer means is [`super::retry::decide`]'s (Promtail's and Vector's rule); this
+//! module makes the attempts, waits, logs Loki's answer (its first KiB) and counts the outcome.
 //!
 //! Unlike Promtail, lokiship does not drop a batch after `max_retries` transient failures: that would
 //! lose lines that are still on disk. Past `max_retries` it logs an error and keeps retrying at
@@ -13,6 +11,7 @@
 
 use super::answer::{Answer, MAX_ANSWER_BODY};
 use super::rejection::StreamCount;
+use super::retry::{self, Decision, Policy};
 use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RefusedLabels, RequestLabels};
 use reqwest::header::{
@@ -20,9 +19,6 @@ use reqwest::header::{
 };
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// The longest `Retry-After` honoured (Promtail's default `max_period`).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Why a sender could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -198,64 +194,62 @@ impl Sender {
             .inc_by(body.len() as u64);
         let body = bytes::Bytes::from(body);
         let backoff = &self.config.backoff_config;
-        let mut delay = backoff.min_period.0.max(Duration::from_millis(1));
+        let policy = Policy {
+            min_period: backoff.min_period.0,
+            max_period: backoff.max_period.0,
+            drop_rate_limited: self.config.drop_rate_limited_batches,
+        };
         let mut attempt: u32 = 0;
         loop {
             let started = Instant::now();
             let result = self.request(body.clone(), tenant).await;
-            let status = match &result {
-                Ok(answer) => answer.status.as_u16().to_string(),
-                Err(_) => "error".to_string(),
-            };
+            let status = result.as_ref().ok().map(|a| a.status.as_u16());
             m.request_duration
                 .get_or_create(&RequestLabels {
-                    status_code: status,
+                    status_code: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
                     host: self.host.clone(),
                 })
                 .observe(started.elapsed().as_secs_f64());
-            let mut retry_after = None;
-            match &result {
-                Ok(Answer { status, .. }) if status.as_u16() == 429 || status.is_server_error() => {
-                    self.health.failed()
-                }
-                Ok(_) => self.health.answered(),
-                Err(_) => self.health.failed(),
+            if status.is_none_or(|s| s == 429 || s >= 500) {
+                self.health.failed();
+            } else {
+                self.health.answered();
             }
-            match result {
-                Ok(Answer { status, .. }) if status.is_success() => {
+            let no_headers = HeaderMap::new();
+            let headers = result.as_ref().map_or(&no_headers, |a| &a.headers);
+            let (wait, asked) = match (retry::decide(status, headers, attempt, &policy), &result) {
+                (Decision::Delivered, _) => {
                     m.sent_entries.get_or_create(&host).inc_by(entries as u64);
                     m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
                     return Outcome::Delivered;
                 }
-                Ok(answer) if answer.status.as_u16() == 429 => {
-                    let text = answer.excerpt();
-                    if self.config.drop_rate_limited_batches {
-                        tracing::warn!(host = %self.host, body = %text, "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
-                        return self.dropped("rate_limited", tenant, entries, line_bytes);
+                (Decision::PartlyRefused, Ok(answer)) => {
+                    return self.refused_400(answer, tenant, streams);
+                }
+                (Decision::Drop { reason }, Ok(answer)) => {
+                    if reason == "rate_limited" {
+                        tracing::warn!(host = %self.host, body = %answer.excerpt(), "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
+                    } else {
+                        tracing::error!(host = %self.host, status = answer.status.as_u16(), body = %answer.excerpt(), entries, "Loki refused a batch; dropping it (not retried)");
+                        self.count_refused(answer.status.as_u16(), tenant, entries);
                     }
-                    retry_after = answer
-                        .headers
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    tracing::warn!(host = %self.host, attempt, body = %text, "Loki rate-limited a batch (429); retrying");
+                    return self.dropped(reason, tenant, entries, line_bytes);
                 }
-                Ok(answer) if answer.status.is_server_error() => {
-                    tracing::warn!(host = %self.host, attempt, status = answer.status.as_u16(), body = %answer.excerpt(), "Loki failed a push; retrying");
+                (Decision::Retry { wait, asked }, Ok(answer)) => {
+                    if answer.status.as_u16() == 429 {
+                        tracing::warn!(host = %self.host, attempt, body = %answer.excerpt(), "Loki rate-limited a batch (429); retrying");
+                    } else {
+                        tracing::warn!(host = %self.host, attempt, status = answer.status.as_u16(), body = %answer.excerpt(), "Loki failed a push; retrying");
+                    }
+                    (wait, asked)
                 }
-                Ok(answer) if answer.status.as_u16() == 400 => {
-                    return self.refused_400(&answer, tenant, streams);
+                (Decision::Retry { wait, asked }, Err(e)) => {
+                    tracing::warn!(host = %self.host, attempt, error = %error_chain(e), "push failed; retrying");
+                    (wait, asked)
                 }
-                Ok(answer) => {
-                    tracing::error!(host = %self.host, status = answer.status.as_u16(), body = %answer.excerpt(), entries, "Loki refused a batch; dropping it (not retried)");
-                    self.count_refused(answer.status.as_u16(), tenant, entries);
-                    return self.dropped("ingester_error", tenant, entries, line_bytes);
-                }
-                Err(e) => {
-                    tracing::warn!(host = %self.host, attempt, error = %error_chain(&e), "push failed; retrying");
-                }
-            }
+                // Without an answer there is nothing but a retry to decide.
+                (_, Err(_)) => (policy.backoff(attempt), false),
+            };
             if deadline.is_none() && *shutdown.borrow() {
                 deadline = Some(Instant::now() + self.config.timeout.0);
             }
@@ -268,17 +262,15 @@ impl Sender {
                 tracing::error!(host = %self.host, attempts = attempt,
                     "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");
             }
-            let jittered = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
-            // Loki's Retry-After is what it asked for: honoured even past max_period (up to
-            // MAX_RETRY_AFTER, against a server that asks for hours).
-            let mut wait = match retry_after {
-                Some(asked) => asked.min(MAX_RETRY_AFTER),
-                None => jittered.min(backoff.max_period.0.max(Duration::from_millis(1))),
+            // Loki's Retry-After is what it asked for; a backoff is jittered.
+            let mut wait = if asked {
+                wait
+            } else {
+                retry::jittered(wait, rand::random::<f64>())
             };
             if let Some(d) = deadline {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
-            delay = (delay * 2).min(backoff.max_period.0.max(Duration::from_millis(1)));
             if fail_fast {
                 return Outcome::Failed(wait);
             }

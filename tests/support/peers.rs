@@ -21,6 +21,9 @@ pub fn peer_binary(name: &str) -> Option<PathBuf> {
         );
         return None;
     }
+    // The first call unpacks the peer; two at once (tests run in parallel) trip over each other.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(&get)
         .arg(name)
         .stderr(Stdio::inherit())
