@@ -307,11 +307,9 @@ fn sigterm_stops_at_once_with_the_default_sync_period() {
     std::fs::write(&config, text).unwrap();
     let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !http_get(port, "/ready").is_some_and(|r| r.contains(" 200 ")) {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::eventually(Duration::from_secs(30), "never ready", || {
+        http_get(port, "/ready").is_some_and(|r| r.contains(" 200 "))
+    });
     std::thread::sleep(Duration::from_millis(300));
     let asked = std::time::Instant::now();
     assert!(lokiship.terminate().success());

@@ -22,11 +22,7 @@ fn without_a_disk_queue_positions_do_not_move_while_loki_refuses() {
     std::fs::write(&config, text).unwrap();
 
     let lokiship = Lokiship::start(&config, &[]);
-    let deadline = std::time::Instant::now() + WAIT;
-    while loki.requests().len() < 5 {
-        assert!(std::time::Instant::now() < deadline, "no retries seen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::eventually(WAIT, "no retries seen", || loki.requests().len() >= 5);
     // Several positions sync periods (200 ms) pass while Loki is down.
     std::thread::sleep(Duration::from_millis(700));
     lokiship.kill();
@@ -129,14 +125,11 @@ fn positions_follow_acknowledgements_so_a_crash_after_delivery_resends_nothing()
 
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "500 entries", |r| r.len() >= lines.len());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while recorded_offset(dir.path(), &log) != Some(size) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "positions not written after the acknowledgement"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::eventually(
+        Duration::from_secs(5),
+        "positions not written after the acknowledgement",
+        || recorded_offset(dir.path(), &log) == Some(size),
+    );
     lokiship.kill();
 
     let lokiship = Lokiship::start(&config, &[]);

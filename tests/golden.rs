@@ -30,7 +30,7 @@ fn normalized(req: lokiship::wire::logproto::PushRequest) -> Vec<(String, Vec<St
 #[test]
 fn push_matches_promtails_golden_body() {
     if !golden_dir().exists() {
-        eprintln!("SKIP: {} is not there", golden_dir().display());
+        support::skip(&format!("{} is not there", golden_dir().display()));
         return;
     }
     let loki = FakeLoki::start();

@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{enable_server, http_get, wait_timeout, FakeLoki, Lokiship};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -39,24 +39,14 @@ scrape_configs:
 /// The value of the first sample of `metric` whose labels contain `labels`.
 fn metric(port: u16, metric: &str, labels: &str) -> Option<f64> {
     let text = http_get(port, "/metrics")?;
-    text.lines()
-        .filter(|l| l.starts_with(metric) && l.contains(labels))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    let first = support::metric_samples(&text, metric, labels).next();
+    first
 }
 
 fn wait_for_metric(port: u16, name: &str, labels: &str, want: f64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = metric(port, name, labels);
-        if got == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}{{{labels}}}: want {want}, got {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::eventually(WAIT, &format!("{name}{{{labels}}} = {want}"), || {
+        metric(port, name, labels) == Some(want)
+    });
 }
 
 fn lines_of(loki: &FakeLoki) -> Vec<String> {
@@ -294,11 +284,7 @@ fn a_file_deleted_while_loki_is_down_is_read_to_its_end_through_the_open_descrip
     append(&log, b"line 0\n");
     let config = plain_config(dir.path(), &log.display().to_string(), &loki.url(), "");
     let lokiship = Lokiship::start(&config, &[]);
-    let deadline = Instant::now() + WAIT;
-    while loki.requests().is_empty() {
-        assert!(Instant::now() < deadline, "no push attempted");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::eventually(WAIT, "no push attempted", || !loki.requests().is_empty());
     // Written and deleted while Loki refuses everything.
     let more: String = (1..500).map(|i| format!("line {i}\n")).collect();
     append(&log, more.as_bytes());

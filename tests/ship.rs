@@ -171,11 +171,7 @@ fn first_push_refused_then_more(
     let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     // Wait for the refused batch, then append more lines.
-    let deadline = std::time::Instant::now() + WAIT;
-    while loki.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no push arrived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::eventually(WAIT, "no push arrived", || !loki.requests().is_empty());
     let more = gen_audit(&dir.path().join("more.log"), 20, 14);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     for l in &more {

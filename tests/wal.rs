@@ -205,14 +205,11 @@ fn a_failed_push_moves_held_lines_to_disk_so_a_deleted_file_loses_nothing() {
         r.len() >= lines.len()
     });
     let size = std::fs::metadata(&log).unwrap().len();
-    let deadline = std::time::Instant::now() + WAIT;
-    while recorded_offset(dir.path(), &log) != Some(size) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the position never reached the end while the first Loki was dead"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::eventually(
+        WAIT,
+        "the position never reached the end while the first Loki was dead",
+        || recorded_offset(dir.path(), &log) == Some(size),
+    );
     std::fs::remove_file(&log).unwrap();
     lokiship.kill();
 

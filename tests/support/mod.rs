@@ -119,19 +119,7 @@ impl FakeLoki {
 
     /// Waits until `cond` holds for the accepted entries, or panics after `timeout`.
     pub fn wait_for(&self, timeout: Duration, what: &str, cond: impl Fn(&[Received]) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond(&self.accepted()) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}: {} entries accepted",
-                    self.accepted().len()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(timeout, what, || cond(&self.accepted()));
     }
 }
 
@@ -220,12 +208,21 @@ pub fn recorded_offset(dir: &Path, log: &Path) -> Option<u64> {
 pub fn have_shared_tools() -> bool {
     let there = tools_dir().join("gen-logs").exists();
     if !there {
-        eprintln!(
-            "SKIP: {} is not there (this test needs gen-logs or loki-sink)",
+        skip(&format!(
+            "{} is not there (this test needs gen-logs or loki-sink)",
             tools_dir().display()
-        );
+        ));
     }
     there
+}
+
+/// Says why a test does not run. Under CI (`CI=true`, where `../shared` is beside the checkout)
+/// a skipped test is a failure: what it guards would otherwise go unchecked without anyone seeing.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true, and this test would be skipped: {why}");
+    }
+    eprintln!("SKIP: {why}");
 }
 
 /// Returns from the test, with a message, when `../shared/tools` is not beside the checkout.
@@ -421,6 +418,30 @@ pub fn status_and_body(response: &str) -> Option<(u16, String)> {
         .map_or("", |(_, b)| b)
         .to_string();
     Some((status, body))
+}
+
+/// The samples of metric `name` in the Prometheus text `text` whose labels contain `filter`.
+pub fn metric_samples<'a>(
+    text: &'a str,
+    name: &'a str,
+    filter: &'a str,
+) -> impl Iterator<Item = f64> + 'a {
+    text.lines()
+        .filter(move |l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(move |l| l.contains(filter))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+}
+
+/// Waits until `cond` holds, looking every 20 ms; panics naming `what` after `timeout`.
+pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs lokiship with `args` until `until` holds, then stops it with SIGTERM; its exit status and

@@ -15,10 +15,10 @@ fn peers_dir() -> PathBuf {
 pub fn peer_binary(name: &str) -> Option<PathBuf> {
     let get = peers_dir().join("get");
     if !get.exists() {
-        eprintln!(
-            "SKIP: {} is not there (no real {name} to test against)",
+        super::skip(&format!(
+            "{} is not there (no real {name} to test against)",
             get.display()
-        );
+        ));
         return None;
     }
     // The first call unpacks the peer; two at once (tests run in parallel) trip over each other.
@@ -112,11 +112,7 @@ impl RealLoki {
     /// Loki's own metric `name` summed over the series whose labels contain `filter`.
     pub fn metric_sum(&self, name: &str, filter: &str) -> u64 {
         let (_, body) = self.get("/metrics").expect("Loki's /metrics");
-        body.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter(|l| l.contains(filter))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        super::metric_samples(&body, name, filter).sum::<f64>() as u64
     }
 }
 
