@@ -407,3 +407,31 @@ fn drop_rate_limited_batches_drops_a_429_instead_of_retrying() {
     let dropped = dropped_with(&metrics, "rate_limited");
     assert!(dropped.ends_with(&format!(" {}", first.len())), "{dropped}");
 }
+
+#[test]
+fn a_new_file_with_the_same_lines_as_a_file_being_read_is_read_too() {
+    // It starts like a file being read, so it could be that file's copytruncate copy; that
+    // file is never truncated, so it is not one, and its lines are shipped.
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("2.log");
+    std::fs::write(&first, "more\n").unwrap();
+    let glob = format!("{}/*.log", dir.path().display());
+    let config = audit_config(dir.path(), &glob, &loki.url(), "");
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "the first file's line", |r| !r.is_empty());
+    std::fs::write(dir.path().join("3.log"), "more\n").unwrap();
+    loki.wait_for(WAIT, "the second file's line", |r| r.len() >= 2);
+    assert!(lokiship.terminate().success());
+    let mut files: Vec<String> = loki
+        .accepted()
+        .iter()
+        .map(|r| format!("{} {}", r.labels, r.line))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files[0].contains("2.log") && files[1].contains("3.log"),
+        "{files:?}"
+    );
+}

@@ -10,9 +10,9 @@
 //!   it continues where reading of the original stopped, with the original's tracker (so a crash
 //!   resumes at the original's acknowledged offset);
 //! - they match a file being read now (copied, not truncated yet): it waits until that file is
-//!   truncated (the case above) or has been read past the copy's size, which it then skips, after
-//!   checking that the bytes before its end are the original's (a file that merely starts like
-//!   another, say with the same header, is read in full);
+//!   truncated (the case above); when that does not happen within [`TRUNCATE_WAIT`] of the
+//!   copy's last growth, it is no copytruncate copy (a new file that happens to start like
+//!   another — two short files with the same line —, or a copy made by hand) and is read in full;
 //! - a file read earlier and closed, or the file's own earlier content, is never taken for the
 //!   original: when in doubt a file is read in full (duplicates, never a hole);
 //! - nothing matches: it is read from the start.
@@ -20,7 +20,7 @@
 //! A fingerprint needs [`FINGERPRINT_BYTES`]; a new file shorter than that is read from the start
 //! once it has not reached that size for [`SHORT_WAIT`].
 
-use super::identity::{same_bytes_before, Fingerprint, FINGERPRINT_BYTES};
+use super::identity::{Fingerprint, FINGERPRINT_BYTES};
 use super::positions::CopySource;
 use super::tailer::ReadState;
 use super::FileSource;
@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 /// How long a short new file waits for a full fingerprint before it is read anyway.
 pub const SHORT_WAIT: Duration = Duration::from_millis(500);
 
-/// How long a copy's size must stay the same before it is taken as complete.
-const COPY_SETTLE: Duration = Duration::from_millis(50);
+/// How long a file that starts like a file being read waits, once it stopped growing, for that
+/// file to be truncated (copytruncate does it right after the copy) before it is read in full.
+pub const TRUNCATE_WAIT: Duration = Duration::from_secs(3);
 
 impl FileSource {
     /// Settles tailer `i`'s new content (the file is `size` bytes now); `true` when it may be read.
@@ -43,8 +44,6 @@ impl FileSource {
         };
         let now = Instant::now();
         let same_size = matches!(seen, Some((s, _)) if s == size);
-        let stable =
-            matches!(seen, Some((s, at)) if s == size && now.duration_since(at) >= COPY_SETTLE);
         if !same_size {
             t.state = ReadState::Unsettled {
                 since,
@@ -66,21 +65,19 @@ impl FileSource {
                 }
                 None => 0,
             },
-            Some(CopySource::Open(original)) => {
-                let Some(o) = self.tailers.iter().find(|o| o.id == original) else {
-                    return false;
+            Some(CopySource::Open(_)) => {
+                // copytruncate truncates the original as soon as the copy is complete: then it is
+                // the case above. An original not truncated by then means this is no such copy (a
+                // new file that happens to start the same, or a copy made by hand): read in full.
+                let unchanged_for = match seen {
+                    Some((s, at)) if s == size => now.duration_since(at),
+                    _ => Duration::ZERO,
                 };
-                if o.line_end() < size || !stable {
-                    // The original is behind (or the copy still being written): wait for the
-                    // original to be read past the copy's end or to be truncated.
+                if unchanged_for < TRUNCATE_WAIT {
                     return false;
                 }
-                if same_bytes_before(o.file(), self.tailers[i].file(), size) {
-                    tracing::info!(%path, original = %o.path, "file is a copy of a file being read; reading only what is appended to it");
-                    size
-                } else {
-                    0
-                }
+                tracing::info!(%path, "file starts like a file being read, which was not truncated: reading it in full");
+                0
             }
         };
         let tracker = self.positions.start_at(id, start, fp);

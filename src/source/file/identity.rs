@@ -79,18 +79,6 @@ pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result
     Ok(done)
 }
 
-/// Whether `a` and `b` hold the same bytes in the `len` bytes before `end` (both files at least
-/// `end` long): tells a copy from a file that merely starts the same way.
-pub fn same_bytes_before(a: &File, b: &File, end: u64) -> bool {
-    let len = end.min(FINGERPRINT_BYTES) as usize;
-    let mut x = [0u8; FINGERPRINT_BYTES as usize];
-    let mut y = [0u8; FINGERPRINT_BYTES as usize];
-    let from = end - len as u64;
-    matches!(read_full_at(a, &mut x[..len], from), Ok(n) if n == len)
-        && matches!(read_full_at(b, &mut y[..len], from), Ok(n) if n == len)
-        && x[..len] == y[..len]
-}
-
 /// FNV-1a, 64 bit: stable across versions and platforms, which the positions file needs.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
