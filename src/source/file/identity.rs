@@ -119,26 +119,4 @@ mod tests {
         std::fs::write(&path, b"other content, same inode\n").unwrap();
         assert!(!fp.matches(&f));
     }
-
-    #[test]
-    fn a_copy_is_told_from_a_file_with_the_same_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let header = vec![b'h'; 300];
-        let mut original = header.clone();
-        original.extend_from_slice(b"line one\nline two\n");
-        let mut other = header.clone();
-        other.extend_from_slice(b"line 1\nline 22222\n");
-        std::fs::write(dir.path().join("a"), &original).unwrap();
-        std::fs::write(dir.path().join("a.1"), &original).unwrap();
-        std::fs::write(dir.path().join("b"), &other).unwrap();
-        let a = File::open(dir.path().join("a")).unwrap();
-        let copy = File::open(dir.path().join("a.1")).unwrap();
-        let b = File::open(dir.path().join("b")).unwrap();
-        let fp = Fingerprint::read(&a).unwrap();
-        assert!(fp.is_full());
-        assert_eq!(fp, Fingerprint::read(&b).unwrap(), "same first 256 bytes");
-        let end = original.len() as u64;
-        assert!(same_bytes_before(&a, &copy, end));
-        assert!(!same_bytes_before(&a, &b, end));
-    }
 }
