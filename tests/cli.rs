@@ -514,3 +514,86 @@ fn debug_logs_leave_out_the_http_stack_unless_trace() {
     assert_eq!(http_stack(&debug), 0, "{debug}");
     assert!(http_stack(&run("trace")) > 0, "trace shows them");
 }
+
+#[test]
+fn promtail_resumes_from_the_positions_file_lokiship_wrote() {
+    // Switching a node back to Promtail must not re-send what lokiship shipped, nor stop
+    // Promtail from starting: it reads the positions file strictly.
+    let Some(promtail) = support::peers::peer_binary("promtail") else {
+        return;
+    };
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "shipped by lokiship 1\nshipped by lokiship 2\n").unwrap();
+    let config = audit_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let status = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .args([
+            "-exit-at-eof",
+            &format!("-config.file={}", config.display()),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(loki.accepted().len(), 2);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"after the switch\n"))
+        .unwrap();
+
+    let promtail_config = dir.path().join("promtail.yaml");
+    std::fs::write(
+        &promtail_config,
+        format!(
+            "server: {{disable: true}}\npositions: {{filename: {}/positions.yaml}}\nclients: [{{url: '{}'}}]\nscrape_configs:\n- job_name: app\n  static_configs: [{{targets: [localhost], labels: {{job: app, __path__: '{}'}}}}]\n",
+            dir.path().display(),
+            loki.url(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(promtail)
+        .args([
+            &format!("-config.file={}", promtail_config.display()),
+            "-dry-run",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap_or_default();
+            let done = line.contains("after the switch");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while !printed.is_finished() && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break; // Promtail refused to start: its stderr says why.
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let seen = printed.join().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("after the switch")),
+        "Promtail did not ship the new line: {seen:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("shipped by lokiship")),
+        "Promtail sent again what lokiship had shipped: {seen:?}"
+    );
+}

@@ -1,0 +1,438 @@
+//! The positions: how far each file has been delivered to Loki — the ledger, kept in memory and
+//! written to disk by [`saver`].
+//!
+//! Offsets are the acknowledged ones ([`AckTracker`]), never merely read ones, so a crash re-sends
+//! at most what was in flight. Files are known by identity (device, inode, fingerprint): a rotated
+//! file found under a new name resumes where it was, and a new file that reuses an old inode starts
+//! at 0. A Promtail positions file (paths only) is honoured for files whose size is at least the
+//! recorded offset, so migrating from Promtail re-sends nothing; [`format`] keeps the file Promtail
+//! reads back. The earlier contents of truncated files are [`generations`].
+
+mod format;
+mod generations;
+pub mod saver;
+
+pub use generations::CopySource;
+pub use saver::spawn_saver;
+
+use super::identity::{FileId, Fingerprint};
+use crate::entry::ack::AckTracker;
+use format::{FileRecord, GenerationRecord, OnDisk};
+use generations::Generation;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PositionsError {
+    #[error(
+        "positions file {path}: {message} (set positions.ignore_invalid_yaml: true to start over)"
+    )]
+    Invalid { path: String, message: String },
+    #[error("positions file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+struct Tracked {
+    path: String,
+    fingerprint: Fingerprint,
+    /// Its committed offset is the file's position; acknowledgements may still arrive after the
+    /// tailer closed the file.
+    tracker: Arc<AckTracker>,
+    /// When the tailer closed the file; `None` while it is open.
+    closed_at: Option<Instant>,
+    /// Where reading stopped when the file was closed; reopening it in the same run continues there
+    /// (lines up to it are read, though maybe not yet acknowledged).
+    read_end: u64,
+    /// A compressed file, read and acknowledged to its end.
+    complete: bool,
+}
+
+impl Tracked {
+    fn offset(&self) -> u64 {
+        self.tracker.committed()
+    }
+}
+
+/// What a file opened by [`Positions::open`] resumes from.
+pub struct Opened {
+    /// Where to read.
+    pub start: u64,
+    pub tracker: Arc<AckTracker>,
+    /// Nothing of the file was read before: it may be a copy of a known file
+    /// ([`Positions::copy_source`]) and should not be read before that is settled.
+    pub fresh: bool,
+}
+
+/// Positions of all files, shared by the file source and the saver.
+pub struct Positions {
+    path: PathBuf,
+    /// Set by the trackers when a committed offset moved: the saver writes soon, not only every
+    /// `sync_period`, so that a crash re-sends as little as possible.
+    changed: Arc<AtomicBool>,
+    /// Acknowledgements each line needs: the number of clients.
+    acks_required: u32,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    files: HashMap<FileId, Tracked>,
+    /// Promtail-style path → offset entries with no identity (a migrated Promtail file).
+    legacy: HashMap<String, u64>,
+    generations: Vec<Generation>,
+}
+
+impl Positions {
+    /// Reads the positions file at `path` (and the identity file beside it); none is an empty
+    /// start.
+    pub fn load(
+        path: &Path,
+        ignore_invalid: bool,
+        acks_required: u32,
+    ) -> Result<Self, PositionsError> {
+        let changed = Arc::new(AtomicBool::new(false));
+        let shown = path.display().to_string();
+        let io_error = |source| PositionsError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let on_disk = match read_pair(path).map_err(io_error)? {
+            Ok(on_disk) => on_disk,
+            Err(message) => {
+                // Written atomically, so this is damage from outside (disk, a hand edit). The
+                // copies kept by the previous write avoid both a crash loop and re-sending
+                // every file from the start.
+                let prev = format::previous_copy(path);
+                let previous = if prev.exists() {
+                    read_pair(&prev).map_err(io_error)?
+                } else {
+                    Err("no previous copy".to_string())
+                };
+                match previous {
+                    Ok(on_disk) => {
+                        tracing::error!(path = %shown, error = %message, previous = %prev.display(),
+                            "positions file is invalid; resuming from the previous copy (lines since it was written are sent again)");
+                        on_disk
+                    }
+                    Err(_) if ignore_invalid => {
+                        tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
+                        OnDisk::default()
+                    }
+                    Err(_) => {
+                        return Err(PositionsError::Invalid {
+                            path: shown,
+                            message,
+                        })
+                    }
+                }
+            }
+        };
+        let positions = Self {
+            path: path.to_path_buf(),
+            changed,
+            acks_required,
+            inner: Mutex::new(Inner::default()),
+        };
+        *positions.lock() = positions.ledger_from(on_disk);
+        Ok(positions)
+    }
+
+    /// The ledger of what was on disk: every file closed until a tailer opens it again.
+    fn ledger_from(&self, on_disk: OnDisk) -> Inner {
+        let mut inner = Inner::default();
+        let fingerprint = |len, hex: &str| Fingerprint {
+            len,
+            hash: u64::from_str_radix(hex, 16).unwrap_or(0),
+        };
+        for r in on_disk.files {
+            let id = FileId {
+                dev: r.dev,
+                inode: r.inode,
+            };
+            let tracked = Tracked {
+                fingerprint: fingerprint(r.fingerprint_len, &r.fingerprint),
+                path: r.path,
+                tracker: self.tracker_at(r.offset),
+                closed_at: Some(Instant::now()),
+                read_end: r.offset,
+                complete: r.complete,
+            };
+            inner.files.insert(id, tracked);
+        }
+        for g in on_disk.truncated {
+            let from = FileId {
+                dev: g.dev,
+                inode: g.inode,
+            };
+            let content = Tracked {
+                fingerprint: fingerprint(g.fingerprint_len, &g.fingerprint),
+                path: g.path,
+                tracker: self.tracker_at(g.offset),
+                closed_at: None,
+                read_end: g.offset,
+                complete: false,
+            };
+            inner
+                .generations
+                .push(Generation::of(from, content, g.offset));
+        }
+        // Promtail's paths count only where no identities were recorded (a migrated node).
+        if inner.files.is_empty() {
+            inner.legacy = on_disk.positions.into_iter().collect();
+        }
+        inner
+    }
+
+    /// A tailer opens `file`, known as `id` at `path`: where to start reading, and the tracker whose
+    /// committed offset is the file's position from now on.
+    pub fn open(&self, id: FileId, path: &str, file: &File, size: u64) -> Opened {
+        let mut inner = self.lock();
+        if let Some(t) = inner.files.get_mut(&id) {
+            let start = t.read_end.max(t.offset());
+            if t.fingerprint.matches(file) && start <= size {
+                t.closed_at = None;
+                t.path = path.to_string();
+                return Opened {
+                    start,
+                    tracker: t.tracker.clone(),
+                    fresh: start == 0,
+                };
+            }
+            tracing::info!(
+                path,
+                "the file has new content (truncated while not read, or a new file that reuses the inode): reading it from the start"
+            );
+            if let Some(old) = inner.files.remove(&id) {
+                inner.generations.push(Generation::of(id, old, start));
+            }
+        }
+        let start = match inner.legacy.remove(path) {
+            Some(offset) if offset <= size => offset,
+            _ => 0,
+        };
+        let fingerprint = Fingerprint::read(file).unwrap_or_default();
+        let tracker = self.tracker_at(start);
+        inner.files.insert(
+            id,
+            Tracked {
+                path: path.to_string(),
+                fingerprint,
+                tracker: tracker.clone(),
+                closed_at: None,
+                read_end: start,
+                complete: false,
+            },
+        );
+        Opened {
+            start,
+            tracker,
+            fresh: start == 0,
+        }
+    }
+
+    /// Does the file no longer start with the bytes it started with (truncated and written again)?
+    pub fn content_changed(&self, id: FileId, file: &File) -> bool {
+        let inner = self.lock();
+        inner
+            .files
+            .get(&id)
+            .is_some_and(|t| t.fingerprint.len > 0 && !t.fingerprint.matches(file))
+    }
+
+    /// File `id` (fingerprint `fp`) is to be read from `offset`: a copy of content read elsewhere
+    /// up to there, or (`offset` 0) a new file.
+    pub fn start_at(&self, id: FileId, offset: u64, fp: Fingerprint) -> Arc<AckTracker> {
+        let tracker = self.tracker_at(offset);
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.fingerprint = fp;
+            t.tracker = tracker.clone();
+            t.read_end = offset;
+        }
+        self.changed.store(true, Ordering::Relaxed);
+        tracker
+    }
+
+    /// Takes a longer fingerprint of a file that was short when first seen, once it has grown past
+    /// what the fingerprint covers (`size` is its size now; no read otherwise). `true` once the
+    /// fingerprint covers [`FINGERPRINT_BYTES`](super::identity::FINGERPRINT_BYTES).
+    pub fn refresh_fingerprint(&self, id: FileId, file: &File, size: u64) -> bool {
+        let mut inner = self.lock();
+        let Some(t) = inner.files.get_mut(&id) else {
+            return true;
+        };
+        if size > t.fingerprint.len && t.fingerprint.len < super::identity::FINGERPRINT_BYTES {
+            if let Ok(fp) = Fingerprint::read(file) {
+                if fp.len > t.fingerprint.len {
+                    t.fingerprint = fp;
+                }
+            }
+        }
+        t.fingerprint.len >= super::identity::FINGERPRINT_BYTES
+    }
+
+    /// The tailer closed the file after reading up to `read_end`; its position is kept until the
+    /// file is gone.
+    pub fn close(&self, id: FileId, read_end: u64) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.closed_at = Some(Instant::now());
+            t.read_end = read_end;
+        }
+    }
+
+    /// A compressed file was read to its end and every line of it acknowledged.
+    pub fn close_complete(&self, id: FileId, read_end: u64) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.closed_at = Some(Instant::now());
+            t.read_end = read_end;
+            t.complete = true;
+        }
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `file` (known as `id`) is a compressed file already read completely.
+    pub fn is_complete(&self, id: FileId, file: &File) -> bool {
+        self.lock()
+            .files
+            .get(&id)
+            .is_some_and(|t| t.complete && t.fingerprint.matches(file))
+    }
+
+    /// Writes both files atomically, the identity file first (a crash between the two leaves
+    /// the newer identities, which are acknowledged offsets too). Files are looked at on disk
+    /// outside the lock, so the file source never waits on the saver's `stat`s.
+    ///
+    /// A closed file whose path no longer holds it is forgotten after [`FORGET_AFTER`]: until
+    /// then a rotated file that shows up under a new name matched by the glob still resumes
+    /// where it was, instead of being read again from the start.
+    pub fn save(&self) -> std::io::Result<()> {
+        let (mut on_disk, closed) = self.snapshot();
+        let holds =
+            |path: &str, id: FileId| std::fs::metadata(path).is_ok_and(|m| FileId::of(&m) == id);
+        let gone: Vec<FileId> = closed
+            .into_iter()
+            .filter(|(id, path)| !holds(path, *id))
+            .map(|(id, _)| id)
+            .collect();
+        on_disk.files.retain(|r| {
+            let id = FileId {
+                dev: r.dev,
+                inode: r.inode,
+            };
+            !gone.contains(&id)
+        });
+        for r in &on_disk.files {
+            // Promtail's map has one offset per path: the file that is at that path now.
+            let id = FileId {
+                dev: r.dev,
+                inode: r.inode,
+            };
+            let at_path = std::fs::metadata(&r.path).ok().map(|m| FileId::of(&m));
+            if at_path.is_none_or(|now| now == id) {
+                on_disk.positions.insert(r.path.clone(), r.offset);
+            }
+        }
+        self.forget(&gone);
+        let (main, identities) = format::render(&on_disk).map_err(std::io::Error::other)?;
+        // The previous pair is read back as a pair: `<name>.prev` and `<name>.prev.lokiship`.
+        let prev = format::previous_copy(&self.path);
+        write_keeping_previous(
+            &format::identity_path(&self.path),
+            &format::identity_path(&prev),
+            &identities,
+        )?;
+        write_keeping_previous(&self.path, &prev, &main)
+    }
+
+    /// What the ledger holds, and the closed files that may be forgotten if their path no longer
+    /// holds them (so long closed, and nothing of them in flight).
+    fn snapshot(&self) -> (OnDisk, Vec<(FileId, String)>) {
+        let mut inner = self.lock();
+        inner.generations.retain(|g| g.worth_keeping(FORGET_AFTER));
+        let mut on_disk = OnDisk {
+            positions: inner.legacy.iter().map(|(p, o)| (p.clone(), *o)).collect(),
+            ..OnDisk::default()
+        };
+        let mut closed = Vec::new();
+        for (id, t) in &inner.files {
+            if t.closed_at.is_some_and(|at| at.elapsed() >= FORGET_AFTER)
+                && t.tracker.in_flight() == 0
+            {
+                closed.push((*id, t.path.clone()));
+            }
+            on_disk.files.push(FileRecord {
+                path: t.path.clone(),
+                dev: id.dev,
+                inode: id.inode,
+                offset: t.offset(),
+                fingerprint_len: t.fingerprint.len,
+                fingerprint: format!("{:016x}", t.fingerprint.hash),
+                complete: t.complete,
+            });
+        }
+        on_disk
+            .files
+            .sort_by(|a, b| (&a.path, a.inode).cmp(&(&b.path, b.inode)));
+        on_disk.truncated = inner.generations.iter().map(Generation::record).collect();
+        (on_disk, closed)
+    }
+
+    /// Forgets closed files found gone by [`Positions::save`], unless reopened meanwhile.
+    fn forget(&self, gone: &[FileId]) {
+        if gone.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for id in gone {
+            if inner.files.get(id).is_some_and(|t| t.closed_at.is_some()) {
+                inner.files.remove(id);
+            }
+        }
+    }
+
+    /// A tracker committed at `start` that needs every client's acknowledgement and marks the
+    /// positions as changed when it moves.
+    fn tracker_at(&self, start: u64) -> Arc<AckTracker> {
+        AckTracker::with_change_flag(start, self.acks_required, Some(self.changed.clone()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Reads the positions file at `path` and the identity file beside it; `Ok(Err(why))` when
+/// either is damaged.
+fn read_pair(path: &Path) -> std::io::Result<Result<OnDisk, String>> {
+    let read = |p: &Path| match std::fs::read_to_string(p) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    let main = read(path)?;
+    let identities = read(&format::identity_path(path))?;
+    Ok(format::parse(
+        main.as_deref().unwrap_or(""),
+        identities.as_deref(),
+    ))
+}
+
+/// Keeps the last good `path` as `prev` (a hard link: no copy, and the file at the path is never
+/// missing), then replaces it.
+fn write_keeping_previous(path: &Path, prev: &Path, text: &str) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(prev);
+    let _ = std::fs::hard_link(path, prev);
+    crate::durable::write_atomically(path, text.as_bytes())
+}
+
+/// How long a closed file that left its path is remembered.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! The ledger, the copytruncate generations and the on-disk formats, together.
+
+use super::*;
+
+#[test]
+fn saves_and_resumes_by_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"one\ntwo\n").unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    let meta = std::fs::metadata(&log).unwrap();
+    let id = FileId::of(&meta);
+    let f = File::open(&log).unwrap();
+
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let Opened { start, tracker, .. } = p.open(id, log.to_str().unwrap(), &f, 8);
+    assert_eq!(start, 0);
+    tracker.register(4).done();
+    let in_flight = tracker.register(8);
+    p.close(id, 8);
+    let Opened {
+        start,
+        tracker: again,
+        ..
+    } = p.open(id, log.to_str().unwrap(), &f, 8);
+    assert_eq!(
+        start, 8,
+        "reopened in the same run: continue after what was read"
+    );
+    assert!(
+        Arc::ptr_eq(&tracker, &again),
+        "acknowledgements still in flight keep counting"
+    );
+    drop(in_flight);
+    p.save().unwrap();
+    let text = std::fs::read_to_string(&pos_path).unwrap();
+    assert!(
+        text.contains(&format!("{}: '4'", log.display())),
+        "Promtail's map: {text}"
+    );
+
+    // After a rename the identity still resumes at 4.
+    let renamed = dir.path().join("a.log.1");
+    std::fs::rename(&log, &renamed).unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let f = File::open(&renamed).unwrap();
+    assert_eq!(p.open(id, renamed.to_str().unwrap(), &f, 8).start, 4);
+}
+
+#[test]
+fn a_closed_file_that_left_its_path_is_remembered_across_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"0123456789\n").unwrap();
+    let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let f = File::open(&log).unwrap();
+    let tracker = p.open(id, log.to_str().unwrap(), &f, 11).tracker;
+    tracker.register(11).done();
+    p.close(id, 11);
+    // Rotated: the path now holds a new file; the old one has a name the glob also matches.
+    let rotated = dir.path().join("audit-1.log");
+    std::fs::rename(&log, &rotated).unwrap();
+    std::fs::write(&log, b"new\n").unwrap();
+    p.save().unwrap();
+    let f = File::open(&rotated).unwrap();
+    assert_eq!(
+        p.open(id, rotated.to_str().unwrap(), &f, 11).start,
+        11,
+        "not read again"
+    );
+}
+
+#[test]
+fn a_short_fingerprint_grows_with_the_file_until_it_is_full() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"short\n").unwrap();
+    let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let f = File::open(&log).unwrap();
+    p.open(id, log.to_str().unwrap(), &f, 6);
+    let mut w = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    w.write_all(&[b'x'; 94]).unwrap();
+    assert!(
+        !p.refresh_fingerprint(id, &f, 100),
+        "100 bytes: still short, keep refreshing"
+    );
+    w.write_all(&[b'y'; 300]).unwrap();
+    assert!(p.refresh_fingerprint(id, &f, 400), "400 bytes: full");
+}
+
+#[test]
+fn reads_a_promtail_positions_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"0123456789").unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    std::fs::write(
+        &pos_path,
+        format!("positions:\n  {}: \"6\"\n", log.display()),
+    )
+    .unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let meta = std::fs::metadata(&log).unwrap();
+    let f = File::open(&log).unwrap();
+    assert_eq!(
+        p.open(FileId::of(&meta), log.to_str().unwrap(), &f, 10)
+            .start,
+        6
+    );
+}
+
+#[test]
+fn a_damaged_file_resumes_from_the_previous_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"one\ntwo\n").unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let f = File::open(&log).unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
+    tracker.register(4).done();
+    p.save().unwrap();
+    tracker.register(8).done();
+    p.save().unwrap();
+    std::fs::write(&pos_path, b"positions: {\0\0 half written").unwrap();
+    let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+    assert_eq!(
+        p.open(id, log.to_str().unwrap(), &f, 8).start,
+        4,
+        "the copy before the last write: at most one write's lines again"
+    );
+}
+
+#[test]
+fn a_copy_is_recognised_but_never_a_files_own_new_content_or_a_closed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "h".repeat(300);
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, format!("{header}\nfirst\n")).unwrap();
+    let p = Positions::load(&dir.path().join("positions.yaml"), false, 1).unwrap();
+    let f = File::open(&log).unwrap();
+    let id = FileId::of(&f.metadata().unwrap());
+    p.open(id, log.to_str().unwrap(), &f, 307);
+    let fp = Fingerprint::read(&f).unwrap();
+    p.truncated(id, 307);
+
+    // The program wrote its log again from scratch, same header: not a copy of itself.
+    assert_eq!(p.copy_source(id, &fp), None);
+
+    // logrotate's copy, another inode with the same beginning: the truncated content.
+    let copy = dir.path().join("app.log.1");
+    std::fs::write(&copy, format!("{header}\nfirst\n")).unwrap();
+    let c = File::open(&copy).unwrap();
+    let copy_id = FileId::of(&c.metadata().unwrap());
+    p.open(copy_id, copy.to_str().unwrap(), &c, 307);
+    assert_eq!(p.copy_source(copy_id, &fp), Some(CopySource::Truncated));
+    assert_eq!(p.adopt(copy_id, fp).map(|(end, _)| end), Some(307));
+
+    // A closed file with the same beginning cannot be compared: the new one is read in full.
+    p.close(copy_id, 307);
+    let other = dir.path().join("other.log");
+    std::fs::write(&other, format!("{header}\nsomething else\n")).unwrap();
+    let o = File::open(&other).unwrap();
+    let other_id = FileId::of(&o.metadata().unwrap());
+    p.open(other_id, other.to_str().unwrap(), &o, 316);
+    assert_eq!(p.copy_source(other_id, &fp), None);
+}
+
+#[test]
+fn invalid_file_is_an_error_unless_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    std::fs::write(&pos_path, b"\0\0\0garbage: [").unwrap();
+    let err = Positions::load(&pos_path, false, 1).err().expect("invalid");
+    assert!(err.to_string().contains("ignore_invalid_yaml"));
+    assert!(Positions::load(&pos_path, true, 1).is_ok());
+}
+
+#[test]
+fn the_positions_file_stays_readable_by_promtail_and_identities_survive_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"one\ntwo\n").unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let f = File::open(&log).unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
+    tracker.register(4).done();
+    p.save().unwrap();
+    tracker.register(8).done();
+    p.save().unwrap();
+    // Promtail reads this file strictly: nothing but its `positions:` map may be in it.
+    let main = std::fs::read_to_string(&pos_path).unwrap();
+    assert_eq!(main, format!("positions:\n  {}: '8'\n", log.display()));
+    // Renamed, and the positions file damaged: the previous pair still knows the file by identity.
+    let renamed = dir.path().join("a.log.1");
+    std::fs::rename(&log, &renamed).unwrap();
+    std::fs::write(&pos_path, b"positions: {\0\0 half written").unwrap();
+    let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+    let f = File::open(&renamed).unwrap();
+    assert_eq!(p.open(id, renamed.to_str().unwrap(), &f, 8).start, 4);
+}
