@@ -61,6 +61,13 @@ impl Fanout {
             match &o.spill {
                 None if !o.queue.has_room() => return Err(TrySendError::Full(entries)),
                 None => locked.push(None),
+                // A disk queue that failed a write recently: memory only, within its bound.
+                Some(spill) if !spill.writable() => {
+                    if !o.queue.has_room() {
+                        return Err(TrySendError::Full(entries));
+                    }
+                    locked.push(None);
+                }
                 Some(spill) => {
                     let wal = spill.lock();
                     let room = o.queue.has_room();
@@ -85,6 +92,7 @@ impl Fanout {
             if let (Some((mut wal, true)), Some(spill)) = (wal, &o.spill) {
                 match wal.append(&mine) {
                     Ok(()) => {
+                        spill.write_succeeded();
                         for e in mine {
                             if let Some(ack) = e.ack {
                                 ack.done();
@@ -93,11 +101,9 @@ impl Fanout {
                         spill.notify.notify_one();
                         continue;
                     }
-                    Err(e) => {
-                        // Nothing is lost: the chunk goes to memory, over the queue's budget.
-                        tracing::error!(error = %e, "cannot write the disk queue; keeping the entries in memory");
-                        crate::metrics::file_error("wal_write");
-                    }
+                    // Nothing is lost: this chunk goes to memory (once over the queue's
+                    // budget), and the next ones only while memory has room.
+                    Err(e) => spill.write_failed(o.queue.host(), &e, mine.len()),
                 }
             }
             o.queue
@@ -141,5 +147,52 @@ impl EntrySink for Fanout {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::queue::queue;
+    use crate::client::wal::{Spill, Wal, WhenFull};
+    use std::sync::Arc;
+
+    fn chunk(bytes: usize) -> Vec<Entry> {
+        vec![Entry {
+            labels: Default::default(),
+            timestamp_ns: 0,
+            line: "x".repeat(bytes),
+            structured_metadata: Vec::new(),
+            ack: None,
+        }]
+    }
+
+    #[test]
+    fn a_failing_disk_queue_keeps_memory_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue_dir = dir.path().join("client-0");
+        let wal = Wal::open(&queue_dir, 1 << 30, WhenFull::Backpressure, "failing-disk").unwrap();
+        // The directory goes away under the open queue: every write fails from now on.
+        std::fs::remove_dir_all(&queue_dir).unwrap();
+        let spill = Arc::new(Spill::new(wal));
+        let (tx, _rx) = queue(100, "failing-disk");
+        let fanout = Fanout::with_outlets(vec![Outlet {
+            queue: tx.clone(),
+            spill: Some(spill.clone()),
+            overflow: true,
+        }]);
+        fanout.try_send(chunk(100)).expect("memory has room");
+        // Memory is full, so this one is for the disk; the write fails and it stays in memory.
+        fanout.try_send(chunk(100)).expect("kept in memory");
+        assert!(!spill.writable(), "the failure is remembered");
+        assert!(spill.is_empty());
+        // From now on memory alone, within its bound: the source keeps the chunk and pauses.
+        for _ in 0..3 {
+            assert!(matches!(
+                fanout.try_send(chunk(100)),
+                Err(TrySendError::Full(_))
+            ));
+        }
+        assert_eq!(tx.queued_bytes(), 200, "one chunk over the budget, no more");
     }
 }

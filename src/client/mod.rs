@@ -62,8 +62,6 @@ pub struct Client {
     /// ([`Client::park`]) and is sent from there, so that while Loki fails no line waits only in
     /// memory (its file may be rotated away and deleted before a crash).
     parking: std::sync::atomic::AtomicBool,
-    /// The disk queue could not be written: retry in memory as without one.
-    disk_failed: std::sync::atomic::AtomicBool,
     /// When the failed push's retry is due (made from the disk queue).
     retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches held back (stopping, or parking), in the order they were read, with their
@@ -108,7 +106,6 @@ impl Client {
             spill: None,
             gave_up: std::sync::atomic::AtomicBool::new(false),
             parking: std::sync::atomic::AtomicBool::new(false),
-            disk_failed: std::sync::atomic::AtomicBool::new(false),
             retry_at: Default::default(),
             abandoned: Default::default(),
         })
@@ -238,7 +235,8 @@ impl Client {
     /// Moves what is held back, the batches and the memory queue to the front of the disk queue,
     /// in the order they were read, and acknowledges them. The disk queue stays locked meanwhile,
     /// so no source puts a chunk into the memory queue behind them. On a write error the entries
-    /// come back (the acknowledgements joined into the last), and the disk queue is not used again.
+    /// come back (the acknowledgements joined into the last), and the disk queue is left alone for a
+    /// minute ([`wal::Spill::writable`]).
     fn park(
         &self,
         batches: &mut HashMap<String, Batch>,
@@ -269,6 +267,7 @@ impl Client {
         match wal.prepend(&entries) {
             Ok(()) => {
                 drop(wal);
+                spill.write_succeeded();
                 tracing::info!(
                     host = self.sender.host(),
                     entries = entries.len(),
@@ -281,10 +280,8 @@ impl Client {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(host = self.sender.host(), error = %e, entries = entries.len(), "cannot write the disk queue; keeping the entries in memory");
-                crate::metrics::file_error("wal_write");
-                self.disk_failed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // Retried in memory as without a disk queue, until the disk works again.
+                spill.write_failed(self.sender.host(), &e, entries.len());
                 let mut joined = acks.into_iter();
                 if let Some(last) = entries.last_mut() {
                     let mut all = last.ack.take().or_else(|| joined.next());
@@ -439,8 +436,7 @@ impl Client {
         shutdown: &mut watch::Receiver<bool>,
         origin: Origin,
     ) -> bool {
-        let disk =
-            self.spill.is_some() && !self.disk_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let disk = self.spill.as_ref().is_some_and(|s| s.writable());
         let from_memory = origin == Origin::Memory;
         if disk && from_memory && (self.gave_up() || self.parking()) {
             // Held back untried, so not encoded.

@@ -27,6 +27,8 @@ struct Budget {
     used: Mutex<usize>,
     room: Condvar,
     limit: usize,
+    /// The client's `host` label.
+    host: String,
     /// `lokiship_client_queue_bytes{host}` and `lokiship_client_queue_entries{host}`.
     queued_bytes: prometheus_client::metrics::gauge::Gauge,
     queued_entries: prometheus_client::metrics::gauge::Gauge,
@@ -62,6 +64,7 @@ pub fn queue(limit: usize, host: &str) -> (QueueSender, QueueReceiver) {
         used: Mutex::new(0),
         room: Condvar::new(),
         limit: limit.max(1),
+        host: host.to_string(),
         queued_bytes: m.client_queue_bytes.get_or_create(&labels).clone(),
         queued_entries: m.client_queue_entries.get_or_create(&labels).clone(),
     });
@@ -82,6 +85,11 @@ impl QueueSender {
     /// Whether the client takes another chunk now.
     pub fn has_room(&self) -> bool {
         *self.budget.used() < self.budget.limit
+    }
+
+    /// The `host` label of the client this queue feeds.
+    pub fn host(&self) -> &str {
+        &self.budget.host
     }
 
     /// Bytes waiting in the queue.
