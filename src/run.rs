@@ -1,9 +1,22 @@
 //! Wiring: builds the sources, pipelines and clients from a loaded configuration and runs them until
 //! a stop signal (or, with `exit_at_eof`, until every file was read).
 //!
-//! Drain order on shutdown: the file source stops reading → the clients push what they hold (bounded
-//! by their `timeout` once a stop signal came) → the positions are written a last time → the HTTP
-//! server stops.
+//! Drain order on a stop (SIGTERM or SIGINT; or, with `exit_at_eof`, every file read), written
+//! here and nowhere else:
+//!
+//! 1. `/ready` answers 503, and the clients learn of the stop: from now on a push is tried for at
+//!    most the client `timeout`, and what a client with a disk queue cannot deliver goes to the
+//!    front of its disk queue, acknowledged.
+//! 2. The push receivers stop taking requests (those in progress are answered) and the file
+//!    source stops reading; both let go of the sink, so each client's queue ends.
+//! 3. The clients push what they hold, and from the disk queue for at most their `timeout`; the
+//!    rest waits on disk (or, without one, is read again from the files) at the next start. So a
+//!    stop takes about two client timeouts (10 s each by default), within Kubernetes' default
+//!    `terminationGracePeriodSeconds` of 30. A run that read every file (`exit_at_eof`, no
+//!    signal) waits for the clients to deliver everything instead.
+//! 4. The positions saver, which ran all along so that a SIGKILL during step 3 loses nothing it
+//!    had acknowledged, stops; the positions are written a last time.
+//! 5. The HTTP server stops, after a last scrape could see the final counts.
 
 use crate::client::fanout::{Fanout, Outlet};
 use crate::client::queue::{queue, QUEUE_BYTES};
@@ -124,11 +137,14 @@ pub async fn run(
     let source_config = file_source_config(&config, jobs, &opts, client_labels);
     let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
     let source_thread = source.spawn();
+    // The saver runs until the clients have finished, so that what they deliver while a stop
+    // drains them is on disk even if a SIGKILL cuts the drain short.
+    let saver_stop = Arc::new(Stop::new());
     let saver = (!opts.dry_run).then(|| {
         positions::spawn_saver(
             positions.clone(),
             config.positions.sync_period.0,
-            stop.clone(),
+            saver_stop.clone(),
         )
     });
     ready.set(true);
@@ -172,6 +188,7 @@ pub async fn run(
             }
         }
     }
+    saver_stop.stop();
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
         if let Err(e) = positions.save() {

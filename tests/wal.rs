@@ -303,3 +303,70 @@ fn a_queue_stranded_by_a_fixed_url_is_named_and_can_be_adopted() {
         "every stranded line arrived"
     );
 }
+
+#[test]
+fn a_stop_sends_from_the_disk_queue_for_at_most_the_client_timeout_and_the_rest_at_the_next_start()
+{
+    // Kubernetes sends SIGKILL 30 s after SIGTERM: a stop must not try to empty a large disk
+    // queue into a slow Loki first. What it leaves there is sent at the next start.
+    let loki = FakeLoki::start();
+    loki.slow_down(Duration::from_millis(200));
+    loki.script(&[503; 2]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let lines: Vec<String> = (0..2000)
+        .map(|i| format!("line {i:05} {}", "x".repeat(180)))
+        .collect();
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let size = std::fs::metadata(&log).unwrap().len();
+    let d = dir.path().display();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
+wal: {{enabled: true}}
+clients:
+  - url: {url}
+    batchwait: 50ms
+    batchsize: 4096
+    timeout: 1s
+    backoff_config: {{min_period: 20ms, max_period: 100ms}}
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - labels: {{job: app, __path__: "{d}/app.log"}}
+"#,
+            url = loki.url()
+        ),
+    )
+    .unwrap();
+    let lokiship = Lokiship::start(&config, &[]);
+    // Everything read and, after the failed pushes, on the disk queue: positions at the end.
+    support::eventually(WAIT, "every line on the disk queue", || {
+        recorded_offset(dir.path(), &log) == Some(size)
+    });
+    let stopping = std::time::Instant::now();
+    assert!(lokiship.terminate().success());
+    let stop_took = stopping.elapsed();
+    let at_stop = loki.accepted().len();
+    assert!(
+        at_stop < lines.len(),
+        "the stop emptied the whole disk queue into a slow Loki ({at_stop} entries, {stop_took:?})"
+    );
+
+    loki.slow_down(Duration::ZERO);
+    let lokiship = Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "every line after the restart", |r| {
+        r.iter().map(|e| &e.line).collect::<HashSet<_>>().len() == lines.len()
+    });
+    assert!(lokiship.terminate().success());
+    let received = loki.accepted();
+    let batch_lines = 4096 / lines[0].len() + 1;
+    assert!(
+        received.len() - lines.len() <= batch_lines,
+        "at most the batch in flight at the stop is sent twice: {} extra",
+        received.len() - lines.len()
+    );
+}

@@ -64,6 +64,11 @@ pub struct Client {
     parking: std::sync::atomic::AtomicBool,
     /// When the failed push's retry is due (made from the disk queue).
     retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// How long a stop may go on sending from the disk queue (the client `timeout`): what is
+    /// left waits there for the next start, so a stop ends before Kubernetes' SIGKILL.
+    stop_drain: Duration,
+    /// When this client first saw the stop signal, and whether it said that the disk queue waits.
+    stopping_since: std::sync::Mutex<Option<(tokio::time::Instant, bool)>>,
     /// Batches held back (stopping, or parking), in the order they were read, with their
     /// acknowledgements: put in front of the disk queue by [`Client::park`].
     abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::entry::ack::Ack>)>,
@@ -107,6 +112,8 @@ impl Client {
             gave_up: std::sync::atomic::AtomicBool::new(false),
             parking: std::sync::atomic::AtomicBool::new(false),
             retry_at: Default::default(),
+            stop_drain: config.timeout.0,
+            stopping_since: Default::default(),
             abandoned: Default::default(),
         })
     }
@@ -369,8 +376,9 @@ impl Client {
             if self.parking() {
                 return true;
             }
-            // Stopping and Loki does not answer: what is on disk stays there for the next start.
-            if self.gave_up() {
+            // Stopping and Loki does not answer, or the stop's time for the disk queue is up:
+            // what is on disk stays there for the next start.
+            if self.gave_up() || self.stop_drain_over(shutdown) {
                 return true;
             }
             let entries = match spill.read(self.batchsize) {
@@ -395,6 +403,28 @@ impl Client {
                 tracing::error!(host = self.sender.host(), error = %e, "cannot move the disk queue's cursor");
             }
         }
+    }
+
+    /// A stop has been sending from the disk queue for longer than [`Client::stop_drain`].
+    fn stop_drain_over(&self, shutdown: &watch::Receiver<bool>) -> bool {
+        if !*shutdown.borrow() {
+            return false;
+        }
+        let mut since = self
+            .stopping_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (at, said) = since.get_or_insert_with(|| (tokio::time::Instant::now(), false));
+        if at.elapsed() < self.stop_drain {
+            return false;
+        }
+        if !std::mem::replace(said, true) {
+            tracing::info!(
+                host = self.sender.host(),
+                "stopping: the rest of the disk queue is sent at the next start"
+            );
+        }
+        true
     }
 
     /// Stopping with a disk queue, a push was abandoned: the rest goes to disk untried.

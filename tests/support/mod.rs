@@ -46,6 +46,8 @@ struct State {
     script: VecDeque<(u16, Option<u64>)>,
     requests: Vec<Request>,
     accepted: Vec<Received>,
+    /// Each answer waits this long (a slow Loki).
+    delay: Duration,
 }
 
 pub struct FakeLoki {
@@ -78,7 +80,11 @@ impl FakeLoki {
                 axum::routing::post(
                     move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                         let st = st.clone();
-                        async move { handle(&st, headers, body.to_vec()) }
+                        async move {
+                            let delay = st.lock().unwrap().delay;
+                            tokio::time::sleep(delay).await;
+                            handle(&st, headers, body.to_vec())
+                        }
                     },
                 ),
             );
@@ -93,6 +99,11 @@ impl FakeLoki {
 
     pub fn url(&self) -> String {
         format!("http://{}/loki/api/v1/push", self.addr)
+    }
+
+    /// Every answer from now on waits `delay`.
+    pub fn slow_down(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     /// The next pushes get these statuses (then 204).

@@ -63,6 +63,31 @@ pub struct Spill {
     failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// The most bytes of lines one record holds when a client moves what it holds to the disk queue.
+const RECORD_BYTES: usize = 64 << 10;
+
+/// `entries` in consecutive groups of about `max_bytes` of lines each (at least one entry each).
+fn groups_of_bytes(entries: &[Entry], max_bytes: usize) -> impl Iterator<Item = &[Entry]> {
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .position(|e| {
+                bytes += e.line.len();
+                bytes > max_bytes
+            })
+            .unwrap_or(rest.len())
+            .max(1);
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        Some(group)
+    })
+}
+
 /// How long a disk queue that failed a write is left alone (and its error logged at most once).
 pub const DISK_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -266,6 +291,14 @@ impl Wal {
         Ok(())
     }
 
+    /// [`Wal::append`] in records of at most [`RECORD_BYTES`] of lines.
+    fn append_in_records(&mut self, entries: &[Entry]) -> io::Result<()> {
+        for group in groups_of_bytes(entries, RECORD_BYTES) {
+            self.append(group)?;
+        }
+        Ok(())
+    }
+
     /// Puts `entries` before everything not yet sent, and syncs them to disk: lines that were
     /// read before those on disk (a client's memory queue when it stops) are sent before them
     /// after the restart — sent after them, they could be hours older than what Loki just took for
@@ -283,7 +316,7 @@ impl Wal {
             .position(|s| s.id >= self.cursor.segment)
             .filter(|_| !self.is_empty())
         else {
-            return self.append(entries);
+            return self.append_in_records(entries);
         };
         if entries.is_empty() {
             return Ok(());
@@ -300,14 +333,20 @@ impl Wal {
             .filter(|id| self.segments.iter().all(|s| s.id != *id))
         else {
             tracing::warn!(host = %self.host, "disk queue: no segment id left below the cursor; older lines go behind newer ones");
-            return self.append(entries);
+            return self.append_in_records(entries);
         };
-        let record = format::encode(entries)?;
+        // Records of at most RECORD_BYTES of lines: the client commits whole records, so a stop
+        // between two of them sends nothing twice but the one in flight.
+        let mut encoded = Vec::new();
+        let mut records = Vec::new();
+        for group in groups_of_bytes(entries, RECORD_BYTES) {
+            records.push((encoded.len() as u64, group.len() as u32));
+            encoded.extend_from_slice(&format::encode(group)?);
+        }
         let rest = format::read_range(&seg.path, offset, seg.bytes)?;
         let path = self.dir.join(format!("{id:010}.seg"));
-        crate::durable::write_parts_atomically(&path, &[&record, &rest])?;
-        let shift = record.len() as u64;
-        let mut records = vec![(0, entries.len() as u32)];
+        crate::durable::write_parts_atomically(&path, &[&encoded, &rest])?;
+        let shift = encoded.len() as u64;
         records.extend(
             seg.records
                 .iter()

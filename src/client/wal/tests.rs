@@ -202,3 +202,40 @@ fn segments_older_than_the_max_age_are_cleaned() {
         .get();
     assert!(expired >= 2000, "{expired}");
 }
+
+#[test]
+fn what_a_client_moves_to_disk_is_kept_in_records_it_can_commit_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(
+        dir.path(),
+        1 << 30,
+        WhenFull::DropOldest,
+        "wal-test-records",
+    )
+    .unwrap();
+    let long: Vec<Entry> = (0..300)
+        .map(|i| {
+            let mut e = entries(i, 1).remove(0);
+            e.line = format!("{i:04} {}", "y".repeat(1000));
+            e
+        })
+        .collect();
+    wal.append(&entries(1000, 1)).unwrap();
+    wal.read(1).unwrap();
+    // In front of an unsent record (a prepend proper), and into an empty queue (an append).
+    wal.prepend(&long).unwrap();
+    let first = wal.read(1).unwrap();
+    assert!(
+        !first.is_empty() && first.len() < long.len(),
+        "300 KB of lines are more than one record: {} entries read",
+        first.len()
+    );
+    assert_eq!(first[0].line, long[0].line);
+    wal.commit().unwrap();
+    let rest = wal.read(1 << 30).unwrap();
+    assert_eq!(first.len() + rest.len(), long.len() + 1);
+    assert_eq!(
+        rest.last().map(|e| e.line.as_str()),
+        entries(1000, 1).first().map(|e| e.line.as_str())
+    );
+}
