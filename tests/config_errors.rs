@@ -334,3 +334,40 @@ fn a_flag_wins_over_the_file() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_keyword_that_is_none_of_its_choices_is_refused_at_its_line_with_the_choices() {
+    for (option, line, choices) in [
+        (
+            "wal: {enabled: true, when_full: dropoldest}",
+            2,
+            "drop_oldest, backpressure",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - {action: explode}",
+            5,
+            "replace, keep, drop",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!("clients: [{{url: 'http://127.0.0.1:1/loki/api/v1/push'}}]\n{option}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lokiship"))
+            .args([
+                &format!("-config.file={}", config.display()),
+                "-check-syntax",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("config.yaml:{line}:")) && stderr.contains(choices),
+            "{option}: {stderr}"
+        );
+    }
+}

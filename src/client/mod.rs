@@ -74,6 +74,19 @@ pub struct Client {
     abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::entry::ack::Ack>)>,
 }
 
+/// Runs disk-queue I/O (reads, the cursor's fsync) on tokio's blocking threads: a slow disk must
+/// not hold up the runtime's workers, which also serve `/metrics`, `/ready` and the receivers.
+async fn off_runtime<T: Send + 'static>(
+    spill: &std::sync::Arc<wal::Spill>,
+    io: impl FnOnce(&wal::Spill) -> T + Send + 'static,
+) -> T {
+    let spill = spill.clone();
+    match tokio::task::spawn_blocking(move || io(&spill)).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Resolves when entries were appended to the disk queue; never without one.
 async fn spilled(spill: &Option<std::sync::Arc<wal::Spill>>) {
     match spill {
@@ -362,7 +375,7 @@ impl Client {
     /// order, moving its cursor after each delivered part; `false` when stopping cut it short.
     async fn drain_disk(
         &self,
-        spill: &wal::Spill,
+        spill: &std::sync::Arc<wal::Spill>,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
@@ -381,7 +394,8 @@ impl Client {
             if self.gave_up() || self.stop_drain_over(shutdown) {
                 return true;
             }
-            let entries = match spill.read(self.batchsize) {
+            let max = self.batchsize;
+            let entries = match off_runtime(spill, move |s| s.read(max)).await {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(host = self.sender.host(), error = %e, "cannot read the disk queue");
@@ -399,7 +413,7 @@ impl Client {
                     return false;
                 }
             }
-            if let Err(e) = spill.commit() {
+            if let Err(e) = off_runtime(spill, |s| s.commit()).await {
                 tracing::error!(host = self.sender.host(), error = %e, "cannot move the disk queue's cursor");
             }
         }

@@ -69,7 +69,7 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
         }
     };
     check_clients(&config, &lines, &unexpanded)?;
-    check_wal_and_targets(&config, &lines)?;
+    check_targets(&config, &lines)?;
     check_jobs(&config, &lines, &mut warnings)?;
     Ok(Loaded {
         config,
@@ -148,18 +148,8 @@ fn check_clients(
     Ok(())
 }
 
-/// `wal` and `target_config`: what the schema alone does not refuse.
-fn check_wal_and_targets(config: &Config, lines: &Lines) -> Result<(), ConfigError> {
-    if !matches!(
-        config.wal.when_full.as_deref(),
-        None | Some("drop_oldest") | Some("backpressure")
-    ) {
-        return Err(lines.error(
-            "when_full:",
-            0,
-            "wal.when_full must be drop_oldest or backpressure",
-        ));
-    }
+/// `target_config`: what the schema alone does not refuse.
+fn check_targets(config: &Config, lines: &Lines) -> Result<(), ConfigError> {
     if config.target_config.stdin {
         return Err(lines.error("stdin:", 0, "target_config.stdin is not supported yet"));
     }

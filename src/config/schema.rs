@@ -351,7 +351,7 @@ pub struct WalConfig {
     pub max_size: Option<ByteSize>,
     /// lokiship's own: `drop_oldest` (default: the oldest segment goes, counted) or
     /// `backpressure` (sources pause; lines wait in the log files).
-    pub when_full: Option<String>,
+    pub when_full: Option<super::values::WhenFull>,
 }
 
 /// Where and how a client's disk queue is kept, resolved from `wal` and the rest of the config.
@@ -394,9 +394,8 @@ impl WalConfig {
         } else {
             std::path::PathBuf::from(&self.dir)
         };
-        let drop_oldest = match self.when_full.as_deref() {
-            Some("drop_oldest") => true,
-            Some(_) => false,
+        let drop_oldest = match self.when_full {
+            Some(w) => w == super::values::WhenFull::DropOldest,
             None => !automatic,
         };
         Some(DiskQueue {
@@ -506,7 +505,7 @@ pub struct RelabelConfig {
     pub modulus: Option<u64>,
     pub target_label: Option<String>,
     pub replacement: Option<String>,
-    pub action: Option<String>,
+    pub action: Option<super::values::RelabelAction>,
 }
 
 /// `file_sd_configs`: target groups read from YAML or JSON files.

@@ -162,7 +162,7 @@ pub struct TimestampStage {
     #[serde(default)]
     pub location: Option<String>,
     #[serde(default)]
-    pub action_on_failure: Option<String>,
+    pub action_on_failure: Option<super::values::OnTimestampFailure>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,7 +202,7 @@ pub struct MatchStage {
     #[serde(default)]
     pub pipeline_name: Option<String>,
     #[serde(default)]
-    pub action: Option<String>,
+    pub action: Option<super::values::MatchAction>,
     #[serde(default)]
     pub drop_counter_reason: Option<String>,
     #[serde(default)]
@@ -293,7 +293,7 @@ pub struct LimitStage {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MetricStage {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: super::values::MetricKind,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -313,7 +313,7 @@ pub struct MetricStage {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MetricAction {
     #[serde(default)]
-    pub action: Option<String>,
+    pub action: Option<super::values::MetricAction>,
     #[serde(default)]
     pub value: Option<String>,
     #[serde(default, deserialize_with = "super::values::yaml11_opt_bool")]

@@ -289,3 +289,106 @@ mod tests {
         assert!(!is_valid_label_name(""));
     }
 }
+
+/// A keyword from a fixed set: an enum read case-insensitively (as Promtail and Prometheus do),
+/// anything else an error that lists the set — checked once, when the file is loaded. With
+/// `empty = Variant`, an empty value is that variant (where Promtail treats `""` as the default).
+macro_rules! keyword {
+    ($(#[$meta:meta])* $name:ident $(, empty = $empty:ident)? { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The keyword as written in the configuration.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $(if text.is_empty() {
+                    return Ok(Self::$empty);
+                })?
+                match text.to_ascii_lowercase().as_str() {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(serde::de::Error::custom(format!(
+                        "{text:?} is not one of: {}",
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+keyword! {
+    /// `wal.when_full`.
+    WhenFull {
+        /// The oldest segment goes (counted).
+        DropOldest = "drop_oldest",
+        /// The sources pause; lines wait in the log files.
+        Backpressure = "backpressure",
+    }
+}
+
+keyword! {
+    /// A relabel rule's `action` (Prometheus').
+    RelabelAction, empty = Replace {
+        Replace = "replace",
+        Keep = "keep",
+        Drop = "drop",
+        KeepEqual = "keepequal",
+        DropEqual = "dropequal",
+        HashMod = "hashmod",
+        LabelMap = "labelmap",
+        LabelDrop = "labeldrop",
+        LabelKeep = "labelkeep",
+        Lowercase = "lowercase",
+        Uppercase = "uppercase",
+    }
+}
+
+keyword! {
+    /// A `metrics` stage metric's `type`.
+    MetricKind {
+        Counter = "counter",
+        Gauge = "gauge",
+        Histogram = "histogram",
+    }
+}
+
+keyword! {
+    /// A `metrics` stage metric's `config.action`.
+    MetricAction {
+        Inc = "inc",
+        Add = "add",
+        Set = "set",
+        Dec = "dec",
+        Sub = "sub",
+    }
+}
+
+keyword! {
+    /// The `timestamp` stage's `action_on_failure`.
+    OnTimestampFailure, empty = Fudge {
+        /// Use the last timestamp this stage parsed, plus a nanosecond (Promtail's default).
+        Fudge = "fudge",
+        /// Keep the entry's timestamp.
+        Skip = "skip",
+    }
+}
+
+keyword! {
+    /// The `match` stage's `action`.
+    MatchAction, empty = Keep {
+        Keep = "keep",
+        Drop = "drop",
+    }
+}

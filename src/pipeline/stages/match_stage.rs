@@ -2,6 +2,7 @@
 //! or drops matching entries (`action: drop`).
 
 use crate::config::stages::{MatchStage as Config, StageConfig};
+use crate::config::values::MatchAction;
 use crate::pipeline::selector::Selector;
 use crate::pipeline::{BuildError, Pipeline, Processing, Stage, Verdict};
 
@@ -20,14 +21,14 @@ impl MatchStage {
     pub fn new(config: &Config, job: &str) -> Result<Self, BuildError> {
         let selector = Selector::parse(&config.selector)
             .map_err(|e| BuildError::new("match", format!("selector: {e}")))?;
-        let action = match config.action.as_deref() {
-            None | Some("") | Some("keep") => {
+        let action = match config.action.unwrap_or(MatchAction::Keep) {
+            MatchAction::Keep => {
                 if config.stages.is_empty() {
                     return Err(BuildError::new("match", "action keep needs nested stages"));
                 }
                 Action::Keep
             }
-            Some("drop") => {
+            MatchAction::Drop => {
                 if !config.stages.is_empty() {
                     return Err(BuildError::new(
                         "match",
@@ -40,12 +41,6 @@ impl MatchStage {
                         .clone()
                         .unwrap_or_else(|| "match_stage".into()),
                 )
-            }
-            Some(other) => {
-                return Err(BuildError::new(
-                    "match",
-                    format!("action must be keep or drop, not {other:?}"),
-                ))
             }
         };
         let stages = config

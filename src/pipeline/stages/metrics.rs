@@ -11,6 +11,7 @@
 //! or extracted values) instead of all of the entry's labels.
 
 use crate::config::stages::MetricStage as Config;
+use crate::config::values::{MetricAction as Configured, MetricKind};
 use crate::metrics::custom::{Declaration, Family, Kind, Update};
 use crate::pipeline::{BuildError, Processing, Stage, Verdict};
 use std::collections::BTreeMap;
@@ -48,41 +49,29 @@ impl MetricsStage {
         let mut metrics = Vec::new();
         for (key, c) in config {
             let err = |m: String| BuildError::new("metrics", format!("{key}: {m}"));
-            let kind = match c.kind.to_ascii_lowercase().as_str() {
-                "counter" => Kind::Counter,
-                "gauge" => Kind::Gauge,
-                "histogram" => Kind::Histogram,
-                other => {
-                    return Err(err(format!(
-                        "type must be Counter, Gauge or Histogram, not {other:?}"
-                    )))
-                }
+            let kind = match c.kind {
+                MetricKind::Counter => Kind::Counter,
+                MetricKind::Gauge => Kind::Gauge,
+                MetricKind::Histogram => Kind::Histogram,
             };
-            let action = match (
-                kind,
-                c.config
-                    .action
-                    .as_deref()
-                    .map(str::to_ascii_lowercase)
-                    .as_deref(),
-            ) {
+            let action = match (kind, c.config.action) {
                 (Kind::Histogram, _) => Action::Observe,
-                (Kind::Counter, None | Some("inc")) => Action::Inc,
-                (Kind::Counter, Some("add")) => Action::Add,
-                (Kind::Gauge, Some("set")) => Action::Set,
-                (Kind::Gauge, Some("inc")) => Action::Inc,
-                (Kind::Gauge, Some("dec")) => Action::Dec,
-                (Kind::Gauge, Some("add")) => Action::Add,
-                (Kind::Gauge, Some("sub")) => Action::Sub,
+                (Kind::Counter, None | Some(Configured::Inc)) => Action::Inc,
+                (Kind::Counter, Some(Configured::Add)) => Action::Add,
+                (Kind::Gauge, Some(Configured::Set)) => Action::Set,
+                (Kind::Gauge, Some(Configured::Inc)) => Action::Inc,
+                (Kind::Gauge, Some(Configured::Dec)) => Action::Dec,
+                (Kind::Gauge, Some(Configured::Add)) => Action::Add,
+                (Kind::Gauge, Some(Configured::Sub)) => Action::Sub,
                 (Kind::Gauge, None) => {
                     return Err(err(
                         "a gauge needs an action: set, inc, dec, add or sub".into()
                     ))
                 }
-                (_, Some(other)) => {
+                (Kind::Counter, Some(other)) => {
                     return Err(err(format!(
-                        "action {other:?} does not apply to a {:?}",
-                        kind
+                        "action {:?} does not apply to a Counter (inc or add)",
+                        other.as_str()
                     )))
                 }
             };
@@ -305,12 +294,12 @@ mod tests {
             "- metrics: {m: {type: Counter, config: {count_entry_bytes: true}}}",
             "- metrics: {m-x: {type: Counter}}",
         ] {
-            let configs: Vec<crate::config::stages::StageConfig> =
-                serde_yaml_ng::from_str(bad).unwrap();
-            assert!(
-                crate::pipeline::Pipeline::build(&configs, "t").is_err(),
-                "{bad}"
-            );
+            // Refused when read (a type or action that is no keyword) or when built.
+            let refused = serde_yaml_ng::from_str::<Vec<crate::config::stages::StageConfig>>(bad)
+                .map_or(true, |configs| {
+                    crate::pipeline::Pipeline::build(&configs, "t").is_err()
+                });
+            assert!(refused, "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::time_format::TimeFormat;
 use crate::config::stages::TimestampStage as Config;
+use crate::config::values::OnTimestampFailure;
 use crate::pipeline::{BuildError, Processing, Stage, Verdict};
 use chrono_tz::Tz;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -34,16 +35,7 @@ impl TimestampStage {
                 )
             })?),
         };
-        let fudge = match config.action_on_failure.as_deref() {
-            None | Some("") | Some("fudge") => true,
-            Some("skip") => false,
-            Some(other) => {
-                return Err(BuildError::new(
-                    "timestamp",
-                    format!("action_on_failure must be fudge or skip, not {other:?}"),
-                ))
-            }
-        };
+        let fudge = config.action_on_failure != Some(OnTimestampFailure::Skip);
         Ok(Self {
             source: config.source.clone(),
             formats,
