@@ -416,7 +416,12 @@ fn read_pair(path: &Path) -> std::io::Result<Result<OnDisk, String>> {
         Err(e) => Err(e),
     };
     let main = read(path)?;
-    let identities = read(&format::identity_path(path))?;
+    // Without the positions file its identities do not count: deleting the positions file is
+    // how an operator makes lokiship read everything again, as with Promtail.
+    let identities = match main {
+        Some(_) => read(&format::identity_path(path))?,
+        None => None,
+    };
     Ok(format::parse(
         main.as_deref().unwrap_or(""),
         identities.as_deref(),
