@@ -1,13 +1,18 @@
 //! lokiship: a log shipper for Grafana Loki that reads Promtail's configuration.
 //!
 //! Data flows one way, **source → pipeline → client**, and acknowledgements flow back: a source's
-//! position advances only for lines that Loki accepted (or that were dropped for a permanent reason).
+//! position advances only for lines that Loki accepted, that wait on a disk queue, or that were
+//! dropped for a permanent reason. The modules import only downwards (`tests/architecture.rs`):
 //!
-//! - [`config`]: Promtail's YAML schema, `${ENV}` expansion, validation with line numbers.
-//! - [`source`]: where lines come from (files) and the acknowledgement bookkeeping behind positions.
-//! - [`pipeline`]: Promtail's stages turning a line into labels, metadata, a timestamp and an output line.
-//! - [`client`]: batching, protobuf + snappy encoding, sending with retries and backoff.
-//! - [`server`]: `/metrics` and `/ready`.
+//! - [`entry`], [`durable`], [`logfmt`], [`process_metrics`]: what every layer shares — the
+//!   entry, its acknowledgement, the sink trait sources hand entries to; fsync'd writes.
+//! - [`wire`], [`metrics`]: Loki's push format both ways; every exported metric.
+//! - [`config`]: Promtail's YAML schema, `${ENV}` expansion, validation with line numbers
+//!   (its `compile` phase sits at the top: it builds sources and pipelines).
+//! - [`client`] and [`pipeline`], which know nothing of each other: the hand-over from the
+//!   sources, batching, sending with retries, the disk queue; Promtail's stages.
+//! - [`source`]: where lines come from (files, the push receiver), running the pipeline.
+//! - [`server`], [`summary`], [`run`]: `/metrics` and `/ready`, what a run did, the wiring.
 
 pub mod client;
 pub mod config;
