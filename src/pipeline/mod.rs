@@ -109,6 +109,12 @@ pub trait Stage: Send + Sync {
 
     /// Pushes to `out` the entries held longer than the stage's wait, or all of them.
     fn flush(&self, _all: bool, _out: &mut Vec<Processing>) {}
+
+    /// When the first held entry's wait ends; `None` while nothing is held, so that the source
+    /// sleeps until a line comes instead of waking up to look.
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A stage's options are wrong in a way the YAML reader could not see.
@@ -172,6 +178,18 @@ impl Pipeline {
     /// Some stage may hold entries back: [`Pipeline::flush`] must be called now and then.
     pub fn holds_entries(&self) -> bool {
         self.holds_entries
+    }
+
+    /// When [`Pipeline::flush`] next has something to release; `None` while nothing is held.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        if !self.holds_entries {
+            return None;
+        }
+        self.stages
+            .iter()
+            .filter(|s| s.holds_entries())
+            .filter_map(|s| s.next_deadline())
+            .min()
     }
 
     /// Runs `entry` through the stages; what comes out (nothing if it was dropped or is held, or

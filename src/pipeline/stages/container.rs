@@ -183,6 +183,10 @@ impl Stage for CriStage {
         out.push(done);
     }
 
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lock().values().map(|p| p.since + PARTIAL_WAIT).min()
+    }
+
     fn flush(&self, all: bool, out: &mut Vec<Processing>) {
         let mut partials = self.lock();
         let due: Vec<_> = partials

@@ -84,6 +84,10 @@ impl Stage for MatchStage {
         }
     }
 
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.stages.next_deadline()
+    }
+
     fn flush(&self, all: bool, out: &mut Vec<Processing>) {
         self.stages.flush(all, out);
     }

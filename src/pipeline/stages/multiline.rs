@@ -93,6 +93,10 @@ impl Stage for MultilineStage {
         );
     }
 
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lock().values().map(|b| b.last + self.max_wait).min()
+    }
+
     fn flush(&self, all: bool, out: &mut Vec<Processing>) {
         let mut blocks = self.lock();
         let due: Vec<Labels> = blocks
@@ -137,6 +141,32 @@ mod tests {
                 "[2020-12-03 11:36:24] INFO: next",
             ]
         );
+    }
+
+    #[test]
+    fn the_pipeline_says_when_a_held_block_is_due_and_nothing_while_none_is_held() {
+        let p = pipeline(STAGES);
+        assert_eq!(
+            p.next_deadline(),
+            None,
+            "nothing held: no reason to wake up"
+        );
+        let mut out = Vec::new();
+        let before = std::time::Instant::now();
+        p.run(
+            Processing::new(Default::default(), "[2020-12-03 11:36:23] ERROR".into(), 1),
+            &mut out,
+        );
+        assert!(
+            out.is_empty(),
+            "held until the next first line or max_wait_time"
+        );
+        let due = p.next_deadline().expect("a block is held");
+        assert!(due >= before + std::time::Duration::from_secs(3));
+        assert!(due <= std::time::Instant::now() + std::time::Duration::from_secs(3));
+        p.flush(true, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(p.next_deadline(), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Entries that pipeline stages held back (`multiline`, `cri` partial lines) and released later:
-//! flushed every [`FLUSH_EVERY`] while some pipeline can hold entries, and all of them at the end of
+//! flushed when the first one's wait ends (at most every [`FLUSH_EVERY`]), and all of them at the end of
 //! a dry run or backfill. Their acknowledgements stay pending while held, so the position never moves
 //! past a line that is only in memory.
 
@@ -12,16 +12,24 @@ use std::time::Duration;
 pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 impl FileSource {
-    /// Does some pipeline hold entries back (so the loop must wake up to flush them)?
-    pub(super) fn pipelines_hold(&self) -> bool {
-        self.config.pipelines.iter().any(|p| p.holds_entries())
+    /// When some pipeline next releases a held entry; `None` while none holds anything (the loop
+    /// then sleeps until a file changes, not every [`FLUSH_EVERY`]).
+    pub(super) fn next_release(&self) -> Option<std::time::Instant> {
+        self.config
+            .pipelines
+            .iter()
+            .filter_map(|p| p.next_deadline())
+            .min()
     }
 
     /// Releases what waited long enough (or everything, with `all`) and ships it. `Ok(false)` when
     /// the queues are full and released entries wait in `self.held`. Held entries are looked at
     /// every [`FLUSH_EVERY`], not at every turn of the read loop (thousands a second when busy).
     pub(super) fn flush_pipelines(&mut self, all: bool) -> Result<bool, Closed> {
-        if !all && self.last_flush.elapsed() < FLUSH_EVERY {
+        let due = self
+            .next_release()
+            .is_some_and(|at| at <= std::time::Instant::now());
+        if !all && (!due || self.last_flush.elapsed() < FLUSH_EVERY) {
             return self.send_held();
         }
         self.last_flush = std::time::Instant::now();

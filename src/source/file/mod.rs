@@ -196,7 +196,8 @@ impl FileSource {
             }
             let mut read_any = false;
             let awaiting_acks = self.publish_lag();
-            let holding = self.pipelines_hold();
+            let release_at = self.next_release();
+            let holding = release_at.is_some() || !self.held.is_empty();
             let mut blocked = false;
             if holding {
                 match self.flush_pipelines(false) {
@@ -246,7 +247,10 @@ impl FileSource {
                     self.finish_held();
                     return;
                 }
-                let wait = if holding {
+                let wait = if let Some(at) = release_at {
+                    let until = at.saturating_duration_since(Instant::now());
+                    until_poll.min(until.max(held::FLUSH_EVERY.min(until_poll)))
+                } else if holding {
                     until_poll.min(held::FLUSH_EVERY)
                 } else if awaiting_acks {
                     until_poll.min(lag::LAG_EVERY)
