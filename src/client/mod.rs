@@ -18,6 +18,7 @@ mod answer;
 pub mod batch;
 pub mod fanout;
 pub mod health;
+mod http;
 mod park;
 pub mod queue;
 pub mod rejection;
