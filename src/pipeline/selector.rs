@@ -201,6 +201,26 @@ impl Parser<'_> {
                     Some((_, 'n')) => out.push('\n'),
                     Some((_, 't')) => out.push('\t'),
                     Some((_, 'r')) => out.push('\r'),
+                    Some((_, 'a')) => out.push('\u{7}'),
+                    Some((_, 'b')) => out.push('\u{8}'),
+                    Some((_, 'f')) => out.push('\u{c}'),
+                    Some((_, 'v')) => out.push('\u{b}'),
+                    // Go's \xNN, \uNNNN and \UNNNNNNNN (how Go and lokiship quote control
+                    // characters in a label value).
+                    Some((_, kind @ ('x' | 'u' | 'U'))) => {
+                        let digits = match kind {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String = chars.by_ref().take(digits).map(|(_, c)| c).collect();
+                        let c = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .filter(|_| hex.len() == digits)
+                            .and_then(char::from_u32)
+                            .ok_or_else(|| self.err(&format!("invalid escape \\{kind}{hex}")))?;
+                        out.push(c);
+                    }
                     Some((_, c)) => out.push(c),
                     None => break,
                 },
@@ -217,6 +237,21 @@ mod tests {
 
     fn labels() -> Labels {
         [("job", "audit"), ("verb", "get")].into_iter().collect()
+    }
+
+    #[test]
+    fn label_values_with_control_characters_read_back_as_rendered() {
+        let mut labels = Labels::new();
+        labels.insert("a", "bell\u{7} nul\u{1} tab\t quote\" back\\ é");
+        let back = parse_labels(&labels.render()).unwrap();
+        assert_eq!(back, labels, "{}", labels.render());
+        assert_eq!(
+            parse_labels(r#"{a="\u00e9\U0001F600\x41"}"#)
+                .unwrap()
+                .get("a"),
+            Some("é😀A")
+        );
+        assert!(parse_labels(r#"{a="\xZZ"}"#).is_err());
     }
 
     #[test]
