@@ -11,6 +11,7 @@
 //! lokiship's own before version 2 (the identities were kept in it, under `files:`). A file of a
 //! newer version is refused, not misread.
 
+use crate::source::file::identity::{FileId, Fingerprint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,38 @@ pub struct FileRecord {
     /// A compressed file read to its end and acknowledged: not opened again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub complete: bool,
+}
+
+impl FileRecord {
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            inode: self.inode,
+        }
+    }
+}
+
+impl GenerationRecord {
+    /// The file that held the content.
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            inode: self.inode,
+        }
+    }
+}
+
+/// A fingerprint's hash as written: 16 hex digits.
+pub fn hex(fp: &Fingerprint) -> String {
+    format!("{:016x}", fp.hash)
+}
+
+/// The fingerprint written as `len` and [`hex`]; an unreadable hash matches nothing.
+pub fn fingerprint(len: u64, hex: &str) -> Fingerprint {
+    Fingerprint {
+        len,
+        hash: u64::from_str_radix(hex, 16).unwrap_or(0),
+    }
 }
 
 /// Everything the two files say.

@@ -105,7 +105,7 @@ impl Generation {
             inode: self.from.inode,
             offset: self.tracker.committed(),
             fingerprint_len: self.fingerprint.len,
-            fingerprint: format!("{:016x}", self.fingerprint.hash),
+            fingerprint: super::format::hex(&self.fingerprint),
         }
     }
 

@@ -147,17 +147,10 @@ impl Positions {
     /// The ledger of what was on disk: every file closed until a tailer opens it again.
     fn ledger_from(&self, on_disk: OnDisk) -> Inner {
         let mut inner = Inner::default();
-        let fingerprint = |len, hex: &str| Fingerprint {
-            len,
-            hash: u64::from_str_radix(hex, 16).unwrap_or(0),
-        };
         for r in on_disk.files {
-            let id = FileId {
-                dev: r.dev,
-                inode: r.inode,
-            };
+            let id = r.id();
             let tracked = Tracked {
-                fingerprint: fingerprint(r.fingerprint_len, &r.fingerprint),
+                fingerprint: format::fingerprint(r.fingerprint_len, &r.fingerprint),
                 path: r.path,
                 tracker: self.tracker_at(r.offset),
                 closed_at: Some(Instant::now()),
@@ -167,12 +160,9 @@ impl Positions {
             inner.files.insert(id, tracked);
         }
         for g in on_disk.truncated {
-            let from = FileId {
-                dev: g.dev,
-                inode: g.inode,
-            };
+            let from = g.id();
             let content = Tracked {
-                fingerprint: fingerprint(g.fingerprint_len, &g.fingerprint),
+                fingerprint: format::fingerprint(g.fingerprint_len, &g.fingerprint),
                 path: g.path,
                 tracker: self.tracker_at(g.offset),
                 closed_at: None,
@@ -320,19 +310,10 @@ impl Positions {
             .filter(|(id, path)| !holds(path, *id))
             .map(|(id, _)| id)
             .collect();
-        on_disk.files.retain(|r| {
-            let id = FileId {
-                dev: r.dev,
-                inode: r.inode,
-            };
-            !gone.contains(&id)
-        });
+        on_disk.files.retain(|r| !gone.contains(&r.id()));
         for r in &on_disk.files {
             // Promtail's map has one offset per path: the file that is at that path now.
-            let id = FileId {
-                dev: r.dev,
-                inode: r.inode,
-            };
+            let id = r.id();
             let at_path = std::fs::metadata(&r.path).ok().map(|m| FileId::of(&m));
             if at_path.is_none_or(|now| now == id) {
                 on_disk.positions.insert(r.path.clone(), r.offset);
@@ -372,7 +353,7 @@ impl Positions {
                 inode: id.inode,
                 offset: t.offset(),
                 fingerprint_len: t.fingerprint.len,
-                fingerprint: format!("{:016x}", t.fingerprint.hash),
+                fingerprint: format::hex(&t.fingerprint),
                 complete: t.complete,
             });
         }

@@ -2,6 +2,28 @@
 
 use super::*;
 
+/// `a.log` (8 bytes) acknowledged up to 4 and saved, then up to 8 and saved again.
+fn saved_at_4_then_8() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    FileId,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, b"one\ntwo\n").unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let f = File::open(&log).unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
+    tracker.register(4).done();
+    p.save().unwrap();
+    tracker.register(8).done();
+    p.save().unwrap();
+    (dir, log, pos_path, id)
+}
+
 #[test]
 fn saves_and_resumes_by_identity() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,20 +136,10 @@ fn reads_a_promtail_positions_file() {
 
 #[test]
 fn a_damaged_file_resumes_from_the_previous_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, b"one\ntwo\n").unwrap();
-    let pos_path = dir.path().join("positions.yaml");
-    let id = FileId::of(&std::fs::metadata(&log).unwrap());
-    let f = File::open(&log).unwrap();
-    let p = Positions::load(&pos_path, false, 1).unwrap();
-    let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
-    tracker.register(4).done();
-    p.save().unwrap();
-    tracker.register(8).done();
-    p.save().unwrap();
+    let (_dir, log, pos_path, id) = saved_at_4_then_8();
     std::fs::write(&pos_path, b"positions: {\0\0 half written").unwrap();
     let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+    let f = File::open(&log).unwrap();
     assert_eq!(
         p.open(id, log.to_str().unwrap(), &f, 8).start,
         4,
@@ -182,18 +194,7 @@ fn invalid_file_is_an_error_unless_ignored() {
 
 #[test]
 fn the_positions_file_stays_readable_by_promtail_and_identities_survive_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, b"one\ntwo\n").unwrap();
-    let pos_path = dir.path().join("positions.yaml");
-    let id = FileId::of(&std::fs::metadata(&log).unwrap());
-    let f = File::open(&log).unwrap();
-    let p = Positions::load(&pos_path, false, 1).unwrap();
-    let tracker = p.open(id, log.to_str().unwrap(), &f, 8).tracker;
-    tracker.register(4).done();
-    p.save().unwrap();
-    tracker.register(8).done();
-    p.save().unwrap();
+    let (dir, log, pos_path, id) = saved_at_4_then_8();
     // Promtail reads this file strictly: nothing but its `positions:` map may be in it.
     let main = std::fs::read_to_string(&pos_path).unwrap();
     assert_eq!(main, format!("positions:\n  {}: '8'\n", log.display()));
