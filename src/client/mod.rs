@@ -80,12 +80,14 @@ pub struct Client {
 /// not hold up the runtime's workers, which also serve `/metrics`, `/ready` and the receivers.
 async fn off_runtime<T: Send + 'static>(
     spill: &std::sync::Arc<wal::Spill>,
-    io: impl FnOnce(&wal::Spill) -> T + Send + 'static,
-) -> T {
+    io: impl FnOnce(&wal::Spill) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
     let spill = spill.clone();
     match tokio::task::spawn_blocking(move || io(&spill)).await {
         Ok(done) => done,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down: the I/O did not run.
+        Err(e) => Err(std::io::Error::other(e)),
     }
 }
 

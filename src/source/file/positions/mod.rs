@@ -303,8 +303,14 @@ impl Positions {
     /// where it was, instead of being read again from the start.
     pub fn save(&self) -> std::io::Result<()> {
         let (mut on_disk, closed) = self.snapshot();
-        let holds =
-            |path: &str, id: FileId| std::fs::metadata(path).is_ok_and(|m| FileId::of(&m) == id);
+        // What each recorded path holds now, looked at once per path, outside the lock.
+        let mut at_path: HashMap<String, Option<FileId>> = HashMap::new();
+        for r in &on_disk.files {
+            at_path
+                .entry(r.path.clone())
+                .or_insert_with(|| std::fs::metadata(&r.path).ok().map(|m| FileId::of(&m)));
+        }
+        let holds = |path: &str, id: FileId| at_path.get(path).copied().flatten() == Some(id);
         let gone: Vec<FileId> = closed
             .into_iter()
             .filter(|(id, path)| !holds(path, *id))
@@ -312,10 +318,10 @@ impl Positions {
             .collect();
         on_disk.files.retain(|r| !gone.contains(&r.id()));
         for r in &on_disk.files {
-            // Promtail's map has one offset per path: the file that is at that path now.
-            let id = r.id();
-            let at_path = std::fs::metadata(&r.path).ok().map(|m| FileId::of(&m));
-            if at_path.is_none_or(|now| now == id) {
+            // Promtail's map has one offset per path: the file that is at that path now (or
+            // the last one there, when the path holds nothing).
+            let now = at_path.get(&r.path).copied().flatten();
+            if now.is_none_or(|now| now == r.id()) {
                 on_disk.positions.insert(r.path.clone(), r.offset);
             }
         }
