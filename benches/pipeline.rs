@@ -10,11 +10,10 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lokiship::client::batch::Batch;
 use lokiship::config::stages::StageConfig;
-use lokiship::entry::ack::AckTracker;
 use lokiship::entry::{Entry, Labels};
 use lokiship::pipeline::{Pipeline, Processing};
-use lokiship::source::file::identity::FileId;
-use lokiship::source::file::tailer::{LineEvent, Tailer, READ_CHUNK};
+use lokiship::source::file::tailer::lines::LineReader;
+use lokiship::source::file::tailer::{LineEvent, READ_CHUNK};
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::process::Command;
@@ -67,7 +66,7 @@ fn benches(c: &mut Criterion) {
     .into_iter()
     .collect();
 
-    // Line splitting: the tailer reading a file of audit lines in READ_CHUNK reads.
+    // Line splitting: the line reader reading a file of audit lines in READ_CHUNK reads.
     let dir = tempfile::tempdir().unwrap();
     let file_path = dir.path().join("audit.log");
     let mut text = lines.join("\n");
@@ -80,10 +79,7 @@ fn benches(c: &mut Criterion) {
         let mut buf = vec![0; READ_CHUNK];
         b.iter(|| {
             let file = std::fs::File::open(&file_path).unwrap();
-            let id = FileId::of(&file.metadata().unwrap());
-            let path = file_path.display().to_string();
-            let tracker = AckTracker::new(0, 1);
-            let mut t = Tailer::new(path, id, 0, Labels::new(), file, 0, tracker).unwrap();
+            let mut t = LineReader::new(file, 0).unwrap();
             let mut count = 0usize;
             while t
                 .read(&mut buf, 256 * 1024, false, |ev| {

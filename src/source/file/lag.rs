@@ -35,14 +35,12 @@ impl FileSource {
         self.lag.last = Instant::now();
         let mut awaiting = false;
         for t in &mut self.tailers {
-            awaiting |= t.tracker.in_flight() > 0;
-            let lag = t.seen_size.saturating_sub(t.tracker.committed());
-            if t.published_lag != Some(lag) {
-                t.published_lag = Some(lag);
+            awaiting |= t.tracker().in_flight() > 0;
+            if let Some(lag) = t.lag_changed() {
                 metrics()
                     .file_lag_bytes
                     .get_or_create(&PathLabels {
-                        path: t.path.clone(),
+                        path: t.path().to_string(),
                     })
                     .set(lag as i64);
             }

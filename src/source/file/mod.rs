@@ -7,14 +7,23 @@
 //! poll period (`global.file_watch_config.min_poll_frequency`) passes; polling alone also works, for
 //! filesystems without inotify or when the watch limit is reached.
 //!
+//! Mechanism apart from glue: what happens to one file — truncation, copytruncate settling,
+//! rotation, entries held for full queues — is the state machine in [`tailer`] (its module doc
+//! draws it), tested in-process step by step (`tests.rs`). The files beside it are glue:
+//! `open.rs` (globs → tailers), `read.rs` (a chunk through the pipeline into the sink),
+//! `closing.rs` (finished, given up, no longer matched), `held.rs` (entries stages held back),
+//! `lag.rs`, `announce.rs`; [`positions`] is the ledger the tailers consult.
+//!
 //! Rotation: every poll period, and at once when inotify reports created, renamed or deleted files,
 //! each open file's path is checked. When it points to another file (rename+create) or to nothing
 //! (deletion), the new file at the path is opened and read from its start right away, while the old
 //! descriptor is read to its end before it is closed (up to `limits_config.max_open_rotated_files`
-//! such descriptors). Before each read the file is checked for truncation: smaller than the read
+//! such descriptors); an incomplete last line it ends with is then shipped as it is (Promtail
+//! drops it). Before each read the file is checked for truncation: smaller than the read
 //! offset, or no longer starting with the bytes it started with. Files are known by identity (see
 //! [`identity`]), so a rotated file still matched by the glob is not read twice, and new content is
-//! not read before it is known not to be a copy of content already read ([`copies`]: copytruncate).
+//! not read before it is known not to be a copy of content already read (`tailer/copies.rs`:
+//! copytruncate).
 //!
 //! Backpressure: the clients' queues are bounded in bytes. A tailer whose entries found no room keeps
 //! them and reads nothing more; the thread waits for room at most until its next look at rotations,
@@ -25,30 +34,30 @@
 //! still move the positions written at exit.
 
 mod announce;
+mod closing;
 pub mod compressed;
-mod copies;
 pub mod discover;
 mod held;
 pub mod identity;
 mod lag;
+mod open;
 pub mod positions;
 mod read;
-mod rotation;
 pub mod tailer;
+#[cfg(test)]
+mod tests;
 pub mod watch;
 
 use crate::entry::sink::EntrySink;
 use crate::entry::Labels;
-use crate::metrics::metrics;
 use crate::pipeline::Pipeline;
 use crate::source::Stop;
 use discover::PathGlob;
-use identity::FileId;
 use positions::Positions;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tailer::{ReadState, Tailer};
+use tailer::Tailer;
 
 /// How long the file thread lets changes accumulate after inotify woke it.
 const WAKE_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -173,8 +182,10 @@ impl FileSource {
     }
 
     pub fn run(mut self) {
-        let mut next_sync = Instant::now();
-        let mut next_poll = Instant::now() + self.config.poll_period;
+        let mut clock = Clock {
+            next_sync: Instant::now(),
+            next_poll: Instant::now() + self.config.poll_period,
+        };
         loop {
             if self.stop.is_stopped() {
                 // What stages hold goes out with the clients' last pushes if there is room; if
@@ -182,107 +193,117 @@ impl FileSource {
                 let _ = self.flush_pipelines(true);
                 return;
             }
-            let now = Instant::now();
-            let full = now >= next_sync;
-            if full {
-                // The safety net: every file is looked at and read, whatever inotify said.
-                self.check_rotations();
-                self.discover();
-                next_sync = now + self.config.sync_period;
-            }
-            let poll = full || now >= next_poll;
-            if poll {
-                next_poll = now + self.config.poll_period;
-            }
-            let mut read_any = false;
-            let awaiting_acks = self.publish_lag();
-            let release_at = self.next_release();
-            let holding = release_at.is_some() || !self.held.is_empty();
-            let mut blocked = false;
-            if holding {
-                match self.flush_pipelines(false) {
-                    Ok(sent) => blocked = !sent,
-                    Err(Closed) => return,
-                }
-            }
-            // Files that inotify does not cover, or that are being finished or settled, are looked
-            // at every poll period; the others only when inotify reports them.
-            let mut needs_poll = false;
-            for i in 0..self.tailers.len() {
-                let t = &self.tailers[i];
-                let polled = !t.watched
-                    || t.rotated_since.is_some()
-                    || t.state != ReadState::Reading
-                    || t.compressed();
-                needs_poll |= polled;
-                let due = full || t.wanted || t.unsent.is_some() || (poll && polled);
-                // Once the queues are full, no other file reads a chunk it could only hold: a
-                // hundred files would each keep one in memory.
-                if !due || (blocked && t.unsent.is_none()) {
-                    continue;
-                }
-                let progress = match self.read_one(i) {
-                    Ok(p) => p,
-                    Err(Closed) => return,
-                };
-                self.tailers[i].wanted = !matches!(progress, Progress::Idle);
-                match progress {
-                    Progress::Read => read_any = true,
-                    Progress::Blocked => blocked = true,
-                    Progress::Idle => {}
-                }
-            }
-            let until_poll = next_poll
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), self.config.poll_period);
-            let change = if read_any {
-                // Busy: just look whether files were created or renamed meanwhile.
-                self.watcher.wait(Duration::ZERO)
-            } else if blocked {
-                // The clients are backed up: wait for room, but not past the next poll.
-                self.sink.wait_for_room(until_poll);
-                self.watcher.wait(Duration::ZERO)
-            } else {
-                if self.config.exit_at_eof && self.all_done() {
-                    self.finish_held();
-                    return;
-                }
-                let wait = if let Some(at) = release_at {
-                    let until = at.saturating_duration_since(Instant::now());
-                    until_poll.min(until.max(held::FLUSH_EVERY.min(until_poll)))
-                } else if holding {
-                    until_poll.min(held::FLUSH_EVERY)
-                } else if awaiting_acks {
-                    until_poll.min(lag::LAG_EVERY)
-                } else if needs_poll || self.watcher_missing_dirs() {
-                    until_poll
-                } else {
-                    // inotify wakes the thread for anything sooner.
-                    next_sync
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(1))
-                };
-                let change = self.watcher.wait(wait);
-                if change == watch::Change::Appended {
-                    // A writer appending line by line changes the file many times a millisecond:
-                    // let a few milliseconds of it gather into one pass.
-                    self.stop.wait(WAKE_DEBOUNCE);
-                    self.watcher.wait(Duration::ZERO)
-                } else {
-                    change
-                }
+            let Ok(pass) = self.pass(&mut clock) else {
+                return;
             };
+            if !pass.read_any && !pass.blocked && self.config.exit_at_eof && self.all_done() {
+                self.finish_held();
+                return;
+            }
+            let change = self.sleep(&pass, &clock);
             self.mark_modified(change);
             // Rotations are looked for at once when inotify saw files created, renamed or deleted
             // (a file rotated twice between two looks would otherwise be missed), and every poll
             // period while a rotated file is being finished or files are not watched.
-            if change == watch::Change::Files || (poll && needs_poll) {
+            if change == watch::Change::Files || (pass.poll && pass.needs_poll) {
                 self.check_rotations();
                 // New files are looked for at once too: a file created and rotated away before
                 // the next sync would otherwise never be seen.
                 self.discover();
             }
         }
+    }
+
+    /// One pass: at a sync, every file is looked at; then what stages released is shipped and
+    /// each file that is due is read a chunk.
+    fn pass(&mut self, clock: &mut Clock) -> Result<Pass, Closed> {
+        let now = Instant::now();
+        let full = now >= clock.next_sync;
+        if full {
+            // The safety net: every file is looked at and read, whatever inotify said.
+            self.check_rotations();
+            self.discover();
+            clock.next_sync = now + self.config.sync_period;
+        }
+        let poll = full || now >= clock.next_poll;
+        if poll {
+            clock.next_poll = now + self.config.poll_period;
+        }
+        let release_at = self.next_release();
+        let mut pass = Pass {
+            poll,
+            awaiting_acks: self.publish_lag(),
+            release_at,
+            holding: release_at.is_some() || !self.held.is_empty(),
+            ..Pass::default()
+        };
+        if pass.holding {
+            pass.blocked = !self.flush_pipelines(false)?;
+        }
+        // Files that inotify does not cover, or that are being finished or settled, are looked
+        // at every poll period; the others only when inotify reports them.
+        for i in 0..self.tailers.len() {
+            let t = &self.tailers[i];
+            let polled = t.needs_poll();
+            pass.needs_poll |= polled;
+            let due = full || t.wanted() || t.has_unsent() || (poll && polled);
+            // Once the queues are full, no other file reads a chunk it could only hold: a
+            // hundred files would each keep one in memory.
+            if !due || (pass.blocked && !t.has_unsent()) {
+                continue;
+            }
+            let progress = self.read_one(i)?;
+            self.tailers[i].set_wanted(!matches!(progress, Progress::Idle));
+            match progress {
+                Progress::Read => pass.read_any = true,
+                Progress::Blocked => pass.blocked = true,
+                Progress::Idle => {}
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Waits after a pass, for as long as nothing is due: busy, not at all; blocked, for room in
+    /// the queues; idle, until inotify reports a change or the next thing the source must do
+    /// (release held lines, publish the lag, poll, sync).
+    fn sleep(&mut self, pass: &Pass, clock: &Clock) -> watch::Change {
+        let until_poll = clock
+            .next_poll
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), self.config.poll_period);
+        if pass.read_any {
+            // Busy: just look whether files were created or renamed meanwhile.
+            return self.watcher.wait(Duration::ZERO);
+        }
+        if pass.blocked {
+            // The clients are backed up: wait for room, but not past the next poll.
+            self.sink.wait_for_room(until_poll);
+            return self.watcher.wait(Duration::ZERO);
+        }
+        let wait = if let Some(at) = pass.release_at {
+            let until = at.saturating_duration_since(Instant::now());
+            until_poll.min(until.max(held::FLUSH_EVERY.min(until_poll)))
+        } else if pass.holding {
+            until_poll.min(held::FLUSH_EVERY)
+        } else if pass.awaiting_acks {
+            until_poll.min(lag::LAG_EVERY)
+        } else if pass.needs_poll || self.watcher_missing_dirs() {
+            until_poll
+        } else {
+            // inotify wakes the thread for anything sooner.
+            clock
+                .next_sync
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        };
+        let change = self.watcher.wait(wait);
+        if change == watch::Change::Appended {
+            // A writer appending line by line changes the file many times a millisecond: let a
+            // few milliseconds of it gather into one pass.
+            self.stop.wait(WAKE_DEBOUNCE);
+            return self.watcher.wait(Duration::ZERO);
+        }
+        change
     }
 
     /// Some target directory is not watched (no inotify, limit reached, not created yet).
@@ -298,7 +319,7 @@ impl FileSource {
     fn mark_modified(&mut self, change: watch::Change) {
         let modified = self.watcher.take_modified();
         if change == watch::Change::Files {
-            self.tailers.iter_mut().for_each(|t| t.wanted = true);
+            self.tailers.iter_mut().for_each(|t| t.set_wanted(true));
         } else if !modified.is_empty() {
             // Hashing `Path`s goes component by component; plain strings with FxHash cost a
             // fraction of that, which counts with a thousand files and a write every millisecond.
@@ -309,14 +330,14 @@ impl FileSource {
                 tailers
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| (t.path.clone(), i))
+                    .map(|(i, t)| (t.path().to_string(), i))
                     .collect()
             });
             for path in modified {
                 let Some(path) = path.to_str() else { continue };
                 if let Some(&i) = index.get(path) {
-                    if let Some(t) = self.tailers.get_mut(i).filter(|t| t.path == path) {
-                        t.wanted = true;
+                    if let Some(t) = self.tailers.get_mut(i).filter(|t| t.path() == path) {
+                        t.set_wanted(true);
                     }
                 }
             }
@@ -325,9 +346,7 @@ impl FileSource {
 
     /// Every file read to its end, nothing waiting (`exit_at_eof`).
     fn all_done(&self) -> bool {
-        self.tailers.iter().all(|t| {
-            t.rotated_since.is_none() && t.unsent.is_none() && t.state == ReadState::Reading
-        })
+        self.tailers.iter().all(Tailer::caught_up)
     }
 
     /// Re-reads discovery files; on a change, takes the new targets and stops reading files that
@@ -352,139 +371,33 @@ impl FileSource {
         } else if !self.retiring {
             return;
         }
-        self.retiring = false;
-        let mut i = 0;
-        while i < self.tailers.len() {
-            let t = &self.tailers[i];
-            let path = std::path::Path::new(&t.path);
-            let wanted = self
-                .config
-                .targets
-                .iter()
-                .any(|target| target.scrape == t.scrape && target.glob.is_match(path));
-            if !wanted {
-                if t.unsent.is_none() && t.tracker.in_flight() == 0 {
-                    self.close(i, "no target matches the file any more");
-                    continue;
-                }
-                self.retiring = true;
-            }
-            i += 1;
-        }
+        self.retire_unmatched();
     }
+}
 
-    /// Opens matching files that are not open yet.
-    fn discover(&mut self) {
-        self.refresh_targets();
-        self.announce_targets();
-        let mut open: HashSet<FileId> = self.tailers.iter().map(|t| t.id).collect();
-        for index in 0..self.config.targets.len() {
-            let target = &self.config.targets[index];
-            self.watcher.watch(target.glob.base());
-            let matches = target.glob.matches();
-            self.report_matches(index, matches.len());
-            let target = &self.config.targets[index];
-            for path in matches {
-                if target.glob.recursive() {
-                    if let Some(dir) = path.parent() {
-                        self.watcher.watch(dir);
-                    }
-                }
-                let path_str = path.display().to_string();
-                if target.decompression.is_none() && compressed::is_compressed_name(&path) {
-                    // A rotated generation compressed by logrotate: its lines were read from the
-                    // file before it was compressed, and its bytes are not lines.
-                    if self.unreadable.insert(path_str.clone()) {
-                        tracing::info!(path = %path_str, "compressed file ignored (decompression is not configured)");
-                    }
-                    continue;
-                }
-                // Follows symlinks: a link is known by its target's identity.
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !meta.is_file() {
-                    // A directory, FIFO, socket or device matched by the glob: opening a FIFO
-                    // would block the thread, and none of them is a log file.
-                    if self.unreadable.insert(path_str.clone()) {
-                        tracing::warn!(path = %path_str, "not a regular file; ignored");
-                        crate::metrics::file_error("not_regular_file");
-                    }
-                    continue;
-                }
-                let id = FileId::of(&meta);
-                if open.contains(&id) {
-                    continue;
-                }
-                let file = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        if self.unreadable.insert(path_str.clone()) {
-                            tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
-                            crate::metrics::file_error("open");
-                        }
-                        continue;
-                    }
-                };
-                self.unreadable.remove(&path_str);
-                let decompress = target
-                    .decompression
-                    .filter(|d| compressed::is_format(&file, d.format));
-                if let Some(d) = decompress {
-                    let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
-                    if age.is_none_or(|age| age < d.initial_delay)
-                        || self.positions.is_complete(id, &file)
-                    {
-                        // Still being written (initial_delay), or read completely before.
-                        continue;
-                    }
-                }
-                // A compressed file's offsets are in its decompressed content, not bounded by its size.
-                let size = if decompress.is_some() {
-                    u64::MAX
-                } else {
-                    meta.len()
-                };
-                let opened = self.positions.open(id, &path_str, &file, size);
-                let mut labels = target.labels.clone();
-                labels.insert("filename", path_str.clone());
-                match Tailer::new(
-                    path_str.clone(),
-                    id,
-                    target.scrape,
-                    labels,
-                    file,
-                    opened.start,
-                    opened.tracker,
-                ) {
-                    Ok(mut t) => {
-                        if let Some(d) = decompress {
-                            if let Err(e) = t.decompress(d.format) {
-                                tracing::warn!(path = %path_str, error = %e, "cannot decompress file");
-                                crate::metrics::file_error("decompress");
-                                continue;
-                            }
-                            tracing::info!(path = %path_str, offset = opened.start, "reading compressed file");
-                        } else {
-                            tracing::info!(path = %path_str, offset = opened.start, "tailing file");
-                        }
-                        if opened.fresh && decompress.is_none() {
-                            t.state = ReadState::unsettled();
-                        }
-                        let is_link = std::fs::symlink_metadata(&path)
-                            .is_ok_and(|m| m.file_type().is_symlink());
-                        t.watched =
-                            !is_link && path.parent().is_some_and(|dir| self.watcher.covers(dir));
-                        open.insert(id);
-                        self.tailers.push(t);
-                        self.path_index = None;
-                    }
-                    Err(e) => tracing::warn!(path = %path_str, error = %e, "cannot seek in file"),
-                }
-            }
-        }
-        metrics().files_active.set(self.tailers.len() as i64);
-    }
+/// When the next full look (sync) and the next poll are due.
+struct Clock {
+    next_sync: Instant,
+    next_poll: Instant,
+}
+
+/// What one pass did and found.
+#[derive(Default)]
+struct Pass {
+    /// The poll period had passed: polled files were read.
+    poll: bool,
+    /// Some file was read.
+    read_any: bool,
+    /// The clients' queues are full.
+    blocked: bool,
+    /// Some file is looked at every poll period (not watched, moved, unsettled, compressed).
+    needs_poll: bool,
+    /// When a stage releases a held entry next.
+    release_at: Option<Instant>,
+    /// Stages hold entries, or released ones wait for room.
+    holding: bool,
+    /// Lines are in flight: the lag is published as they are acknowledged.
+    awaiting_acks: bool,
 }
 
 /// What one read of a file did.

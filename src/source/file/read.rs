@@ -1,105 +1,71 @@
-//! Reading: one chunk of one file, through the pipeline, into the clients' queues; truncation is
-//! checked before every read.
+//! Reading: one chunk of one file, through the pipeline, into the clients' queues. What may be
+//! read (settled, not truncated) the tailer decides ([`super::tailer::Tailer::ready`]).
 
 use super::tailer::LineEvent;
-use super::{Closed, FileSource, Limiter, Progress, ReadState};
+use super::{Closed, FileSource, Limiter, Progress};
+use crate::entry::ack::AckTracker;
 use crate::entry::sink::TrySendError;
+use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels, PathLabels};
-use crate::pipeline::Processing;
+use crate::pipeline::{Pipeline, Processing};
+use std::sync::Arc;
 use std::time::Duration;
 
 impl FileSource {
     /// Reads one chunk of tailer `i` and ships its lines.
     pub(super) fn read_one(&mut self, i: usize) -> Result<Progress, Closed> {
-        if let Some(entries) = self.tailers[i].unsent.take() {
+        if let Some(entries) = self.tailers[i].take_unsent() {
             match self.sink.try_send(entries) {
                 Ok(()) => {}
                 Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].unsent = Some(entries);
+                    self.tailers[i].keep_unsent(entries);
                     return Ok(Progress::Blocked);
                 }
                 Err(TrySendError::Closed) => return Err(Closed),
             }
         }
-        let size = match self.tailers[i].file().metadata() {
-            Ok(m) => m.len(),
-            Err(_) => return Ok(Progress::Idle),
-        };
-        let t = &self.tailers[i];
-        if t.compressed() {
-            if t.at_eof {
-                return Ok(Progress::Idle);
-            }
-        } else {
-            if self.truncated(i, size) || !self.settle(i, size) {
-                return Ok(Progress::Idle);
-            }
-            if size <= self.tailers[i].offset() {
-                return Ok(Progress::Idle);
-            }
+        if !self.tailers[i].ready(&self.positions) {
+            return Ok(Progress::Idle);
         }
+        self.ship_lines(i, Lines::Chunk)
+    }
+
+    /// Ships the incomplete last line of a finished rotated or deleted file (no writer will end
+    /// it); `Progress::Blocked` if the queues had no room (the tailer keeps it as unsent).
+    pub(super) fn ship_last_line(&mut self, i: usize) -> Result<Progress, Closed> {
+        self.ship_lines(i, Lines::Last)
+    }
+
+    /// Reads lines of tailer `i` (the next chunk, or its incomplete last line) and ships them
+    /// through the pipeline; counts what was read, cut or dropped.
+    fn ship_lines(&mut self, i: usize, what: Lines) -> Result<Progress, Closed> {
         let max_line = self.config.max_line;
         let truncate = self.config.truncate_long_lines;
         let t = &mut self.tailers[i];
-        let pipeline = self.config.pipelines[t.scrape].clone();
-        let labels = t.labels.clone();
-        let tracker = t.tracker.clone();
-        let path = t.path.clone();
-        let limiter = self.limiter.as_ref();
-        let readline_drop = self.config.readline.as_ref().is_some_and(|l| l.drop);
-        let now = crate::entry::now_ns();
-        let mut lines = 0u64;
-        let mut invalid_utf8 = 0u64;
-        let mut too_long = 0u64;
-        let mut entries = Vec::new();
-        let mut processed = Vec::new();
-        let mut truncated_lines = 0u64;
-        let result = t.read(&mut self.buf, max_line, truncate, |event| {
-            let (bytes, end) = match event {
-                LineEvent::Line {
-                    bytes,
-                    end,
-                    truncated,
-                } => {
-                    truncated_lines += u64::from(truncated);
-                    (bytes, end)
-                }
-                LineEvent::TooLong { end } => {
-                    too_long += 1;
-                    tracker.register(end).done_all();
-                    return;
-                }
-            };
-            lines += 1;
-            let ack = tracker.register(end);
-            if let Some(limiter) = limiter {
-                if !wait_for_rate(limiter, readline_drop) {
-                    crate::metrics::pipeline_dropped("readline_rate_limited");
-                    ack.done_all();
-                    return;
-                }
-            }
-            let line = match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_owned(),
-                Err(_) => {
-                    invalid_utf8 += 1;
-                    String::from_utf8_lossy(bytes).into_owned()
-                }
-            };
-            let mut p = Processing::new(labels.clone(), line, now);
-            p.ack = Some(ack);
-            pipeline.run(p, &mut processed);
-            entries.extend(processed.drain(..).map(Processing::into_entry));
-        });
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(path = %path, error = %e, "read error");
-                crate::metrics::file_error("read");
-                0
-            }
+        let mut chunk = Chunk {
+            pipeline: &self.config.pipelines[t.scrape()],
+            labels: t.labels().clone(),
+            tracker: t.tracker().clone(),
+            limiter: self.limiter.as_ref(),
+            readline_drop: self.config.readline.as_ref().is_some_and(|l| l.drop),
+            now: crate::entry::now_ns(),
+            counts: Counts::default(),
+            entries: Vec::new(),
+            processed: Vec::new(),
         };
-        self.tailers[i].at_eof = n == 0;
+        let result = match what {
+            Lines::Chunk => t.read(&mut self.buf, max_line, truncate, |e| chunk.line(e)),
+            Lines::Last => Ok(t.read_last_line(max_line, truncate, |e| chunk.line(e))),
+        };
+        let path = t.path().to_string();
+        let n = result.unwrap_or_else(|e| {
+            tracing::warn!(path = %path, error = %e, "read error");
+            crate::metrics::file_error("read");
+            0
+        });
+        let Chunk {
+            counts, entries, ..
+        } = chunk;
         let mut progress = if n > 0 {
             Progress::Read
         } else {
@@ -109,62 +75,125 @@ impl FileSource {
             match self.sink.try_send(entries) {
                 Ok(()) => {}
                 Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].unsent = Some(entries);
+                    self.tailers[i].keep_unsent(entries);
                     progress = Progress::Blocked;
                 }
                 Err(TrySendError::Closed) => return Err(Closed),
             }
         }
-        let m = metrics();
-        if n > 0 {
-            let pl = PathLabels { path: path.clone() };
-            m.read_bytes.get_or_create(&pl).inc_by(n as u64);
-            m.read_lines.get_or_create(&pl).inc_by(lines);
-        }
-        if invalid_utf8 > 0 {
-            m.invalid_utf8_lines
-                .get_or_create(&PathLabels { path: path.clone() })
-                .inc_by(invalid_utf8);
-        }
-        if truncated_lines > 0 {
-            tracing::warn!(path = %path, lines = truncated_lines, max_line, "truncated lines longer than max_line_size");
-            count_line_too_long(
-                &self.config.client_labels,
-                &m.mutated_entries,
-                truncated_lines,
-            );
-        }
-        if too_long > 0 {
-            tracing::warn!(path = %path, lines = too_long, max_line, "dropped lines longer than max_line_size");
-            count_line_too_long(&self.config.client_labels, &m.dropped_entries, too_long);
-        }
+        // The last line's bytes were counted when they were read.
+        let bytes = if matches!(what, Lines::Chunk) { n } else { 0 };
+        self.count(&path, bytes as u64, &counts);
         Ok(progress)
     }
 
-    /// Whether tailer `i`'s file was truncated (size `size` now) since it was last looked at; if
-    /// so, it starts over at 0, its new content unsettled.
-    fn truncated(&mut self, i: usize, size: u64) -> bool {
-        let t = &mut self.tailers[i];
-        let changed = size != t.seen_size;
-        t.seen_size = size;
-        // Smaller than what was read; or, when it grew, refilled past the read offset (copytruncate
-        // while reading was paused): its first bytes are no longer the ones it started with.
-        let truncated = size < t.offset()
-            || (changed
-                && t.state == ReadState::Reading
-                && self.positions.content_changed(t.id, t.file()));
-        if !truncated {
-            return false;
+    /// Publishes what one read of `path` did.
+    fn count(&self, path: &str, bytes: u64, counts: &Counts) {
+        let m = metrics();
+        let pl = PathLabels {
+            path: path.to_string(),
+        };
+        if bytes > 0 || counts.lines > 0 {
+            m.read_bytes.get_or_create(&pl).inc_by(bytes);
+            m.read_lines.get_or_create(&pl).inc_by(counts.lines);
         }
-        tracing::warn!(path = %t.path, size, offset = t.offset(), "file was truncated; reading it again from the start");
-        let tracker = self.positions.truncated(t.id, t.line_end());
-        if let Err(e) = t.restart_at(0, tracker) {
-            tracing::warn!(path = %t.path, error = %e, "cannot seek in truncated file");
+        if counts.invalid_utf8 > 0 {
+            m.invalid_utf8_lines
+                .get_or_create(&pl)
+                .inc_by(counts.invalid_utf8);
         }
-        t.state = ReadState::unsettled();
-        t.short_fingerprint = true;
-        true
+        let max_line = self.config.max_line;
+        if counts.truncated > 0 {
+            tracing::warn!(path = %path, lines = counts.truncated, max_line, "truncated lines longer than max_line_size");
+            count_line_too_long(
+                &self.config.client_labels,
+                &m.mutated_entries,
+                counts.truncated,
+            );
+        }
+        if counts.too_long > 0 {
+            tracing::warn!(path = %path, lines = counts.too_long, max_line, "dropped lines longer than max_line_size");
+            count_line_too_long(
+                &self.config.client_labels,
+                &m.dropped_entries,
+                counts.too_long,
+            );
+        }
     }
+}
+
+/// What one read produced: entries for the clients, and counts for the metrics.
+struct Chunk<'a> {
+    pipeline: &'a Pipeline,
+    labels: Labels,
+    tracker: Arc<AckTracker>,
+    limiter: Option<&'a Limiter>,
+    readline_drop: bool,
+    /// The entries' timestamp until a stage sets one: when the chunk was read.
+    now: i64,
+    counts: Counts,
+    entries: Vec<Entry>,
+    /// The pipeline's output for one line (reused).
+    processed: Vec<Processing>,
+}
+
+#[derive(Default)]
+struct Counts {
+    lines: u64,
+    invalid_utf8: u64,
+    too_long: u64,
+    truncated: u64,
+}
+
+impl Chunk<'_> {
+    /// Runs one line through the pipeline; its acknowledgement is registered in order, so the
+    /// file's position moves past it only once it is delivered (or dropped for good).
+    fn line(&mut self, event: LineEvent) {
+        let (bytes, end) = match event {
+            LineEvent::Line {
+                bytes,
+                end,
+                truncated,
+            } => {
+                self.counts.truncated += u64::from(truncated);
+                (bytes, end)
+            }
+            LineEvent::TooLong { end } => {
+                self.counts.too_long += 1;
+                self.tracker.register(end).done_all();
+                return;
+            }
+        };
+        self.counts.lines += 1;
+        let ack = self.tracker.register(end);
+        if let Some(limiter) = self.limiter {
+            if !wait_for_rate(limiter, self.readline_drop) {
+                crate::metrics::pipeline_dropped("readline_rate_limited");
+                ack.done_all();
+                return;
+            }
+        }
+        let line = match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => {
+                self.counts.invalid_utf8 += 1;
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+        };
+        let mut p = Processing::new(self.labels.clone(), line, self.now);
+        p.ack = Some(ack);
+        self.pipeline.run(p, &mut self.processed);
+        self.entries
+            .extend(self.processed.drain(..).map(Processing::into_entry));
+    }
+}
+
+/// What [`FileSource::ship_lines`] reads.
+enum Lines {
+    /// The next chunk of the file.
+    Chunk,
+    /// The incomplete last line, as a line.
+    Last,
 }
 
 /// Counts `n` lines over max_line_size in Promtail's per-reason family (dropped or mutated), for

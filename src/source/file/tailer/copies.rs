@@ -1,4 +1,10 @@
-//! Settling new content before it is read: is it a copy of content already read?
+//! The content's two transitions, the one home of copytruncate detection: truncation (Reading →
+//! Unsettled) and settling new content before it is read (Unsettled → Reading): is it a copy of
+//! content already read?
+//!
+//! Truncation is checked before every read: the file is smaller than the read offset, or, when it
+//! grew, no longer starts with the bytes it started with (truncated and refilled past the offset
+//! while reading was paused). Its new content is then unsettled, from offset 0.
 //!
 //! copytruncate rotation copies `audit.log` to `audit.log.1` and truncates `audit.log`. The copy is a
 //! new inode, so identity alone would read it again from the start if the glob matches it — Promtail's
@@ -20,10 +26,9 @@
 //! A fingerprint needs [`FINGERPRINT_BYTES`]; a new file shorter than that is read from the start
 //! once it has not reached that size for [`SHORT_WAIT`].
 
-use super::identity::{Fingerprint, FINGERPRINT_BYTES};
-use super::positions::CopySource;
-use super::tailer::ReadState;
-use super::FileSource;
+use super::super::identity::{Fingerprint, FINGERPRINT_BYTES};
+use super::super::positions::{CopySource, Positions};
+use super::{Content, Tailer};
 use crate::entry::ack::AckTracker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,17 +40,38 @@ pub const SHORT_WAIT: Duration = Duration::from_millis(500);
 /// file to be truncated (copytruncate does it right after the copy) before it is read in full.
 pub const TRUNCATE_WAIT: Duration = Duration::from_secs(3);
 
-impl FileSource {
-    /// Settles tailer `i`'s new content (the file is `size` bytes now); `true` when it may be read.
-    pub(super) fn settle(&mut self, i: usize, size: u64) -> bool {
-        let t = &mut self.tailers[i];
-        let ReadState::Unsettled { since, size: seen } = t.state else {
+impl Tailer {
+    /// Whether the file was truncated (size `size` now) since it was last looked at; if so, it
+    /// starts over at 0, its new content unsettled.
+    pub(super) fn truncated(&mut self, positions: &Positions, size: u64) -> bool {
+        let changed = size != self.seen_size;
+        self.seen_size = size;
+        let offset = self.reader.offset();
+        let truncated = size < offset
+            || (changed
+                && self.content == Content::Reading
+                && positions.content_changed(self.id, self.reader.file()));
+        if !truncated {
+            return false;
+        }
+        tracing::warn!(path = %self.path, size, offset, "file was truncated; reading it again from the start");
+        let tracker = positions.truncated(self.id, self.reader.line_end());
+        if let Err(e) = self.restart_at(0, tracker) {
+            tracing::warn!(path = %self.path, error = %e, "cannot seek in truncated file");
+        }
+        self.content = Content::unsettled();
+        true
+    }
+
+    /// Settles new content (the file is `size` bytes now); `true` when it may be read.
+    pub(super) fn settle(&mut self, positions: &Positions, size: u64) -> bool {
+        let Content::Unsettled { since, size: seen } = self.content else {
             return true;
         };
         let now = Instant::now();
         let same_size = matches!(seen, Some((s, _)) if s == size);
         if !same_size {
-            t.state = ReadState::Unsettled {
+            self.content = Content::Unsettled {
                 since,
                 size: Some((size, now)),
             };
@@ -53,15 +79,14 @@ impl FileSource {
         if size < FINGERPRINT_BYTES && since.elapsed() < SHORT_WAIT {
             return false;
         }
-        let fp = Fingerprint::read(t.file()).unwrap_or_default();
-        let (id, path) = (t.id, t.path.clone());
-        let start = match self.positions.copy_source(id, &fp) {
+        let fp = Fingerprint::read(self.reader.file()).unwrap_or_default();
+        let start = match positions.copy_source(self.id, &fp) {
             None => 0,
-            Some(CopySource::Truncated) => match self.positions.adopt(id, fp) {
+            Some(CopySource::Truncated) => match positions.adopt(self.id, fp) {
                 Some((read_end, tracker)) => {
                     let start = read_end.min(size);
-                    tracing::info!(%path, offset = start, "file is a copy of a truncated file; continuing where that was read");
-                    return self.start(i, start, tracker);
+                    tracing::info!(path = %self.path, offset = start, "file is a copy of a truncated file; continuing where that was read");
+                    return self.start(start, tracker);
                 }
                 None => 0,
             },
@@ -76,23 +101,21 @@ impl FileSource {
                 if unchanged_for < TRUNCATE_WAIT {
                     return false;
                 }
-                tracing::info!(%path, "file starts like a file being read, which was not truncated: reading it in full");
+                tracing::info!(path = %self.path, "file starts like a file being read, which was not truncated: reading it in full");
                 0
             }
         };
-        let tracker = self.positions.start_at(id, start, fp);
-        self.start(i, start, tracker)
+        let tracker = positions.start_at(self.id, start, fp);
+        self.start(start, tracker)
     }
 
-    /// Tailer `i` reads from `offset` on, its lines tracked by `tracker`.
-    fn start(&mut self, i: usize, offset: u64, tracker: Arc<AckTracker>) -> bool {
-        let t = &mut self.tailers[i];
-        if let Err(e) = t.restart_at(offset, tracker) {
-            tracing::warn!(path = %t.path, error = %e, "cannot seek in file");
+    /// Reads from `offset` on, its lines tracked by `tracker`.
+    fn start(&mut self, offset: u64, tracker: Arc<AckTracker>) -> bool {
+        if let Err(e) = self.restart_at(offset, tracker) {
+            tracing::warn!(path = %self.path, error = %e, "cannot seek in file");
             return false;
         }
-        t.state = ReadState::Reading;
-        t.short_fingerprint = true;
+        self.content = Content::Reading;
         true
     }
 }

@@ -1,13 +1,8 @@
-//! Reads one open file: splits it into lines, remembers an incomplete last line until its newline
+//! Splits one open file into lines, remembers an incomplete last line until its newline
 //! arrives, and bounds the memory an over-long line can take.
 
-use super::identity::FileId;
-use crate::entry::ack::AckTracker;
-use crate::entry::{Entry, Labels};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Arc;
-use std::time::Instant;
 
 /// Bytes read from a file per call, so that one busy file does not starve the others.
 pub const READ_CHUNK: usize = 256 * 1024;
@@ -24,34 +19,11 @@ pub enum LineEvent<'a> {
     TooLong { end: u64 },
 }
 
-pub struct Tailer {
-    pub path: String,
-    pub id: FileId,
-    /// Index of the scrape config whose pipeline processes this file.
-    pub scrape: usize,
-    /// Labels of the target plus `filename`.
-    pub labels: Labels,
-    pub tracker: Arc<AckTracker>,
-    /// When the path was seen to point elsewhere (rotation) or to nothing (deletion).
-    pub rotated_since: Option<Instant>,
-    /// The file's recorded fingerprint covers fewer bytes than it could; refreshed as the file grows.
-    pub short_fingerprint: bool,
-    /// Whether lines are read now.
-    pub state: ReadState,
-    /// Entries the clients' queues had no room for: sent before anything else is read.
-    pub unsent: Option<Vec<Entry>>,
-    /// The file's size when last looked at.
-    pub seen_size: u64,
-    /// The `lokiship_file_lag_bytes` last published for this file.
-    pub published_lag: Option<u64>,
-    /// To be read at the next pass: inotify reported a write, or the last read did not reach the end.
-    pub wanted: bool,
-    /// inotify reports writes to this file (its directory is watched and the path is no symlink);
-    /// other files are polled every poll period.
-    pub watched: bool,
-    /// The last read found the end of the file.
-    pub at_eof: bool,
-    /// The decompressed content of a compressed file ([`super::compressed`]); offsets count its bytes.
+/// A file read line by line from an offset: the descriptor (or a decoder of its compressed
+/// content), the offset of the next byte, and an incomplete last line.
+pub struct LineReader {
+    /// The decompressed content of a compressed file ([`super::super::compressed`]); offsets count
+    /// its bytes.
     decoder: Option<Box<dyn Read + Send>>,
     file: File,
     /// Offset of the next byte to read.
@@ -60,28 +32,6 @@ pub struct Tailer {
     partial: Vec<u8>,
     /// The current line went over the limit: its remaining bytes are discarded until the newline.
     overflow: Overflow,
-}
-
-/// Whether a tailer reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadState {
-    Reading,
-    /// New content, not read yet: it may be a copy of a file already read (copytruncate), which is
-    /// settled first ([`super::copies`]). `since` is when the content was first seen; `size` is the
-    /// size at the last look and when it was taken.
-    Unsettled {
-        since: Instant,
-        size: Option<(u64, Instant)>,
-    },
-}
-
-impl ReadState {
-    pub fn unsettled() -> Self {
-        Self::Unsettled {
-            since: Instant::now(),
-            size: None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,32 +43,11 @@ enum Overflow {
     Dropping,
 }
 
-impl Tailer {
-    pub fn new(
-        path: String,
-        id: FileId,
-        scrape: usize,
-        labels: Labels,
-        mut file: File,
-        offset: u64,
-        tracker: Arc<AckTracker>,
-    ) -> std::io::Result<Self> {
+impl LineReader {
+    /// Reads `file` from `offset` on.
+    pub fn new(mut file: File, offset: u64) -> std::io::Result<Self> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Self {
-            path,
-            id,
-            scrape,
-            labels,
-            tracker,
-            rotated_since: None,
-            short_fingerprint: true,
-            state: ReadState::Reading,
-            unsent: None,
-            seen_size: 0,
-            published_lag: None,
-            wanted: true,
-            watched: false,
-            at_eof: false,
             decoder: None,
             file,
             offset,
@@ -133,7 +62,10 @@ impl Tailer {
 
     /// Reads the file through `format`'s decoder from now on, skipping the first `offset` bytes of
     /// its decompressed content (already shipped).
-    pub fn decompress(&mut self, format: super::compressed::Format) -> std::io::Result<()> {
+    pub fn decompress(&mut self, format: super::super::compressed::Format) -> std::io::Result<()> {
+        // The descriptor was put at `offset`, a position in the decompressed content: the
+        // decoder reads the compressed bytes from their start.
+        self.file.seek(SeekFrom::Start(0))?;
         let mut decoder = format.decoder(self.file.try_clone()?);
         let skipped = std::io::copy(&mut (&mut decoder).take(self.offset), &mut std::io::sink())?;
         self.offset = skipped;
@@ -156,14 +88,13 @@ impl Tailer {
         self.offset - self.partial.len() as u64
     }
 
-    /// Continues at `offset` with `tracker` (the file was truncated, or is a copy of content read
-    /// elsewhere up to `offset`).
-    pub fn restart_at(&mut self, offset: u64, tracker: Arc<AckTracker>) -> std::io::Result<()> {
+    /// Continues at `offset`, forgetting any incomplete line (the file was truncated, or is a
+    /// copy of content read elsewhere up to `offset`).
+    pub fn restart_at(&mut self, offset: u64) -> std::io::Result<()> {
         self.file.seek(SeekFrom::Start(offset))?;
         self.offset = offset;
         self.partial.clear();
         self.overflow = Overflow::None;
-        self.tracker = tracker;
         Ok(())
     }
 
@@ -254,9 +185,42 @@ impl Tailer {
         Ok(n)
     }
 
+    /// Reports the incomplete last line as a line ending at the offset read (the file will not
+    /// grow any more); the bytes it took (0 without one).
+    pub fn take_partial(
+        &mut self,
+        max_line: usize,
+        truncate: bool,
+        mut on_line: impl FnMut(LineEvent),
+    ) -> usize {
+        let end = self.offset;
+        let taken = self.partial.len();
+        match self.overflow {
+            Overflow::None if taken == 0 => return 0,
+            Overflow::None | Overflow::Truncating => {
+                let line = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
+                let cut = self.overflow == Overflow::Truncating || line.len() > max_line;
+                on_line(LineEvent::Line {
+                    bytes: &line[..line.len().min(max_line)],
+                    end,
+                    truncated: cut && truncate,
+                });
+            }
+            Overflow::Dropping => on_line(LineEvent::TooLong { end }),
+        }
+        self.partial.clear();
+        self.overflow = Overflow::None;
+        taken.max(1)
+    }
+
     /// Bytes held for an incomplete last line.
     pub fn pending_partial(&self) -> usize {
         self.partial.len()
+    }
+
+    /// An incomplete last line is held, or being dropped for its length.
+    pub fn has_partial(&self) -> bool {
+        !self.partial.is_empty() || self.overflow != Overflow::None
     }
 }
 
@@ -265,7 +229,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn collect(t: &mut Tailer, max: usize, truncate: bool) -> Vec<(String, u64, bool)> {
+    fn collect(t: &mut LineReader, max: usize, truncate: bool) -> Vec<(String, u64, bool)> {
         let mut out = Vec::new();
         while t
             .read(&mut vec![0; READ_CHUNK], max, truncate, |ev| match ev {
@@ -282,19 +246,8 @@ mod tests {
         out
     }
 
-    fn tailer(path: &std::path::Path) -> Tailer {
-        let f = File::open(path).unwrap();
-        let id = FileId::of(&f.metadata().unwrap());
-        Tailer::new(
-            path.display().to_string(),
-            id,
-            0,
-            Labels::new(),
-            f,
-            0,
-            AckTracker::new(0, 1),
-        )
-        .unwrap()
+    fn tailer(path: &std::path::Path) -> LineReader {
+        LineReader::new(File::open(path).unwrap(), 0).unwrap()
     }
 
     #[test]
