@@ -11,8 +11,11 @@
 //! queue, goes to the front of it, acknowledged (see [`wal`]).
 //!
 //! With a disk queue a push from memory is tried once: when it fails, the batch, the other batches
-//! and the memory queue go to the front of the disk queue ("parking"), and the retries (backoff,
-//! `Retry-After`, forever) are made from there. Without one, the push is retried in memory.
+//! and the memory queue go to the front of the disk queue ("parking", [`park`]), and the retries
+//! (backoff, `Retry-After`, forever) are made from there. Without one, the push is retried in
+//! memory. The client's modes are one enum, [`Mode`], owned by the task (`&mut self`); which
+//! answer is retried, and after how long, is the pure rule [`retry::decide`]. Disk-queue I/O
+//! (read, commit, prepend) runs on tokio's blocking threads.
 
 mod answer;
 pub mod batch;
@@ -51,29 +54,47 @@ pub struct Client {
     sender: Sender,
     batchwait: Duration,
     batchsize: usize,
-    tenant: String,
+    tenant: std::sync::Arc<str>,
     external: Labels,
     /// Entries older than this are dropped before sending (`reject_old_samples`).
     max_age_ns: Option<i64>,
     encoding: crate::config::schema::PushEncoding,
     /// The disk queue, when `wal` is enabled.
     spill: Option<std::sync::Arc<wal::Spill>>,
-    /// Stopping, a push was abandoned: the rest goes to the disk queue without being tried.
-    gave_up: std::sync::atomic::AtomicBool,
-    /// A push failed: what the client holds in memory goes to the front of the disk queue
-    /// ([`Client::park`]) and is sent from there, so that while Loki fails no line waits only in
-    /// memory (its file may be rotated away and deleted before a crash).
-    parking: std::sync::atomic::AtomicBool,
-    /// When the failed push's retry is due (made from the disk queue).
-    retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// What the client is doing with its batches ([`Mode`]).
+    mode: Mode,
+    /// When the first push from the disk queue after parking is due: what the backoff (or a
+    /// 429's `Retry-After`) asked for.
+    retry_at: Option<tokio::time::Instant>,
     /// How long a stop may go on sending from the disk queue (the client `timeout`): what is
     /// left waits there for the next start, so a stop ends before Kubernetes' SIGKILL.
     stop_drain: Duration,
     /// When this client first saw the stop signal, and whether it said that the disk queue waits.
-    stopping_since: std::sync::Mutex<Option<(tokio::time::Instant, bool)>>,
+    stopping_since: Option<(tokio::time::Instant, bool)>,
     /// Batches held back (stopping, or parking), in the order they were read, with their
     /// acknowledgements: put in front of the disk queue by [`Client::park`].
-    abandoned: std::sync::Mutex<(Vec<Entry>, Vec<crate::entry::ack::Ack>)>,
+    held_back: (Vec<Entry>, Vec<crate::entry::ack::Ack>),
+}
+
+/// A client's modes. Without a disk queue it is always `Sending` (a failed push is retried in
+/// memory until delivered, or until a stop abandons it).
+///
+/// ```text
+///   Sending ──(a push from memory failed)──▶ Parking ──(park: memory → disk queue)──▶ Sending
+///      │                                                       retries from the disk queue,
+///      │                                                       the first at `retry_at`
+///      └──(stopping, Loki does not answer in time)──▶ GaveUp: the rest goes to disk untried
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Pushing batches from memory; the disk queue is sent when the memory queue is empty.
+    Sending,
+    /// A push from memory failed: everything after it is held back untried, and what memory
+    /// holds goes to the front of the disk queue ([`Client::park`]) before anything is sent.
+    Parking,
+    /// Stopping with a disk queue, a push was abandoned: nothing more is tried; what is left
+    /// goes to the disk queue for the next start.
+    GaveUp,
 }
 
 /// Runs disk-queue I/O (reads, the cursor's fsync) on tokio's blocking threads: a slow disk must
@@ -115,7 +136,7 @@ impl Client {
             sender: Sender::new(config)?,
             batchwait: config.batchwait.0,
             batchsize: config.batchsize.0 as usize,
-            tenant: config.tenant_id.clone(),
+            tenant: config.tenant_id.as_str().into(),
             external: config
                 .external_labels
                 .iter()
@@ -126,12 +147,11 @@ impl Client {
             }),
             encoding: config.encoding,
             spill: None,
-            gave_up: std::sync::atomic::AtomicBool::new(false),
-            parking: std::sync::atomic::AtomicBool::new(false),
-            retry_at: Default::default(),
+            mode: Mode::Sending,
+            retry_at: None,
             stop_drain: config.timeout.0,
-            stopping_since: Default::default(),
-            abandoned: Default::default(),
+            stopping_since: None,
+            held_back: Default::default(),
         })
     }
 
@@ -151,12 +171,12 @@ impl Client {
         }
         rx.close();
         // Stopping: what was held back goes to the front of the disk queue.
-        let _ = self.park(&mut batches, &mut rx);
+        let _ = self.park(&mut batches, &mut rx).await;
     }
 
     /// Batches and pushes until `rx` ends (`true`) or a push was abandoned (`false`).
     async fn forward(
-        &self,
+        &mut self,
         rx: &mut QueueReceiver,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
@@ -207,7 +227,7 @@ impl Client {
     /// The sources have stopped: pushes what is left (disk queue first), parking again whenever a
     /// push fails, until everything is delivered or stopping abandons it.
     async fn finish(
-        &self,
+        &mut self,
         rx: &mut QueueReceiver,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
@@ -216,8 +236,8 @@ impl Client {
             if !self.park_if_failing(batches, rx, shutdown).await {
                 return;
             }
-            if let Some(s) = &self.spill {
-                if !self.gave_up() && !self.drain_disk(s, batches, shutdown).await {
+            if let Some(s) = self.spill.clone() {
+                if !self.gave_up() && !self.drain_disk(&s, batches, shutdown).await {
                     return;
                 }
                 if self.parking() {
@@ -238,16 +258,19 @@ impl Client {
     /// Adds `entries` to their tenants' batches, pushing batches that fill up; `false` when a push
     /// was abandoned because lokiship is stopping.
     async fn add_all(
-        &self,
+        &mut self,
         entries: Vec<Entry>,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
         origin: Origin,
     ) -> bool {
         for mut entry in entries {
-            // Nearly always the client's own tenant: no allocation for the lookup.
-            let own_tenant = entry.labels.get(TENANT_LABEL).map(str::to_owned);
-            let tenant = own_tenant.as_deref().unwrap_or(&self.tenant);
+            // Nearly always the client's own tenant: a shared string, no allocation.
+            let tenant: std::sync::Arc<str> = match entry.labels.get(TENANT_LABEL) {
+                Some(own) => own.into(),
+                None => self.tenant.clone(),
+            };
+            let tenant = &*tenant;
             let size = batch::entry_size(&entry);
             let full = batches
                 .get(tenant)
@@ -294,7 +317,7 @@ impl Client {
     /// Pushes what is batched (older than the disk queue's content), then the disk queue, in
     /// order, moving its cursor after each delivered part; `false` when stopping cut it short.
     async fn drain_disk(
-        &self,
+        &mut self,
         spill: &std::sync::Arc<wal::Spill>,
         batches: &mut HashMap<String, Batch>,
         shutdown: &mut watch::Receiver<bool>,
@@ -340,15 +363,13 @@ impl Client {
     }
 
     /// A stop has been sending from the disk queue for longer than [`Client::stop_drain`].
-    fn stop_drain_over(&self, shutdown: &watch::Receiver<bool>) -> bool {
+    fn stop_drain_over(&mut self, shutdown: &watch::Receiver<bool>) -> bool {
         if !*shutdown.borrow() {
             return false;
         }
-        let mut since = self
+        let (at, said) = self
             .stopping_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let (at, said) = since.get_or_insert_with(|| (tokio::time::Instant::now(), false));
+            .get_or_insert_with(|| (tokio::time::Instant::now(), false));
         if at.elapsed() < self.stop_drain {
             return false;
         }
@@ -363,23 +384,18 @@ impl Client {
 
     /// Stopping with a disk queue, a push was abandoned: the rest goes to disk untried.
     fn gave_up(&self) -> bool {
-        self.gave_up.load(std::sync::atomic::Ordering::Relaxed)
+        self.mode == Mode::GaveUp
     }
 
     /// A push from memory failed: the rest of memory goes to disk untried ([`Client::park`]).
     fn parking(&self) -> bool {
-        self.parking.load(std::sync::atomic::Ordering::Relaxed)
+        self.mode == Mode::Parking
     }
 
     /// The first retry from the disk queue after a failed push from memory waits what the
     /// backoff (or the 429's `Retry-After`) asked for; a stop cuts the wait short.
-    async fn wait_for_retry(&self, shutdown: &mut watch::Receiver<bool>) {
-        let due = self
-            .retry_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(due) = due {
+    async fn wait_for_retry(&mut self, shutdown: &mut watch::Receiver<bool>) {
+        if let Some(due) = self.retry_at.take() {
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
@@ -394,7 +410,7 @@ impl Client {
     /// [`Client::park`] (the positions move once they are on disk) and the disk queue retries. A
     /// batch read from the disk queue is retried until delivered, or simply stays there.
     async fn push(
-        &self,
+        &mut self,
         batch: Batch,
         tenant: &str,
         shutdown: &mut watch::Receiver<bool>,
@@ -431,15 +447,12 @@ impl Client {
             }
             Outcome::Abandoned | Outcome::Failed(_) if disk => {
                 if let Outcome::Failed(wait) = outcome {
-                    self.parking
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.mode = Mode::Parking;
                     if !wait.is_zero() {
-                        *self.retry_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(tokio::time::Instant::now() + wait);
+                        self.retry_at = Some(tokio::time::Instant::now() + wait);
                     }
                 } else {
-                    self.gave_up
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.mode = Mode::GaveUp;
                 }
                 if !from_memory {
                     return false;

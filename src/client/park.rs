@@ -4,7 +4,7 @@
 
 use super::batch::Batch;
 use super::queue::QueueReceiver;
-use super::{Client, Origin};
+use super::{Client, Mode, Origin};
 use crate::entry::Entry;
 use std::collections::HashMap;
 use tokio::sync::watch;
@@ -14,7 +14,7 @@ impl Client {
     /// entries go back into the batches and are retried in memory. `false` when stopping cut a
     /// push short.
     pub(super) async fn park_if_failing(
-        &self,
+        &mut self,
         batches: &mut HashMap<String, Batch>,
         rx: &mut QueueReceiver,
         shutdown: &mut watch::Receiver<bool>,
@@ -22,7 +22,7 @@ impl Client {
         if !self.parking() || self.gave_up() {
             return true;
         }
-        match self.park(batches, rx) {
+        match self.park(batches, rx).await {
             Ok(()) => true,
             Err(entries) => {
                 self.add_all(entries, batches, shutdown, Origin::Memory)
@@ -35,37 +35,57 @@ impl Client {
     /// in the order they were read, and acknowledges them. The disk queue stays locked meanwhile,
     /// so no source puts a chunk into the memory queue behind them. On a write error the entries
     /// come back (the acknowledgements joined into the last), and the disk queue is left alone for a
-    /// minute ([`wal::Spill::writable`]).
-    pub(super) fn park(
-        &self,
+    /// minute ([`wal::Spill::writable`]). The lock, the memory queue's drain and the write run on
+    /// a blocking thread: a slow disk must not hold up the runtime's workers.
+    pub(super) async fn park(
+        &mut self,
         batches: &mut HashMap<String, Batch>,
         rx: &mut QueueReceiver,
     ) -> Result<(), Vec<Entry>> {
-        self.parking
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        let Some(spill) = &self.spill else {
+        if self.mode == Mode::Parking {
+            self.mode = Mode::Sending;
+        }
+        let Some(spill) = self.spill.clone() else {
             return Ok(());
         };
-        let mut wal = spill.lock();
-        let (mut entries, mut acks) =
-            std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+        let (mut entries, mut acks) = std::mem::take(&mut self.held_back);
         for (tenant, b) in batches.drain() {
             let (kept, mut kept_acks) = b.into_entries(&tenant, &self.tenant);
             entries.extend(kept);
             acks.append(&mut kept_acks);
         }
-        while let Some(chunk) = rx.try_recv() {
-            for mut e in chunk {
-                acks.extend(e.ack.take());
-                entries.push(e);
+        let mut queue = rx.take();
+        let parked = tokio::task::spawn_blocking(move || {
+            let mut wal = spill.lock();
+            while let Some(chunk) = queue.try_recv() {
+                for mut e in chunk {
+                    acks.extend(e.ack.take());
+                    entries.push(e);
+                }
             }
-        }
-        if entries.is_empty() && acks.is_empty() {
-            return Ok(());
-        }
-        match wal.prepend(&entries) {
-            Ok(()) => {
-                drop(wal);
+            let written = if entries.is_empty() && acks.is_empty() {
+                None
+            } else {
+                Some(wal.prepend(&entries))
+            };
+            drop(wal);
+            (queue, spill, entries, acks, written)
+        })
+        .await;
+        let (queue, spill, mut entries, acks, written) = match parked {
+            Ok(parked) => parked,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {
+                // The runtime is shutting down: nothing was acknowledged, the lines are read
+                // again at the next start.
+                tracing::error!(host = self.sender.host(), "stopped before the memory queue was moved to the disk queue");
+                return Ok(());
+            }
+        };
+        *rx = queue;
+        match written {
+            None => Ok(()),
+            Some(Ok(())) => {
                 spill.write_succeeded();
                 tracing::info!(
                     host = self.sender.host(),
@@ -78,7 +98,7 @@ impl Client {
                 spill.notify.notify_one();
                 Ok(())
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 // Retried in memory as without a disk queue, until the disk works again.
                 spill.write_failed(self.sender.host(), &e, entries.len());
                 let mut joined = acks.into_iter();
@@ -95,9 +115,8 @@ impl Client {
     }
 
     /// Keeps a batch's entries for [`Client::park`], after those held back before.
-    pub(super) fn hold_back(&self, entries: Vec<Entry>, acks: Vec<crate::entry::ack::Ack>) {
-        let mut held = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
-        held.0.extend(entries);
-        held.1.extend(acks);
+    pub(super) fn hold_back(&mut self, entries: Vec<Entry>, acks: Vec<crate::entry::ack::Ack>) {
+        self.held_back.0.extend(entries);
+        self.held_back.1.extend(acks);
     }
 }

@@ -157,6 +157,19 @@ impl QueueReceiver {
         self.rx.is_empty()
     }
 
+    /// This end of the queue, to be used elsewhere (on a blocking thread) and put back; an ended
+    /// queue stands in for it meanwhile.
+    pub fn take(&mut self) -> QueueReceiver {
+        let (_, ended) = mpsc::unbounded_channel();
+        std::mem::replace(
+            self,
+            QueueReceiver {
+                rx: ended,
+                budget: self.budget.clone(),
+            },
+        )
+    }
+
     /// Refuses further chunks (the client is stopping).
     pub fn close(&mut self) {
         self.rx.close();
