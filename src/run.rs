@@ -161,6 +161,7 @@ pub async fn run(
     if signalled {
         tracing::info!("stopping: no more reading");
         log_flushing();
+        crate::entry::ack::stopping();
         let _ = shutdown_tx.send(true);
     }
     // Push receivers stop taking requests (those in progress are answered) and let go of the sink.
@@ -183,6 +184,7 @@ pub async fn run(
             _ = &mut stop_signal => {
                 tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
                 log_flushing();
+                crate::entry::ack::stopping();
                 let _ = shutdown_tx.send(true);
                 clients.await;
             }

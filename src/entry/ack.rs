@@ -6,10 +6,30 @@
 //! `committed` offset moves past it. The positions file stores only committed offsets, so after a crash
 //! a source resumes at the first line that may not have reached Loki: at-least-once delivery.
 //!
-//! An `Ack` dropped without `done()` (shutdown before delivery) leaves the position where it was.
+//! An `Ack` dropped without `done()` leaves the position where it was, so the line is read again
+//! at the next start. On a stop that is by design ([`stopping`]); at any other time it is a bug
+//! that would hold a file's position back forever: it is counted ([`lost_acks`], exported as
+//! `lokiship_acks_lost_total`) and, in debug builds (the tests), a panic.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Set once lokiship stops: acknowledgements still pending are let go on purpose.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Acknowledgements dropped without being completed while lokiship was not stopping.
+static LOST: AtomicU64 = AtomicU64::new(0);
+
+/// lokiship is stopping: what is not delivered by now is read again at the next start, and the
+/// acknowledgements dropped with it are no bug.
+pub fn stopping() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
+/// Acknowledgements dropped without [`Ack::done`] while not stopping (a bug).
+pub fn lost_acks() -> u64 {
+    LOST.load(Ordering::Relaxed)
+}
 use std::sync::{Arc, Mutex};
 
 /// Tracks the delivery of one source's lines, in the order the source read them.
@@ -64,6 +84,7 @@ impl AckTracker {
             tracker: Arc::clone(self),
             seq,
             joined: Vec::new(),
+            settled: false,
         }
     }
 
@@ -107,30 +128,44 @@ impl AckTracker {
     }
 }
 
-/// The acknowledgement of one line. Cloned once per client.
+/// The acknowledgement of one line. Cloned once per client; each clone is completed once, with
+/// [`Ack::done`], [`Ack::done_all`] or, on purpose, [`Ack::abandon`].
 #[derive(Debug, Clone)]
 pub struct Ack {
     tracker: Arc<AckTracker>,
     seq: u64,
     /// Lines of other sources joined into this one's entry (`multiline`, partial lines).
     joined: Vec<Ack>,
+    /// Completed or abandoned: dropping it is no loss.
+    settled: bool,
 }
 
 impl Ack {
     /// This client is done with the line: delivered, or dropped for good.
-    pub fn done(self) {
+    pub fn done(mut self) {
         self.tracker.acknowledge(self.seq, 1);
-        for other in self.joined {
+        for other in std::mem::take(&mut self.joined) {
             other.done();
         }
+        self.settled = true;
     }
 
     /// No client will see the line (a stage dropped it): done for all of them.
-    pub fn done_all(self) {
+    pub fn done_all(mut self) {
         self.tracker.acknowledge(self.seq, self.tracker.required);
-        for other in self.joined {
+        for other in std::mem::take(&mut self.joined) {
             other.done_all();
         }
+        self.settled = true;
+    }
+
+    /// The line is not delivered and its position must not move: it is read again at the next
+    /// start (a simulated crash; stopping does this for every pending line, see [`stopping`]).
+    pub fn abandon(mut self) {
+        for other in std::mem::take(&mut self.joined) {
+            other.abandon();
+        }
+        self.settled = true;
     }
 
     /// `other`'s line was joined into this one's entry: it is delivered when this one is. A later
@@ -142,6 +177,21 @@ impl Ack {
         } else {
             self.joined.push(other);
         }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if self.settled || STOPPING.load(Ordering::Relaxed) || std::thread::panicking() {
+            return;
+        }
+        if LOST.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::error!("bug: an acknowledgement was dropped without being completed; a file's position may stop moving until the next start (lokiship_acks_lost_total)");
+        }
+        debug_assert!(
+            false,
+            "an acknowledgement was dropped without being completed: its file's position can never move past it"
+        );
     }
 }
 
@@ -159,8 +209,8 @@ mod tests {
         assert_eq!(t.committed(), 0, "line 1 is still in flight");
         a.done();
         assert_eq!(t.committed(), 25);
-        drop(c);
-        assert_eq!(t.committed(), 25, "a dropped ack must not commit");
+        c.abandon();
+        assert_eq!(t.committed(), 25, "an abandoned ack must not commit");
         assert_eq!(t.in_flight(), 1);
     }
 
@@ -199,5 +249,13 @@ mod tests {
         let t = AckTracker::new(0, 3);
         t.register(7).done_all();
         assert_eq!(t.committed(), 7);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "dropped without being completed")]
+    fn an_ack_dropped_by_mistake_is_caught_in_tests() {
+        let t = AckTracker::new(0, 1);
+        drop(t.register(10));
     }
 }

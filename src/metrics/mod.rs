@@ -93,6 +93,8 @@ pub struct Metrics {
     pub files_active: Gauge,
     pub rotated_files_abandoned: Counter,
     pub rotated_bytes_abandoned: Counter,
+    /// Mirrors [`crate::entry::ack::lost_acks`] at each render.
+    pub acks_lost: Counter,
     pub targets_active: Gauge,
     pub pipeline_dropped_lines: Family<ReasonLabels, Counter>,
     pub pipeline_errors: Family<StageLabels, Counter>,
@@ -135,6 +137,7 @@ fn build() -> Metrics {
         files_active: Gauge::default(),
         rotated_files_abandoned: Counter::default(),
         rotated_bytes_abandoned: Counter::default(),
+        acks_lost: Counter::default(),
         targets_active: Gauge::default(),
         pipeline_dropped_lines: Family::default(),
         pipeline_errors: Family::default(),
@@ -263,6 +266,11 @@ fn build() -> Metrics {
         "Unread bytes of rotated files given up (limits_config.max_open_rotated_files)",
         m.rotated_bytes_abandoned.clone(),
     );
+    registry.register(
+        "lokiship_acks_lost",
+        "Acknowledgements dropped without completion while running (a bug: a file's position stops moving)",
+        m.acks_lost.clone(),
+    );
     // A gauge, named with `_total` as Promtail names it.
     registry.register(
         "promtail_targets_active_total",
@@ -340,6 +348,7 @@ pub fn metrics() -> &'static Metrics {
 
 /// The metrics in the OpenMetrics text format.
 pub fn render() -> String {
+    sync_lost_acks();
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
@@ -351,6 +360,18 @@ pub fn render() -> String {
         out.insert_str(end, &custom);
     }
     out
+}
+
+/// Brings `lokiship_acks_lost_total` up to the count kept beside the acknowledgements (the
+/// entry layer cannot see the registry).
+fn sync_lost_acks() {
+    static SYNC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+    let counter = &metrics().acks_lost;
+    let lost = crate::entry::ack::lost_acks();
+    if lost > counter.get() {
+        counter.inc_by(lost - counter.get());
+    }
 }
 
 /// Counts a line dropped by a pipeline stage.

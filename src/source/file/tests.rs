@@ -367,14 +367,12 @@ fn a_restart_resumes_at_the_acknowledged_position_and_resends_what_was_not() {
     first.positions.save().unwrap();
     // Stopped (or killed) with the last lines read but not delivered.
     drop(first);
-    drop(
-        sink.state
-            .lock()
-            .unwrap()
-            .acks
-            .drain(..)
-            .collect::<Vec<_>>(),
-    );
+    sink.state
+        .lock()
+        .unwrap()
+        .acks
+        .drain(..)
+        .for_each(Ack::abandon);
     append(&log, &later);
 
     let sink = Arc::new(RecordingSink::default());

@@ -53,7 +53,7 @@ fn saves_and_resumes_by_identity() {
         Arc::ptr_eq(&tracker, &again),
         "acknowledgements still in flight keep counting"
     );
-    drop(in_flight);
+    in_flight.abandon();
     p.save().unwrap();
     let text = std::fs::read_to_string(&pos_path).unwrap();
     assert!(
