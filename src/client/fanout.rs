@@ -55,42 +55,44 @@ impl Fanout {
     /// on disk: a client moving its memory queue to disk ([`super::Client`]'s parking) holds the
     /// same lock, so no chunk slips into memory behind lines it already put on disk.
     fn send(&self, entries: Vec<Entry>, force_disk: bool) -> Result<(), TrySendError> {
+        let bytes: usize = entries.iter().map(super::batch::entry_size).sum();
         // Decide first, so that a chunk is given to every client or to none.
-        let mut locked = Vec::with_capacity(self.outlets.len());
+        let mut decided = Vec::with_capacity(self.outlets.len());
         for o in &self.outlets {
-            match &o.spill {
-                None if !o.queue.has_room() => return Err(TrySendError::Full(entries)),
-                None => locked.push(None),
-                // A disk queue that failed a write recently: memory only, within its bound.
-                Some(spill) if !spill.writable() => {
-                    if !o.queue.has_room() {
-                        return Err(TrySendError::Full(entries));
-                    }
-                    locked.push(None);
+            let Some(spill) = o.spill.as_ref().filter(|s| s.writable()) else {
+                // No disk queue, or one that failed a write recently: memory only, within its bound.
+                match o.queue.reserve(bytes) {
+                    Some(room) => decided.push(Destination::Memory(room, None)),
+                    None => return Err(TrySendError::Full(entries)),
                 }
-                Some(spill) => {
-                    let wal = spill.lock();
-                    let room = o.queue.has_room();
-                    // While anything waits on disk, new lines go behind it, in order.
-                    let spilling = force_disk || !wal.is_empty() || (o.overflow && !room);
-                    if (spilling && wal.is_full()) || (!spilling && !room) {
-                        return Err(TrySendError::Full(entries));
-                    }
-                    locked.push(Some((wal, spilling)));
+                continue;
+            };
+            let wal = spill.lock();
+            // While anything waits on disk, new lines go behind it, in order.
+            let behind = force_disk || !wal.is_empty();
+            let room = if behind { None } else { o.queue.reserve(bytes) };
+            match room {
+                Some(room) => decided.push(Destination::Memory(room, Some(wal))),
+                None if (behind || o.overflow) && !wal.is_full() => {
+                    decided.push(Destination::Disk(wal))
                 }
+                None => return Err(TrySendError::Full(entries)),
             }
         }
-        let bytes = entries.iter().map(super::batch::entry_size).sum();
         let n = self.outlets.len();
         let mut entries = Some(entries);
-        for (i, (o, wal)) in self.outlets.iter().zip(locked).enumerate() {
+        for (i, (o, into)) in self.outlets.iter().zip(decided).enumerate() {
             let mine = if i + 1 == n {
                 entries.take().unwrap_or_default()
             } else {
                 entries.clone().unwrap_or_default()
             };
-            if let (Some((mut wal, true)), Some(spill)) = (wal, &o.spill) {
-                match wal.append(&mine) {
+            let failed = match (into, &o.spill) {
+                (Destination::Memory(room, _wal), _) => {
+                    room.send(mine).map_err(|_| TrySendError::Closed)?;
+                    continue;
+                }
+                (Destination::Disk(mut wal), Some(spill)) => match wal.append(&mine) {
                     Ok(()) => {
                         spill.write_succeeded();
                         for e in mine {
@@ -101,17 +103,33 @@ impl Fanout {
                         spill.notify.notify_one();
                         continue;
                     }
-                    // Nothing is lost: this chunk goes to memory (once over the queue's
-                    // budget), and the next ones only while memory has room.
-                    Err(e) => spill.write_failed(o.queue.host(), &e, mine.len()),
-                }
-            }
+                    Err(e) => {
+                        spill.write_failed(o.queue.host(), &e, mine.len());
+                        mine
+                    }
+                },
+                (Destination::Disk(_), None) => mine,
+            };
+            // Nothing is lost: this chunk goes to memory, over the queue's bound (it was
+            // promised to every client), and the next ones only while memory has room.
             o.queue
-                .push(mine, bytes)
+                .push(failed, bytes)
                 .map_err(|_| TrySendError::Closed)?;
         }
         Ok(())
     }
+}
+
+/// Where one client takes a chunk.
+enum Destination<'a> {
+    /// Its memory queue, in room reserved for it; its disk queue (if any) stays locked until the
+    /// chunk is queued.
+    Memory(
+        crate::client::queue::Reservation<'a>,
+        Option<std::sync::MutexGuard<'a, super::wal::Wal>>,
+    ),
+    /// Its disk queue, locked until the chunk is appended.
+    Disk(std::sync::MutexGuard<'a, super::wal::Wal>),
 }
 
 impl EntrySink for Fanout {

@@ -78,7 +78,10 @@ impl Client {
             Err(_) => {
                 // The runtime is shutting down: nothing was acknowledged, the lines are read
                 // again at the next start.
-                tracing::error!(host = self.sender.host(), "stopped before the memory queue was moved to the disk queue");
+                tracing::error!(
+                    host = self.sender.host(),
+                    "stopped before the memory queue was moved to the disk queue"
+                );
                 return Ok(());
             }
         };

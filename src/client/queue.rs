@@ -1,14 +1,17 @@
 //! A client's input queue, bounded in bytes of log lines.
 //!
-//! Sources never block on it: [`QueueSender::has_room`] tells whether the client can take more, and a
+//! Sources never block on it: [`QueueSender::reserve`] tells whether the client can take a chunk, and a
 //! source that finds it full keeps its entries, stops reading (the lines stay on disk) and waits with
 //! [`QueueSender::wait_for_room`] for at most the time until its next chore (looking for rotated
 //! files). This is what keeps memory flat while Loki is down for an hour, and what lets the file
 //! source keep noticing rotations meanwhile instead of sleeping inside a blocked send.
 //!
-//! The limit is soft: a chunk is admitted when the queue is below the limit, so the queue holds at
-//! most the limit plus one chunk per source (a chunk is what one read produced, at most 256 KiB of
-//! lines).
+//! The limit is hard: a source takes a [`Reservation`] for a chunk's bytes before it hands the
+//! chunk over (one per client, so that a chunk goes to every client or to none), and none is
+//! granted that would take the queue past its limit. A chunk larger than the whole limit is
+//! admitted only into an empty queue. The one exception is a chunk a disk queue failed to
+//! write: it was already promised to the clients, so it goes to memory over the limit
+//! ([`QueueSender::push`]), and the next ones wait for room.
 
 use crate::entry::Entry;
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,7 +27,7 @@ struct Chunk {
 }
 
 struct Budget {
-    used: Mutex<usize>,
+    used: Mutex<Used>,
     room: Condvar,
     limit: usize,
     /// The client's `host` label.
@@ -34,8 +37,22 @@ struct Budget {
     queued_entries: prometheus_client::metrics::gauge::Gauge,
 }
 
+/// Bytes queued, and the largest chunk refused since room last came back: a source waiting for
+/// room waits until that chunk fits.
+#[derive(Default)]
+struct Used {
+    bytes: usize,
+    refused: usize,
+}
+
+impl Used {
+    fn fits(&self, bytes: usize, limit: usize) -> bool {
+        self.bytes == 0 || self.bytes + bytes <= limit
+    }
+}
+
 impl Budget {
-    fn used(&self) -> std::sync::MutexGuard<'_, usize> {
+    fn used(&self) -> std::sync::MutexGuard<'_, Used> {
         self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -61,7 +78,7 @@ pub fn queue(limit: usize, host: &str) -> (QueueSender, QueueReceiver) {
     };
     let m = crate::metrics::metrics();
     let budget = Arc::new(Budget {
-        used: Mutex::new(0),
+        used: Mutex::new(Used::default()),
         room: Condvar::new(),
         limit: limit.max(1),
         host: host.to_string(),
@@ -81,10 +98,47 @@ pub fn queue(limit: usize, host: &str) -> (QueueSender, QueueReceiver) {
 #[derive(Debug)]
 pub struct QueueClosed;
 
+/// Room for one chunk in a client's queue, taken before the chunk is handed over; given back
+/// if the chunk is not sent.
+pub struct Reservation<'a> {
+    sender: &'a QueueSender,
+    bytes: usize,
+}
+
+impl Reservation<'_> {
+    /// Queues `entries` in the room reserved for them.
+    pub fn send(self, entries: Vec<Entry>) -> Result<(), QueueClosed> {
+        // The room passes to the queued chunk: not given back when the reservation goes.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.sender.send_reserved(entries, this.bytes)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        give_back(&self.sender.budget, self.bytes);
+    }
+}
+
 impl QueueSender {
-    /// Whether the client takes another chunk now.
+    /// Whether a small chunk would fit now.
     pub fn has_room(&self) -> bool {
-        *self.budget.used() < self.budget.limit
+        self.budget.used().fits(1, self.budget.limit)
+    }
+
+    /// Room for a chunk of `bytes`, unless that would take the queue past its limit (a chunk
+    /// larger than the limit fits only an empty queue).
+    pub fn reserve(&self, bytes: usize) -> Option<Reservation<'_>> {
+        let mut used = self.budget.used();
+        if !used.fits(bytes, self.budget.limit) {
+            used.refused = used.refused.max(bytes);
+            return None;
+        }
+        used.bytes += bytes;
+        Some(Reservation {
+            sender: self,
+            bytes,
+        })
     }
 
     /// The `host` label of the client this queue feeds.
@@ -94,13 +148,17 @@ impl QueueSender {
 
     /// Bytes waiting in the queue.
     pub fn queued_bytes(&self) -> usize {
-        *self.budget.used()
+        self.budget.used().bytes
     }
 
-    /// Queues `entries` (`bytes` of lines) whether or not there is room; callers check
-    /// [`has_room`](Self::has_room) first.
+    /// Queues `entries` (`bytes` of lines) whether or not there is room: only for a chunk
+    /// already promised to the clients that its disk queue failed to take.
     pub fn push(&self, entries: Vec<Entry>, bytes: usize) -> Result<(), QueueClosed> {
-        *self.budget.used() += bytes;
+        self.budget.used().bytes += bytes;
+        self.send_reserved(entries, bytes)
+    }
+
+    fn send_reserved(&self, entries: Vec<Entry>, bytes: usize) -> Result<(), QueueClosed> {
         let count = entries.len();
         self.budget.queued_bytes.inc_by(bytes as i64);
         self.budget.queued_entries.inc_by(count as i64);
@@ -110,15 +168,16 @@ impl QueueSender {
         })
     }
 
-    /// Sleeps until the queue has room or `timeout` passed; `true` if it has room.
+    /// Sleeps until the chunk refused last fits or `timeout` passed; `true` if it fits.
     pub fn wait_for_room(&self, timeout: Duration) -> bool {
+        let limit = self.budget.limit;
         let used = self.budget.used();
         let (used, _) = self
             .budget
             .room
-            .wait_timeout_while(used, timeout, |used| *used >= self.budget.limit)
+            .wait_timeout_while(used, timeout, |used| !used.fits(used.refused.max(1), limit))
             .unwrap_or_else(|e| e.into_inner());
-        *used < self.budget.limit
+        used.fits(used.refused.max(1), limit)
     }
 
     fn release(&self, bytes: usize, entries: usize) {
@@ -126,13 +185,19 @@ impl QueueSender {
     }
 }
 
+/// A chunk of `entries` (`bytes`) left the queue.
 fn release(budget: &Budget, bytes: usize, entries: usize) {
     budget.queued_bytes.dec_by(bytes as i64);
     budget.queued_entries.dec_by(entries as i64);
+    give_back(budget, bytes);
+}
+
+/// Gives back `bytes` of room; wakes the sources once the chunk refused last fits.
+fn give_back(budget: &Budget, bytes: usize) {
     let mut used = budget.used();
-    let was_full = *used >= budget.limit;
-    *used = used.saturating_sub(bytes);
-    if was_full && *used < budget.limit {
+    used.bytes = used.bytes.saturating_sub(bytes);
+    if used.fits(used.refused.max(1), budget.limit) {
+        used.refused = 0;
         budget.room.notify_all();
     }
 }
@@ -219,5 +284,43 @@ mod tests {
         drop(rx);
         assert!(tx.push(vec![entry("x")], 1).is_err());
         assert_eq!(tx.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_limit_is_hard_and_an_unused_reservation_gives_its_room_back() {
+        let (tx, mut rx) = queue(10, "queue-test-3");
+        tx.reserve(6).unwrap().send(vec![entry("012345")]).unwrap();
+        assert!(
+            tx.reserve(5).is_none(),
+            "6 + 5 bytes would pass the limit of 10"
+        );
+        let four = tx.reserve(4).expect("6 + 4 fits");
+        assert!(tx.reserve(1).is_none(), "the reserved room counts");
+        drop(four);
+        assert_eq!(
+            tx.queued_bytes(),
+            6,
+            "an unused reservation gives its room back"
+        );
+        rx.recv().await.unwrap();
+        assert!(
+            tx.reserve(50).is_some(),
+            "a chunk larger than the limit fits an empty queue"
+        );
+    }
+
+    #[test]
+    fn a_waiting_source_wakes_only_once_its_chunk_fits() {
+        let (tx, mut rx) = queue(10, "queue-test-4");
+        tx.reserve(4).unwrap().send(vec![entry("0123")]).unwrap();
+        tx.reserve(4).unwrap().send(vec![entry("4567")]).unwrap();
+        assert!(tx.reserve(5).is_none());
+        assert!(
+            !tx.wait_for_room(Duration::from_millis(5)),
+            "8 of 10 bytes queued: room for 2, not for the 5 refused"
+        );
+        rx.try_recv().unwrap();
+        assert!(tx.wait_for_room(Duration::ZERO), "4 + 5 fits");
+        assert!(tx.reserve(5).is_some());
     }
 }
