@@ -4,8 +4,9 @@
 //! position advances only for lines that Loki accepted, that wait on a disk queue, or that were
 //! dropped for a permanent reason. The modules import only downwards (`tests/architecture.rs`):
 //!
-//! - [`entry`], [`durable`], [`logfmt`], [`process_metrics`]: what every layer shares — the
-//!   entry, its acknowledgement, the sink trait sources hand entries to; fsync'd writes.
+//! - [`entry`], [`durable`], [`shutdown`], [`logfmt`], [`process_metrics`]: what every layer
+//!   shares — the entry, its acknowledgement, the sink trait sources hand entries to; fsync'd
+//!   writes; the stop token.
 //! - [`wire`], [`metrics`]: Loki's push format both ways; every exported metric.
 //! - [`config`]: Promtail's YAML schema, `${ENV}` expansion, validation with line numbers
 //!   (its `compile` phase sits at the top: it builds sources and pipelines).
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod process_metrics;
 pub mod run;
 pub mod server;
+pub mod shutdown;
 pub mod source;
 pub mod summary;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! a stop signal (or, with `exit_at_eof`, until every file was read).
 //!
 //! Drain order on a stop (SIGTERM or SIGINT; or, with `exit_at_eof`, every file read), written
-//! here and nowhere else:
+//! here and nowhere else; each step stops a [`Part`] of the one stop token ([`Shutdown`]):
 //!
 //! 1. `/ready` answers 503, and the clients learn of the stop: from now on a push is tried for at
 //!    most the client `timeout`, and what a client with a disk queue cannot deliver goes to the
@@ -27,15 +27,14 @@ use crate::config::schema::Config;
 use crate::entry::sink::{EntrySink, TrySendError};
 use crate::entry::{Entry, Labels};
 use crate::server::Readiness;
+use crate::shutdown::{Part, Shutdown, StopSignal};
 use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
-use crate::source::Stop;
 use crate::summary::Summary;
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// Run-time choices that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -61,17 +60,18 @@ pub async fn run(
         config.limits_config.max_label_values,
         config.limits_config.max_streams,
     );
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The one stop token: each part below stops when this function says, in the order above.
+    let shutdown = Shutdown::new();
     let ready = Arc::new(Readiness::default());
 
-    let (server_stop_tx, server_stop_rx) = watch::channel(false);
     let server = if config.server.disable {
         None
     } else {
         let addr = listen_addr(&config.server)?;
-        let (bound, handle) = crate::server::serve(addr, ready.clone(), server_stop_rx)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let (bound, handle) =
+            crate::server::serve(addr, ready.clone(), shutdown.signal(Part::Server))
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(address = %bound, "HTTP server listening");
         Some(handle)
     };
@@ -115,7 +115,11 @@ pub async fn run(
                 queue: tx,
                 spill: spill.clone(),
             });
-            client_tasks.push(tokio::spawn(client.run(rx, spill, shutdown_rx.clone())));
+            client_tasks.push(tokio::spawn(client.run(
+                rx,
+                spill,
+                shutdown.signal(Part::Deliveries),
+            )));
         }
         if let Some(q) = &disk_queue {
             handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
@@ -124,8 +128,8 @@ pub async fn run(
     };
 
     // Push receivers (`loki_push_api`).
-    let (push_stop_tx, push_stop_rx) = watch::channel(false);
-    let push_servers = start_push_receivers(&config, &jobs, &sink, push_stop_rx).await?;
+    let push_servers =
+        start_push_receivers(&config, &jobs, &sink, shutdown.signal(Part::Sources)).await?;
 
     let positions_path = std::path::PathBuf::from(&config.positions.filename);
     let positions = Arc::new(Positions::load(
@@ -133,18 +137,21 @@ pub async fn run(
         config.positions.ignore_invalid_yaml,
         config.clients.len().max(1) as u32,
     )?);
-    let stop = Arc::new(Stop::new());
     let source_config = file_source_config(&config, jobs, &opts, client_labels);
-    let source = FileSource::new(source_config, positions.clone(), sink, stop.clone());
+    let source = FileSource::new(
+        source_config,
+        positions.clone(),
+        sink,
+        shutdown.signal(Part::Sources),
+    );
     let source_thread = source.spawn();
     // The saver runs until the clients have finished, so that what they deliver while a stop
     // drains them is on disk even if a SIGKILL cuts the drain short.
-    let saver_stop = Arc::new(Stop::new());
     let saver = (!opts.dry_run).then(|| {
         positions::spawn_saver(
             positions.clone(),
             config.positions.sync_period.0,
-            saver_stop.clone(),
+            shutdown.signal(Part::Saver),
         )
     });
     ready.set(true);
@@ -162,14 +169,14 @@ pub async fn run(
         tracing::info!("stopping: no more reading");
         log_flushing();
         crate::entry::ack::stopping();
-        let _ = shutdown_tx.send(true);
+        shutdown.stop(Part::Deliveries);
     }
-    // Push receivers stop taking requests (those in progress are answered) and let go of the sink.
-    let _ = push_stop_tx.send(true);
+    // Push receivers stop taking requests (those in progress are answered) and the file source
+    // stops reading; both let go of the sink.
+    shutdown.stop(Part::Sources);
     for server in push_servers {
         let _ = server.await;
     }
-    stop.stop();
     if signalled {
         let _ = source_done.await;
     }
@@ -185,12 +192,12 @@ pub async fn run(
                 tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
                 log_flushing();
                 crate::entry::ack::stopping();
-                let _ = shutdown_tx.send(true);
+                shutdown.stop(Part::Deliveries);
                 clients.await;
             }
         }
     }
-    saver_stop.stop();
+    shutdown.stop(Part::Saver);
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
         if let Err(e) = positions.save() {
@@ -198,7 +205,7 @@ pub async fn run(
             tracing::error!(error = %e, "cannot write the positions file at shutdown");
         }
     }
-    let _ = server_stop_tx.send(true);
+    shutdown.stop(Part::Server);
     if let Some(server) = server {
         let _ = server.await;
     }
@@ -241,7 +248,7 @@ async fn start_push_receivers(
     config: &Config,
     jobs: &[Job],
     sink: &Arc<dyn EntrySink>,
-    stop: watch::Receiver<bool>,
+    stop: StopSignal,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut servers = Vec::new();
     for (sc, job) in config.scrape_configs.iter().zip(jobs) {

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("logfmt", 0),
     ("process_metrics", 0),
     ("durable", 0),
+    ("shutdown", 0),
     ("wire", 1),
     ("metrics", 1),
     ("config", 2),

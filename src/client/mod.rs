@@ -33,12 +33,12 @@ pub mod wal;
 use crate::config::schema::ClientConfig;
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels};
+use crate::shutdown::StopSignal;
 use batch::Batch;
 use queue::QueueReceiver;
 use send::{Outcome, Sender, SenderError};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Where the entries of a batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,12 +162,12 @@ impl Client {
         mut self,
         mut rx: QueueReceiver,
         spill: Option<std::sync::Arc<wal::Spill>>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: StopSignal,
     ) {
         self.spill = spill;
         let mut batches = HashMap::new();
-        if self.forward(&mut rx, &mut batches, &mut shutdown).await {
-            self.finish(&mut rx, &mut batches, &mut shutdown).await;
+        if self.forward(&mut rx, &mut batches, &shutdown).await {
+            self.finish(&mut rx, &mut batches, &shutdown).await;
         }
         rx.close();
         // Stopping: what was held back goes to the front of the disk queue.
@@ -179,7 +179,7 @@ impl Client {
         &mut self,
         rx: &mut QueueReceiver,
         batches: &mut HashMap<String, Batch>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &StopSignal,
     ) -> bool {
         let spill = self.spill.clone();
         let tick = (self.batchwait / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -230,7 +230,7 @@ impl Client {
         &mut self,
         rx: &mut QueueReceiver,
         batches: &mut HashMap<String, Batch>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &StopSignal,
     ) {
         loop {
             if !self.park_if_failing(batches, rx, shutdown).await {
@@ -261,7 +261,7 @@ impl Client {
         &mut self,
         entries: Vec<Entry>,
         batches: &mut HashMap<String, Batch>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &StopSignal,
         origin: Origin,
     ) -> bool {
         for mut entry in entries {
@@ -320,7 +320,7 @@ impl Client {
         &mut self,
         spill: &std::sync::Arc<wal::Spill>,
         batches: &mut HashMap<String, Batch>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &StopSignal,
     ) -> bool {
         for (tenant, b) in std::mem::take(batches) {
             if !self.push(b, &tenant, shutdown, Origin::Memory).await {
@@ -363,8 +363,8 @@ impl Client {
     }
 
     /// A stop has been sending from the disk queue for longer than [`Client::stop_drain`].
-    fn stop_drain_over(&mut self, shutdown: &watch::Receiver<bool>) -> bool {
-        if !*shutdown.borrow() {
+    fn stop_drain_over(&mut self, shutdown: &StopSignal) -> bool {
+        if !shutdown.is_stopped() {
             return false;
         }
         let (at, said) = self
@@ -394,11 +394,11 @@ impl Client {
 
     /// The first retry from the disk queue after a failed push from memory waits what the
     /// backoff (or the 429's `Retry-After`) asked for; a stop cuts the wait short.
-    async fn wait_for_retry(&mut self, shutdown: &mut watch::Receiver<bool>) {
+    async fn wait_for_retry(&mut self, shutdown: &StopSignal) {
         if let Some(due) = self.retry_at.take() {
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = shutdown.wait_for(|stop| *stop) => {}
+                _ = shutdown.stopped() => {}
             }
         }
     }
@@ -413,7 +413,7 @@ impl Client {
         &mut self,
         batch: Batch,
         tenant: &str,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &StopSignal,
         origin: Origin,
     ) -> bool {
         let disk = self.spill.as_ref().is_some_and(|s| s.writable());

@@ -7,7 +7,6 @@ use super::queue::QueueReceiver;
 use super::{Client, Mode, Origin};
 use crate::entry::Entry;
 use std::collections::HashMap;
-use tokio::sync::watch;
 
 impl Client {
     /// After a failed push: [`Client::park`], or, when the disk queue cannot be written, the
@@ -17,7 +16,7 @@ impl Client {
         &mut self,
         batches: &mut HashMap<String, Batch>,
         rx: &mut QueueReceiver,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &crate::shutdown::StopSignal,
     ) -> bool {
         if !self.parking() || self.gave_up() {
             return true;

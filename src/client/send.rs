@@ -16,7 +16,6 @@ use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RefusedLabels, RequestLabels};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// Why a sender could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +93,13 @@ impl Sender {
         body: Vec<u8>,
         tenant: &str,
         streams: &[StreamCount],
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &crate::shutdown::StopSignal,
         fail_fast: bool,
     ) -> Outcome {
         let entries: usize = streams.iter().map(|s| s.entries).sum();
         let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
         let mut deadline = shutdown
-            .borrow()
+            .is_stopped()
             .then(|| Instant::now() + self.config.timeout.0);
         let host = HostLabels {
             host: self.host.clone(),
@@ -167,7 +166,7 @@ impl Sender {
                 // Without an answer there is nothing but a retry to decide.
                 (_, Err(_)) => (policy.backoff(attempt), false),
             };
-            if deadline.is_none() && *shutdown.borrow() {
+            if deadline.is_none() && shutdown.is_stopped() {
                 deadline = Some(Instant::now() + self.config.timeout.0);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -193,7 +192,7 @@ impl Sender {
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait_for(|stop| *stop), if deadline.is_none() => {
+                _ = shutdown.stopped(), if deadline.is_none() => {
                     // Shutting down: one more attempt, bounded by the client timeout.
                     deadline = Some(Instant::now() + self.config.timeout.0);
                 }

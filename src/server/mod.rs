@@ -11,7 +11,6 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// Whether lokiship is ready: sources started, and no client failing for longer than its
 /// `unhealthy_after`.
@@ -57,11 +56,11 @@ impl Readiness {
     }
 }
 
-/// Binds `addr` and serves until `shutdown` turns true. Returns the bound address.
+/// Binds `addr` and serves until `shutdown` fires. Returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     ready: Arc<Readiness>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -84,9 +83,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
+        let stop = async move { shutdown.stopped().await };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await

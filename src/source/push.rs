@@ -24,7 +24,6 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// How long a request may wait for its entries to be safe before it is answered 503.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,11 +51,11 @@ struct Pushed {
     structured_metadata: Vec<(String, String)>,
 }
 
-/// Serves `receiver` on `addr` until `stop` turns true; returns the bound address.
+/// Serves `receiver` on `addr` until `stop` fires; returns the bound address.
 pub async fn serve(
     receiver: Arc<PushReceiver>,
     addr: SocketAddr,
-    mut stop: watch::Receiver<bool>,
+    stop: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/loki/api/v1/push", post(push))
@@ -67,13 +66,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
-        let stopped = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
+        let stopped = async move { stop.stopped().await };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stopped)
             .await

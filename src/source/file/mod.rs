@@ -29,7 +29,7 @@
 //! them and reads nothing more; the thread waits for room at most until its next look at rotations,
 //! so files rotated (or copied and truncated) while Loki is down are still followed.
 //!
-//! Shutdown: the thread returns when `stop` is set or the clients' queues close. Trackers stay
+//! Shutdown: the thread returns when `stop` fires or the clients' queues close. Trackers stay
 //! registered with [`positions::Positions`], so acknowledgements that arrive while the clients flush
 //! still move the positions written at exit.
 
@@ -51,7 +51,7 @@ pub mod watch;
 use crate::entry::sink::EntrySink;
 use crate::entry::Labels;
 use crate::pipeline::Pipeline;
-use crate::source::Stop;
+use crate::shutdown::StopSignal;
 use discover::PathGlob;
 use positions::Positions;
 use std::collections::HashSet;
@@ -109,7 +109,7 @@ pub struct FileSource {
     config: FileSourceConfig,
     positions: Arc<Positions>,
     sink: Arc<dyn EntrySink>,
-    stop: Arc<Stop>,
+    stop: StopSignal,
     tailers: Vec<Tailer>,
     watcher: watch::DirWatcher,
     limiter: Option<Limiter>,
@@ -137,7 +137,7 @@ impl FileSource {
         config: FileSourceConfig,
         positions: Arc<Positions>,
         sink: Arc<dyn EntrySink>,
-        stop: Arc<Stop>,
+        stop: StopSignal,
     ) -> Self {
         let mut watcher = watch::DirWatcher::new();
         if let Some(waker) = watcher.waker() {

@@ -11,7 +11,7 @@ use crate::entry::ack::Ack;
 use crate::entry::sink::{EntrySink, TrySendError};
 use crate::entry::{Entry, Labels};
 use crate::pipeline::Pipeline;
-use crate::source::Stop;
+use crate::shutdown::StopSignal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -152,7 +152,7 @@ fn source_in(dir: &Path, pattern: &str, sink: Arc<RecordingSink>) -> FileSource 
         max_open_rotated: 8,
         client_labels: Vec::new(),
     };
-    FileSource::new(config, positions, sink, Arc::new(Stop::new()))
+    FileSource::new(config, positions, sink, StopSignal::never())
 }
 
 fn append(path: &Path, lines: &[String]) {

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 /// How soon after an acknowledgement the positions file is written (at most this often).
 const ACK_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Saves the positions on its own thread until `stop` is set: within [`ACK_WRITE_INTERVAL`] of an
+/// Saves the positions on its own thread until `stop` fires: within [`ACK_WRITE_INTERVAL`] of an
 /// acknowledgement that moved a position, and every `period` regardless. The last write, once the
 /// clients have finished, is the caller's ([`Positions::save`]).
 pub fn spawn_saver(
     positions: Arc<Positions>,
     period: Duration,
-    stop: Arc<crate::source::Stop>,
+    stop: crate::shutdown::StopSignal,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("positions".into())
