@@ -21,10 +21,14 @@ fn without_a_disk_queue_positions_do_not_move_while_loki_refuses() {
     let text = std::fs::read_to_string(&config).unwrap() + "wal: {enabled: false}\n";
     std::fs::write(&config, text).unwrap();
 
+    let port = support::enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     support::eventually(WAIT, "no retries seen", || loki.requests().len() >= 5);
-    // Several positions sync periods (200 ms) pass while Loki is down.
-    std::thread::sleep(Duration::from_millis(700));
+    // The positions are written (every 200 ms) while Loki is down, and the file is read.
+    support::eventually(WAIT, "no positions written", || {
+        recorded_offset(dir.path(), &log).is_some()
+    });
+    support::wait_for_syncs(port, 3);
     lokiship.kill();
     assert_eq!(
         recorded_offset(dir.path(), &log).unwrap_or(0),
@@ -64,11 +68,13 @@ fn one_of_two_fails_for_a_while(wal: &str) -> u64 {
     let config = audit_config(dir.path(), &log.display().to_string(), &fast.url(), &second);
     let text = std::fs::read_to_string(&config).unwrap() + wal;
     std::fs::write(&config, text).unwrap();
+    let port = support::enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     fast.wait_for(WAIT, "100 entries at the healthy Loki", |r| {
         r.len() >= lines.len()
     });
-    std::thread::sleep(Duration::from_millis(600));
+    // The positions saver (every 200 ms) has had its chances.
+    support::wait_for_syncs(port, 3);
     assert!(
         slow.accepted().is_empty(),
         "the second Loki is still failing"
@@ -132,8 +138,9 @@ fn positions_follow_acknowledgements_so_a_crash_after_delivery_resends_nothing()
     );
     lokiship.kill();
 
+    let port = support::enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    support::wait_for_syncs(port, 3);
     assert!(lokiship.terminate().success());
     assert_eq!(
         loki.accepted().len(),

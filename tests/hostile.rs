@@ -252,12 +252,13 @@ fn a_symlink_is_followed_and_known_by_its_target() {
         &loki.url(),
         "",
     );
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "both files", |r| r.len() >= 2);
     append(&elsewhere.join("real.txt"), b"outside 2\n");
     append(&logs.join("app-1.log"), b"inside 2\n");
     loki.wait_for(WAIT, "the appended lines", |r| r.len() >= 4);
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_for_syncs(port, 2);
     assert_eq!(
         lines_of(&loki),
         vec!["inside 1", "inside 2", "outside 1", "outside 2"]
@@ -283,6 +284,7 @@ fn a_file_deleted_while_loki_is_down_is_read_to_its_end_through_the_open_descrip
     let log = dir.path().join("app.log");
     append(&log, b"line 0\n");
     let config = plain_config(dir.path(), &log.display().to_string(), &loki.url(), "");
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     support::eventually(WAIT, "no push attempted", || !loki.requests().is_empty());
     // Written and deleted while Loki refuses everything.
@@ -290,7 +292,7 @@ fn a_file_deleted_while_loki_is_down_is_read_to_its_end_through_the_open_descrip
     append(&log, more.as_bytes());
     std::fs::remove_file(&log).unwrap();
     loki.wait_for(WAIT, "all 500 lines", |r| r.len() >= 500);
-    std::thread::sleep(Duration::from_millis(300));
+    support::wait_for_syncs(port, 2);
     assert_eq!(loki.accepted().len(), 500, "each line once");
     assert!(lokiship.terminate().success());
 }
@@ -329,8 +331,8 @@ fn an_unreadable_file_is_reported_once_and_read_once_permitted() {
         .spawn()
         .unwrap();
     wait_for_metric(port, "lokiship_file_errors_total", "reason=\"open\"", 1.0);
-    // Several syncs (200 ms) pass: still reported once.
-    std::thread::sleep(Duration::from_millis(1000));
+    // Several syncs pass: still reported once.
+    support::wait_for_syncs(port, 4);
     assert_eq!(
         metric(port, "lokiship_file_errors_total", "reason=\"open\""),
         Some(1.0)
@@ -376,10 +378,11 @@ fn a_compressed_generation_is_read_once_when_decompression_is_configured() {
         ),
     )
     .unwrap();
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "301 lines", |r| r.len() >= 301);
-    // Acknowledged, then recorded as complete within 100 ms.
-    std::thread::sleep(Duration::from_millis(500));
+    // Acknowledged, then recorded as complete at the next look.
+    support::wait_for_syncs(port, 2);
     assert!(lokiship.terminate().success());
     let lines = lines_of(&loki);
     assert_eq!(lines.len(), 301);
@@ -390,7 +393,7 @@ fn a_compressed_generation_is_read_once_when_decompression_is_configured() {
     loki.wait_for(WAIT, "the new live line", |r| {
         r.iter().any(|e| e.line == "live 2")
     });
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_for_syncs(port, 2);
     assert!(again.terminate().success());
     assert_eq!(loki.accepted().len(), 302, "nothing read twice");
 }

@@ -55,8 +55,9 @@ fn multiline_blocks_arrive_whole_and_the_position_waits_for_them() {
     let config = config(
         dir.path(),
         &loki.url(),
-        r"      - multiline: {firstline: '^\d{4}-\d{2}-\d{2} ', max_wait_time: 500ms}",
+        r"      - multiline: {firstline: '^\d{4}-\d{2}-\d{2} ', max_wait_time: 1500ms}",
     );
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     loki.wait_for(WAIT, "200 blocks", |r| r.len() >= blocks.len());
 
@@ -70,7 +71,7 @@ fn multiline_blocks_arrive_whole_and_the_position_waits_for_them() {
     )
     .unwrap();
     drop(f);
-    std::thread::sleep(Duration::from_millis(300));
+    support::wait_for_syncs(port, 2);
     assert_eq!(
         recorded_offset(dir.path(), &log),
         Some(before),

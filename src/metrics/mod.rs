@@ -91,6 +91,7 @@ pub struct Metrics {
     pub file_bytes: Family<PathLabels, Gauge>,
     pub file_lag_bytes: Family<PathLabels, Gauge>,
     pub files_active: Gauge,
+    pub file_syncs: Counter,
     pub rotated_files_abandoned: Counter,
     pub rotated_bytes_abandoned: Counter,
     /// Mirrors [`crate::entry::ack::lost_acks`] at each render.
@@ -135,6 +136,7 @@ fn build() -> Metrics {
         file_bytes: Family::default(),
         file_lag_bytes: Family::default(),
         files_active: Gauge::default(),
+        file_syncs: Counter::default(),
         rotated_files_abandoned: Counter::default(),
         rotated_bytes_abandoned: Counter::default(),
         acks_lost: Counter::default(),
@@ -255,6 +257,11 @@ fn build() -> Metrics {
         "lokiship_file_lag_bytes",
         "Bytes of a tailed file not yet acknowledged by every client (size - position)",
         m.file_lag_bytes.clone(),
+    );
+    registry.register(
+        "lokiship_file_syncs",
+        "Full looks at every target and open file (target_config.sync_period): stops growing if the file source is stuck",
+        m.file_syncs.clone(),
     );
     registry.register(
         "lokiship_rotated_files_abandoned",

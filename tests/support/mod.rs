@@ -443,6 +443,32 @@ pub fn metric_samples<'a>(
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
 }
 
+/// How many full looks lokiship's file source has made (`lokiship_file_syncs_total` on `port`).
+pub fn file_syncs(port: u16) -> Option<f64> {
+    let text = http_get(port, "/metrics")?;
+    let syncs = metric_samples(&text, "lokiship_file_syncs_total", "").next();
+    syncs
+}
+
+/// Waits until lokiship's file source has made `n` more full looks, each of which looks at every
+/// target and reads every open file: whatever it would do with the files as they are now, it has
+/// done. What a test asserts did not happen, did not happen by then.
+pub fn wait_for_syncs(port: u16, n: u32) {
+    let start = {
+        let mut first = None;
+        eventually(Duration::from_secs(20), "lokiship's /metrics", || {
+            first = file_syncs(port);
+            first.is_some()
+        });
+        first.unwrap_or_default()
+    };
+    eventually(
+        Duration::from_secs(20),
+        &format!("{n} more syncs of the file source"),
+        || file_syncs(port).is_some_and(|now| now >= start + f64::from(n)),
+    );
+}
+
 /// Waits until `cond` holds, looking every 20 ms; panics naming `what` after `timeout`.
 pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

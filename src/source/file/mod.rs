@@ -224,6 +224,7 @@ impl FileSource {
             self.check_rotations();
             self.discover();
             clock.next_sync = now + self.config.sync_period;
+            crate::metrics::metrics().file_syncs.inc();
         }
         let poll = full || now >= clock.next_poll;
         if poll {
