@@ -259,10 +259,11 @@ fn restart_while_appending_loses_and_duplicates_nothing() {
         before_restart < lines.len(),
         "stopped while lines were still being written"
     );
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     writer.join().unwrap();
     loki.wait_for(WAIT, "all 3000 entries", |r| r.len() >= lines.len());
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_for_syncs(port, 2);
     assert!(lokiship.terminate().success());
     assert_all_once(&lines, &loki.accepted());
 }
@@ -284,6 +285,7 @@ fn rename_and_create_rotation_ships_both_files_once() {
         &loki.url(),
         "",
     );
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
 
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
@@ -306,7 +308,8 @@ fn rename_and_create_rotation_ships_both_files_once() {
     }
     drop(f);
     loki.wait_for(WAIT, "2000 entries", |r| r.len() >= lines.len());
-    std::thread::sleep(Duration::from_millis(1000));
+    // Long enough for the rotated file to be finished and closed, and anything read twice sent.
+    support::wait_for_syncs(port, 4);
     assert!(lokiship.terminate().success());
     assert_all_once(&lines, &loki.accepted());
 }

@@ -130,11 +130,12 @@ fn stop_while_one_is_dead_then_restart(count: usize, seed: u64, wal: Option<&str
 
     let back = FakeLoki::start();
     let config = self::config(dir.path(), &back.url(), &alive.url(), wal.as_deref());
+    let port = enable_server(&config);
     let lokiship = Lokiship::start(&config, &[]);
     back.wait_for(WAIT, "every line at the Loki that was dead", |r| {
         r.len() >= lines.len()
     });
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_for_syncs(port, 3);
     assert!(lokiship.terminate().success());
     Shipped {
         delivered: back.accepted().into_iter().map(|r| r.line).collect(),
