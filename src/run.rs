@@ -64,68 +64,13 @@ pub async fn run(
     let shutdown = Shutdown::new();
     let ready = Arc::new(Readiness::default());
 
-    let server = if config.server.disable {
-        None
-    } else {
-        let addr = listen_addr(&config.server)?;
-        let (bound, handle) =
-            crate::server::serve(addr, ready.clone(), shutdown.signal(Part::Server))
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(address = %bound, "HTTP server listening");
-        Some(handle)
-    };
-
+    let server = start_server(&config, &ready, &shutdown).await?;
     // Clients (none in a dry run: entries go to stdout).
-    let mut client_tasks = Vec::new();
-    // (host, tenant) of each client, for what the sources count on the clients' behalf.
-    let mut client_labels = Vec::new();
-    let sink: Arc<dyn EntrySink> = if opts.dry_run {
-        client_labels.push(("stdout".to_string(), String::new()));
-        Arc::new(StdoutSink)
-    } else {
-        check_runnable(&config, &opts)?;
-        let mut outlets = Vec::new();
-        let mut outlets_dirs = Vec::new();
-        let mut spills = Vec::new();
-        let disk_queue = config
-            .wal
-            .disk_queue(&config.positions.filename, config.clients.len());
-        if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
-            tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
-                "disk queue on: while a Loki fails its lines wait on disk, not only in memory (wal.enabled: false turns this off)");
-        }
-        for (i, c) in config.clients.iter().enumerate() {
-            let client = Client::new(c)?;
-            client_labels.push((client.host().to_string(), c.tenant_id.clone()));
-            ready.watch_client(client.health());
-            let (tx, rx) = queue(QUEUE_BYTES, client.host());
-            let spill = match &disk_queue {
-                Some(q) => {
-                    let dir = orphans::queue_dir(&q.dir, i, client.host());
-                    let spill = open_spill(&config, q, &dir, client.host())?;
-                    outlets_dirs.push(dir);
-                    Some(Arc::new(spill))
-                }
-                None => None,
-            };
-            spills.push(spill.clone());
-            outlets.push(Outlet {
-                overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
-                queue: tx,
-                spill: spill.clone(),
-            });
-            client_tasks.push(tokio::spawn(client.run(
-                rx,
-                spill,
-                shutdown.signal(Part::Deliveries),
-            )));
-        }
-        if let Some(q) = &disk_queue {
-            handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
-        }
-        Arc::new(Fanout::with_outlets(outlets))
-    };
+    let Clients {
+        sink,
+        tasks: client_tasks,
+        labels: client_labels,
+    } = start_clients(&config, &opts, &ready, &shutdown)?;
 
     // Push receivers (`loki_push_api`).
     let push_servers =
@@ -167,9 +112,7 @@ pub async fn run(
     ready.set(false);
     if signalled {
         tracing::info!("stopping: no more reading");
-        log_flushing();
-        crate::entry::ack::stopping();
-        shutdown.stop(Part::Deliveries);
+        stop_deliveries(&shutdown);
     }
     // Push receivers stop taking requests (those in progress are answered) and the file source
     // stops reading; both let go of the sink.
@@ -190,9 +133,7 @@ pub async fn run(
             _ = &mut clients => {}
             _ = &mut stop_signal => {
                 tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
-                log_flushing();
-                crate::entry::ack::stopping();
-                shutdown.stop(Part::Deliveries);
+                stop_deliveries(&shutdown);
                 clients.await;
             }
         }
@@ -241,6 +182,102 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Step 1 of a stop: the clients push for at most their timeout from now on, and what is not
+/// delivered by the end is let go on purpose (read again at the next start, or on disk).
+fn stop_deliveries(shutdown: &Shutdown) {
+    log_flushing();
+    crate::entry::ack::stopping();
+    shutdown.stop(Part::Deliveries);
+}
+
+/// `/metrics` and `/ready`, unless `server.disable`.
+async fn start_server(
+    config: &Config,
+    ready: &Arc<Readiness>,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if config.server.disable {
+        return Ok(None);
+    }
+    let addr = listen_addr(&config.server)?;
+    let (bound, handle) = crate::server::serve(addr, ready.clone(), shutdown.signal(Part::Server))
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(address = %bound, "HTTP server listening");
+    Ok(Some(handle))
+}
+
+/// The clients' side of the sources' sink, and the client tasks behind it.
+struct Clients {
+    sink: Arc<dyn EntrySink>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `(host, tenant)` of each client, for what the sources count on the clients' behalf.
+    labels: Vec<(String, String)>,
+}
+
+/// One task per client, each with its queue and (unless `wal.enabled: false`) its disk queue,
+/// behind one [`Fanout`]; in a dry run, standard output instead.
+fn start_clients(
+    config: &Config,
+    opts: &RunOptions,
+    ready: &Readiness,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<Clients> {
+    if opts.dry_run {
+        return Ok(Clients {
+            sink: Arc::new(StdoutSink),
+            tasks: Vec::new(),
+            labels: vec![("stdout".to_string(), String::new())],
+        });
+    }
+    check_runnable(config, opts)?;
+    let mut clients = Clients {
+        sink: Arc::new(Fanout::with_outlets(Vec::new())),
+        tasks: Vec::new(),
+        labels: Vec::new(),
+    };
+    let mut outlets = Vec::new();
+    let mut outlets_dirs = Vec::new();
+    let mut spills = Vec::new();
+    let disk_queue = config
+        .wal
+        .disk_queue(&config.positions.filename, config.clients.len());
+    if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
+        tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
+            "disk queue on: while a Loki fails its lines wait on disk, not only in memory (wal.enabled: false turns this off)");
+    }
+    for (i, c) in config.clients.iter().enumerate() {
+        let client = Client::new(c)?;
+        clients
+            .labels
+            .push((client.host().to_string(), c.tenant_id.clone()));
+        ready.watch_client(client.health());
+        let (tx, rx) = queue(QUEUE_BYTES, client.host());
+        let spill = match &disk_queue {
+            Some(q) => {
+                let dir = orphans::queue_dir(&q.dir, i, client.host());
+                let spill = open_spill(config, q, &dir, client.host())?;
+                outlets_dirs.push(dir);
+                Some(Arc::new(spill))
+            }
+            None => None,
+        };
+        spills.push(spill.clone());
+        outlets.push(Outlet {
+            overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
+            queue: tx,
+            spill: spill.clone(),
+        });
+        let run = client.run(rx, spill, shutdown.signal(Part::Deliveries));
+        clients.tasks.push(tokio::spawn(run));
+    }
+    if let Some(q) = &disk_queue {
+        handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
+    }
+    clients.sink = Arc::new(Fanout::with_outlets(outlets));
+    Ok(clients)
 }
 
 /// Starts a `loki_push_api` receiver for each scrape config that has one.
