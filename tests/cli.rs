@@ -11,7 +11,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn dry_run_prints_entries_sends_nothing_and_keeps_positions() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -53,7 +52,6 @@ fn dry_run_prints_entries_sends_nothing_and_keeps_positions() {
 
 #[test]
 fn ready_and_metrics_are_served() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -95,7 +93,6 @@ fn ready_and_metrics_are_served() {
 
 #[test]
 fn ready_turns_false_while_a_client_fails_longer_than_unhealthy_after() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     loki.script(&[503; 40]);
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +131,6 @@ fn ready_turns_false_while_a_client_fails_longer_than_unhealthy_after() {
 
 #[test]
 fn auth_tenant_and_custom_headers_reach_loki() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -210,7 +206,6 @@ fn broken_json_and_invalid_utf8_are_shipped_and_counted() {
 
 #[test]
 fn readline_rate_limit_drops_what_is_over_the_limit() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -322,7 +317,6 @@ fn sigterm_stops_at_once_with_the_default_sync_period() {
 
 #[test]
 fn an_unreadable_file_fails_an_exit_at_eof_run() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     gen_audit(&dir.path().join("good.log"), 5, 61);
@@ -364,7 +358,6 @@ fn an_unreadable_file_fails_an_exit_at_eof_run() {
 
 #[test]
 fn sighup_is_logged_and_ignored() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -478,7 +471,6 @@ scrape_configs:
 
 #[test]
 fn debug_logs_leave_out_the_http_stack_unless_trace() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");

@@ -11,7 +11,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Promtail's way (`wal.enabled: false`): lines wait in the log file while Loki refuses them.
 #[test]
 fn without_a_disk_queue_positions_do_not_move_while_loki_refuses() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     loki.script(&[503; 400]);
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +93,6 @@ fn one_of_two_fails_for_a_while(wal: &str) -> u64 {
 /// Promtail's way (`wal.enabled: false`): a line's position moves once every client delivered it.
 #[test]
 fn without_a_disk_queue_positions_wait_for_the_slowest_client() {
-    require_shared_tools!();
     assert_eq!(
         one_of_two_fails_for_a_while("wal: {enabled: false}\n"),
         0,
@@ -106,7 +104,6 @@ fn without_a_disk_queue_positions_wait_for_the_slowest_client() {
 /// so the position moves (a rotated file may go) and the lines reach it once it is back.
 #[test]
 fn with_the_default_disk_queue_positions_move_while_a_client_fails() {
-    require_shared_tools!();
     assert!(
         one_of_two_fails_for_a_while("") > 0,
         "the lines are on the failing client's disk queue"
@@ -115,7 +112,6 @@ fn with_the_default_disk_queue_positions_move_while_a_client_fails() {
 
 #[test]
 fn positions_follow_acknowledgements_so_a_crash_after_delivery_resends_nothing() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");

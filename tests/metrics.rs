@@ -100,7 +100,6 @@ const NOT_YET: &[(&str, &str)] = &[
 
 #[test]
 fn promtails_metric_names_and_labels_are_there() {
-    require_shared_tools!();
     let Some(promtail) = support::peers::peer_binary("promtail") else {
         return;
     };
@@ -161,7 +160,6 @@ fn promtails_metric_names_and_labels_are_there() {
 
 #[test]
 fn no_series_has_an_empty_host_and_the_lag_falls_as_lines_are_acknowledged() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");

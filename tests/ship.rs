@@ -33,7 +33,6 @@ fn assert_all_once(lines: &[String], received: &[Received]) {
 
 #[test]
 fn thousand_audit_lines_arrive_once_with_labels_and_timestamps() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -97,7 +96,6 @@ fn thousand_audit_lines_arrive_once_with_labels_and_timestamps() {
 
 #[test]
 fn server_errors_are_retried_until_delivered() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     loki.script(&[503, 500, 503]);
     let dir = tempfile::tempdir().unwrap();
@@ -118,7 +116,6 @@ fn server_errors_are_retried_until_delivered() {
 
 #[test]
 fn rate_limited_pushes_are_retried_after_retry_after() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     loki.script_with_retry_after(429, 1);
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +204,6 @@ fn dropped_with(metrics: &str, reason: &str) -> String {
 
 #[test]
 fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
-    require_shared_tools!();
     let (first, _, loki, metrics) = first_push_refused_then_more(400, "");
     let requests = loki.requests();
     assert_eq!(
@@ -229,7 +225,6 @@ fn bad_request_is_not_retried_but_counted_and_later_lines_flow() {
 
 #[test]
 fn restart_while_appending_loses_and_duplicates_nothing() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -270,7 +265,6 @@ fn restart_while_appending_loses_and_duplicates_nothing() {
 
 #[test]
 fn rename_and_create_rotation_ships_both_files_once() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
@@ -316,7 +310,6 @@ fn rename_and_create_rotation_ships_both_files_once() {
 
 #[test]
 fn entries_older_than_reject_old_samples_max_age_are_dropped_before_sending() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -361,7 +354,6 @@ fn entries_older_than_reject_old_samples_max_age_are_dropped_before_sending() {
 
 #[test]
 fn json_encoding_ships_the_same_entries_gzipped() {
-    require_shared_tools!();
     let loki = FakeLoki::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
@@ -404,7 +396,6 @@ fn json_encoding_ships_the_same_entries_gzipped() {
 
 #[test]
 fn drop_rate_limited_batches_drops_a_429_instead_of_retrying() {
-    require_shared_tools!();
     let (first, _, _, metrics) =
         first_push_refused_then_more(429, "    drop_rate_limited_batches: true");
     let dropped = dropped_with(&metrics, "rate_limited");

@@ -188,7 +188,6 @@ fn config_with_tls(dir: &Path, port: u16, tls: &str) -> std::path::PathBuf {
 
 #[test]
 fn trusts_the_ca_in_ca_file() {
-    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, false);
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +207,6 @@ fn trusts_the_ca_in_ca_file() {
 
 #[test]
 fn refuses_an_unknown_ca_unless_verification_is_skipped() {
-    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, false);
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +230,6 @@ fn refuses_an_unknown_ca_unless_verification_is_skipped() {
 
 #[test]
 fn presents_the_client_certificate() {
-    require_shared_tools!();
     let pki = pki();
     let loki = TlsLoki::start(&pki, true);
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +252,6 @@ fn presents_the_client_certificate() {
 
 #[test]
 fn verifies_the_server_certificate_as_server_name_with_a_client_certificate() {
-    require_shared_tools!();
     // The certificate names loki.internal; lokiship connects to 127.0.0.1.
     let pki = pki_for(&["loki.internal"]);
     let loki = TlsLoki::start(&pki, true);

@@ -43,7 +43,6 @@ scrape_configs:
 /// positions file.
 #[test]
 fn a_dead_client_spills_to_disk_and_delivers_after_a_crash_and_restart() {
-    require_shared_tools!();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     // ~5 MB in all: more than a client's 2 MiB memory queue.
@@ -153,7 +152,6 @@ struct Shipped {
 
 #[test]
 fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
-    require_shared_tools!();
     // These lines fit in the dead client's memory queue: only stopping puts them on disk.
     let shipped =
         stop_while_one_is_dead_then_restart(1500, 33, Some("{enabled: true, dir: DIR/queues}"));
@@ -176,7 +174,6 @@ fn stopping_moves_a_dead_clients_lines_to_disk_so_positions_reach_the_end() {
 /// newer ones, Loki could refuse them as out of order.
 #[test]
 fn lines_held_in_memory_at_a_stop_are_sent_before_the_newer_ones_on_disk() {
-    require_shared_tools!();
     let Shipped {
         lines, delivered, ..
     } = stop_while_one_is_dead_then_restart(6000, 35, None);
@@ -193,7 +190,6 @@ fn lines_held_in_memory_at_a_stop_are_sent_before_the_newer_ones_on_disk() {
 /// (rotated away) before a crash without losing them.
 #[test]
 fn a_failed_push_moves_held_lines_to_disk_so_a_deleted_file_loses_nothing() {
-    require_shared_tools!();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     // Fits in the memory queue: only the failed push puts these lines on disk.
@@ -257,7 +253,6 @@ fn run_until(config: &std::path::Path, extra: &[&str], until: impl Fn() -> bool)
 
 #[test]
 fn a_queue_stranded_by_a_fixed_url_is_named_and_can_be_adopted() {
-    require_shared_tools!();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let lines = gen_audit(&log, 300, 37);

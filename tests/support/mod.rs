@@ -3,6 +3,7 @@
 //! run the lokiship binary.
 #![allow(dead_code)]
 
+pub mod gen;
 pub mod peers;
 
 use std::collections::VecDeque;
@@ -251,34 +252,22 @@ pub fn tools_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools")
 }
 
-/// Writes `lines` k8s audit events to `out` with gen-logs; returns the lines.
+/// Writes `lines` k8s audit events to `out` ([`gen::audit_lines`]); returns the lines.
 pub fn gen_audit(out: &Path, lines: usize, seed: u64) -> Vec<String> {
     gen_logs("k8s-audit", out, lines, seed)
 }
 
-/// Writes `lines` lines of `kind` (k8s-audit, auditd, syslog, syslog5424) to `out` with gen-logs;
-/// returns the lines.
+/// Writes `lines` lines of `kind` (k8s-audit, auditd, syslog) to `out`, made by [`gen`] from
+/// `seed`; returns the lines.
 pub fn gen_logs(kind: &str, out: &Path, lines: usize, seed: u64) -> Vec<String> {
-    let status = Command::new(tools_dir().join("gen-logs"))
-        .args([
-            kind,
-            "--lines",
-            &lines.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("running gen-logs");
-    assert!(status.success());
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
+    let made = match kind {
+        "k8s-audit" => gen::audit_lines(lines, seed),
+        "auditd" => gen::auditd_lines(lines, seed),
+        "syslog" => gen::syslog_lines(lines, seed),
+        other => panic!("no generator for {other}"),
+    };
+    gen::write_lines(out, &made);
+    made
 }
 
 /// A running lokiship process.
