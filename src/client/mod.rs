@@ -18,6 +18,7 @@
 //! (read, commit, prepend) runs on tokio's blocking threads.
 
 mod answer;
+mod auth;
 pub mod batch;
 pub mod fanout;
 pub mod health;

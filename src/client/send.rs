@@ -42,7 +42,12 @@ pub struct Sender {
     http: reqwest::Client,
     url: reqwest::Url,
     host: String,
-    config: ClientConfig,
+    /// How long a push may take (`timeout`), and a stop's push.
+    timeout: Duration,
+    policy: Policy,
+    /// `backoff_config.max_retries`: past it, an error is logged (and the push goes on).
+    max_retries: u32,
+    credentials: Option<super::auth::Credentials>,
     static_headers: HeaderMap,
     health: std::sync::Arc<super::health::ClientHealth>,
 }
@@ -68,7 +73,14 @@ impl Sender {
             http,
             url,
             host,
-            config: config.clone(),
+            timeout: config.timeout.0,
+            policy: Policy {
+                min_period: config.backoff_config.min_period.0,
+                max_period: config.backoff_config.max_period.0,
+                drop_rate_limited: config.drop_rate_limited_batches,
+            },
+            max_retries: config.backoff_config.max_retries,
+            credentials: super::auth::Credentials::of(config),
             static_headers,
             health,
         })
@@ -98,9 +110,7 @@ impl Sender {
     ) -> Outcome {
         let entries: usize = streams.iter().map(|s| s.entries).sum();
         let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
-        let mut deadline = shutdown
-            .is_stopped()
-            .then(|| Instant::now() + self.config.timeout.0);
+        let mut deadline = shutdown.is_stopped().then(|| Instant::now() + self.timeout);
         let host = HostLabels {
             host: self.host.clone(),
         };
@@ -109,12 +119,7 @@ impl Sender {
             .get_or_create(&host)
             .inc_by(body.len() as u64);
         let body = bytes::Bytes::from(body);
-        let backoff = &self.config.backoff_config;
-        let policy = Policy {
-            min_period: backoff.min_period.0,
-            max_period: backoff.max_period.0,
-            drop_rate_limited: self.config.drop_rate_limited_batches,
-        };
+        let policy = self.policy;
         let mut attempt: u32 = 0;
         loop {
             let started = Instant::now();
@@ -167,14 +172,14 @@ impl Sender {
                 (_, Err(_)) => (policy.backoff(attempt), false),
             };
             if deadline.is_none() && shutdown.is_stopped() {
-                deadline = Some(Instant::now() + self.config.timeout.0);
+                deadline = Some(Instant::now() + self.timeout);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Outcome::Abandoned;
             }
             attempt += 1;
             m.batch_retries.get_or_create(&host).inc();
-            if attempt == backoff.max_retries {
+            if attempt == self.max_retries {
                 tracing::error!(host = %self.host, attempts = attempt,
                     "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");
             }
@@ -194,7 +199,7 @@ impl Sender {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.stopped(), if deadline.is_none() => {
                     // Shutting down: one more attempt, bounded by the client timeout.
-                    deadline = Some(Instant::now() + self.config.timeout.0);
+                    deadline = Some(Instant::now() + self.timeout);
                 }
             }
         }
@@ -309,44 +314,7 @@ impl Sender {
 
     /// The Authorization header, reading credential files on every request so rotated secrets apply.
     fn authorization(&self) -> Option<String> {
-        let c = &self.config;
-        let read = |inline: &str, file: &str| -> Option<String> {
-            if !file.is_empty() {
-                match std::fs::read_to_string(file) {
-                    Ok(s) => Some(s.trim().to_string()),
-                    Err(e) => {
-                        tracing::error!(file, error = %e, "cannot read credentials file");
-                        None
-                    }
-                }
-            } else if !inline.is_empty() {
-                Some(inline.to_string())
-            } else {
-                None
-            }
-        };
-        if let Some(basic) = &c.basic_auth {
-            use base64::Engine as _;
-            let user = read(&basic.username, &basic.username_file).unwrap_or_default();
-            let pass = read(&basic.password, &basic.password_file).unwrap_or_default();
-            return Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-            ));
-        }
-        if let Some(token) = read(&c.bearer_token, &c.bearer_token_file) {
-            return Some(format!("Bearer {token}"));
-        }
-        if let Some(auth) = &c.authorization {
-            let kind = if auth.kind.is_empty() {
-                "Bearer"
-            } else {
-                auth.kind.as_str()
-            };
-            return read(&auth.credentials, &auth.credentials_file)
-                .map(|cred| format!("{kind} {cred}"));
-        }
-        None
+        self.credentials.as_ref()?.header()
     }
 }
 
