@@ -115,7 +115,16 @@ pub struct Metrics {
 
 fn build() -> Metrics {
     let mut registry = Registry::default();
-    let m = Metrics {
+    let m = unregistered();
+    register_clients(&mut registry, &m);
+    register_sources(&mut registry, &m);
+    set_build_info(&m);
+    Metrics { registry, ..m }
+}
+
+/// Every metric, not registered yet.
+fn unregistered() -> Metrics {
+    Metrics {
         sent_entries: Family::default(),
         sent_bytes: Family::default(),
         dropped_entries: Family::default(),
@@ -155,7 +164,11 @@ fn build() -> Metrics {
         wal_bytes: Family::default(),
         wal_entries: Family::default(),
         registry: Registry::default(),
-    };
+    }
+}
+
+/// What the clients count: sent, dropped, refused, retried; and the build.
+fn register_clients(registry: &mut Registry, m: &Metrics) {
     registry.register(
         "promtail_sent_entries",
         "Entries sent to Loki",
@@ -196,26 +209,6 @@ fn build() -> Metrics {
         "A constant 1, labelled with the version and revision lokiship was built from, its OS and architecture",
         m.build_info.clone(),
     );
-    m.build_info
-        .get_or_create(&BuildLabels {
-            version: crate::VERSION.to_string(),
-            revision: option_env!("LOKISHIP_REVISION")
-                .unwrap_or("unknown")
-                .to_string(),
-            branch: String::new(),
-            goversion: option_env!("LOKISHIP_RUSTC")
-                .unwrap_or("unknown")
-                .to_string(),
-            tags: String::new(),
-            goos: std::env::consts::OS.to_string(),
-            goarch: match std::env::consts::ARCH {
-                "x86_64" => "amd64",
-                "aarch64" => "arm64",
-                other => other,
-            }
-            .to_string(),
-        })
-        .set(1);
     registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
     registry.register(
         "promtail_encoded_bytes",
@@ -242,6 +235,10 @@ fn build() -> Metrics {
         "Lines read from files",
         m.read_lines.clone(),
     );
+}
+
+/// What the sources and the pipeline count: files, lines, positions, receivers, queues.
+fn register_sources(registry: &mut Registry, m: &Metrics) {
     // Promtail names these gauges with `_total`; kept for its dashboards.
     registry.register(
         "promtail_file_bytes_total",
@@ -344,7 +341,30 @@ fn build() -> Metrics {
         "Push requests a loki_push_api receiver refused (bad_request) or could not store in time (unavailable)",
         m.push_errors.clone(),
     );
-    Metrics { registry, ..m }
+}
+
+/// `promtail_build_info`: a constant 1 with the build's labels.
+fn set_build_info(m: &Metrics) {
+    m.build_info
+        .get_or_create(&BuildLabels {
+            version: crate::VERSION.to_string(),
+            revision: option_env!("LOKISHIP_REVISION")
+                .unwrap_or("unknown")
+                .to_string(),
+            branch: String::new(),
+            goversion: option_env!("LOKISHIP_RUSTC")
+                .unwrap_or("unknown")
+                .to_string(),
+            tags: String::new(),
+            goos: std::env::consts::OS.to_string(),
+            goarch: match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            }
+            .to_string(),
+        })
+        .set(1);
 }
 
 /// The process-wide metrics.
