@@ -124,27 +124,11 @@ pub async fn run(
         let _ = source_done.await;
     }
     // The source thread has ended and dropped its sink: the client queues end after their last entries.
-    let clients = futures_join(client_tasks);
-    tokio::pin!(clients);
-    if signalled {
-        clients.await;
-    } else {
-        tokio::select! {
-            _ = &mut clients => {}
-            _ = &mut stop_signal => {
-                tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
-                stop_deliveries(&shutdown);
-                clients.await;
-            }
-        }
-    }
+    finish_clients(client_tasks, signalled, stop_signal, &shutdown).await;
     shutdown.stop(Part::Saver);
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
-        if let Err(e) = positions.save() {
-            crate::metrics::metrics().positions_write_errors.inc();
-            tracing::error!(error = %e, "cannot write the positions file at shutdown");
-        }
+        save_positions_at_exit(&positions);
     }
     shutdown.stop(Part::Server);
     if let Some(server) = server {
@@ -156,6 +140,39 @@ pub async fn run(
         summary.log();
     }
     Ok(summary)
+}
+
+/// Step 3 of a stop: waits for the clients to push what they hold. After a signal they are
+/// bounded by their timeout already; a run that read every file waits for full delivery, unless a
+/// signal comes meanwhile.
+async fn finish_clients(
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    signalled: bool,
+    stop_signal: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    shutdown: &Shutdown,
+) {
+    let clients = futures_join(tasks);
+    tokio::pin!(clients);
+    if signalled {
+        clients.await;
+        return;
+    }
+    tokio::select! {
+        _ = &mut clients => {}
+        _ = stop_signal => {
+            tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
+            stop_deliveries(shutdown);
+            clients.await;
+        }
+    }
+}
+
+/// Step 4: the last write of the positions, once the clients have finished.
+fn save_positions_at_exit(positions: &Positions) {
+    if let Err(e) = positions.save() {
+        crate::metrics::metrics().positions_write_errors.inc();
+        tracing::error!(error = %e, "cannot write the positions file at shutdown");
+    }
 }
 
 /// Says, when a stop begins, what the clients still hold: it is pushed within their `timeout`, or

@@ -24,6 +24,13 @@ pub enum SenderError {
     Config { host: String, message: String },
 }
 
+/// After one attempt: the push ended, or is retried after `wait` (`asked`: Loki's
+/// `Retry-After`, not jittered).
+enum Next {
+    Done(Outcome),
+    Retry { wait: Duration, asked: bool },
+}
+
 /// How a push ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -108,8 +115,6 @@ impl Sender {
         shutdown: &crate::shutdown::StopSignal,
         fail_fast: bool,
     ) -> Outcome {
-        let entries: usize = streams.iter().map(|s| s.entries).sum();
-        let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
         let mut deadline = shutdown.is_stopped().then(|| Instant::now() + self.timeout);
         let host = HostLabels {
             host: self.host.clone(),
@@ -119,57 +124,15 @@ impl Sender {
             .get_or_create(&host)
             .inc_by(body.len() as u64);
         let body = bytes::Bytes::from(body);
-        let policy = self.policy;
         let mut attempt: u32 = 0;
         loop {
             let started = Instant::now();
             let result = self.request(body.clone(), tenant).await;
             let status = result.as_ref().ok().map(|a| a.status.as_u16());
-            m.request_duration
-                .get_or_create(&RequestLabels {
-                    status_code: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
-                    host: self.host.clone(),
-                })
-                .observe(started.elapsed().as_secs_f64());
-            if status.is_none_or(|s| s == 429 || s >= 500) {
-                self.health.failed();
-            } else {
-                self.health.answered();
-            }
-            let no_headers = HeaderMap::new();
-            let headers = result.as_ref().map_or(&no_headers, |a| &a.headers);
-            let (wait, asked) = match (retry::decide(status, headers, attempt, &policy), &result) {
-                (Decision::Delivered, _) => {
-                    m.sent_entries.get_or_create(&host).inc_by(entries as u64);
-                    m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
-                    return Outcome::Delivered;
-                }
-                (Decision::PartlyRefused, Ok(answer)) => {
-                    return self.refused_400(answer, tenant, streams);
-                }
-                (Decision::Drop { reason }, Ok(answer)) => {
-                    if reason == "rate_limited" {
-                        tracing::warn!(host = %self.host, body = %answer.excerpt(), "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
-                    } else {
-                        tracing::error!(host = %self.host, status = answer.status.as_u16(), body = %answer.excerpt(), entries, "Loki refused a batch; dropping it (not retried)");
-                        self.count_refused(answer.status.as_u16(), tenant, entries);
-                    }
-                    return self.dropped(reason, tenant, entries, line_bytes);
-                }
-                (Decision::Retry { wait, asked }, Ok(answer)) => {
-                    if answer.status.as_u16() == 429 {
-                        tracing::warn!(host = %self.host, attempt, body = %answer.excerpt(), "Loki rate-limited a batch (429); retrying");
-                    } else {
-                        tracing::warn!(host = %self.host, attempt, status = answer.status.as_u16(), body = %answer.excerpt(), "Loki failed a push; retrying");
-                    }
-                    (wait, asked)
-                }
-                (Decision::Retry { wait, asked }, Err(e)) => {
-                    tracing::warn!(host = %self.host, attempt, error = %error_chain(e), "push failed; retrying");
-                    (wait, asked)
-                }
-                // Without an answer there is nothing but a retry to decide.
-                (_, Err(_)) => (policy.backoff(attempt), false),
+            self.observe(started, status);
+            let (wait, asked) = match self.judge(&result, attempt, tenant, streams) {
+                Next::Done(outcome) => return outcome,
+                Next::Retry { wait, asked } => (wait, asked),
             };
             if deadline.is_none() && shutdown.is_stopped() {
                 deadline = Some(Instant::now() + self.timeout);
@@ -202,6 +165,81 @@ impl Sender {
                     deadline = Some(Instant::now() + self.timeout);
                 }
             }
+        }
+    }
+
+    /// Counts one attempt: its duration by status, and the client's health for `/ready`.
+    fn observe(&self, started: Instant, status: Option<u16>) {
+        metrics()
+            .request_duration
+            .get_or_create(&RequestLabels {
+                status_code: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
+                host: self.host.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        if status.is_none_or(|s| s == 429 || s >= 500) {
+            self.health.failed();
+        } else {
+            self.health.answered();
+        }
+    }
+
+    /// What attempt `attempt`'s answer (or error) means for the batch ([`retry::decide`]),
+    /// counted and logged.
+    fn judge(
+        &self,
+        result: &Result<Answer, reqwest::Error>,
+        attempt: u32,
+        tenant: &str,
+        streams: &[StreamCount],
+    ) -> Next {
+        let entries: usize = streams.iter().map(|s| s.entries).sum();
+        let line_bytes: usize = streams.iter().map(|s| s.bytes).sum();
+        let status = result.as_ref().ok().map(|a| a.status.as_u16());
+        let no_headers = HeaderMap::new();
+        let headers = result.as_ref().map_or(&no_headers, |a| &a.headers);
+        match (
+            retry::decide(status, headers, attempt, &self.policy),
+            result,
+        ) {
+            (Decision::Delivered, _) => {
+                let host = HostLabels {
+                    host: self.host.clone(),
+                };
+                let m = metrics();
+                m.sent_entries.get_or_create(&host).inc_by(entries as u64);
+                m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
+                Next::Done(Outcome::Delivered)
+            }
+            (Decision::PartlyRefused, Ok(answer)) => {
+                Next::Done(self.refused_400(answer, tenant, streams))
+            }
+            (Decision::Drop { reason }, Ok(answer)) => {
+                if reason == "rate_limited" {
+                    tracing::warn!(host = %self.host, body = %answer.excerpt(), "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
+                } else {
+                    tracing::error!(host = %self.host, status = answer.status.as_u16(), body = %answer.excerpt(), entries, "Loki refused a batch; dropping it (not retried)");
+                    self.count_refused(answer.status.as_u16(), tenant, entries);
+                }
+                Next::Done(self.dropped(reason, tenant, entries, line_bytes))
+            }
+            (Decision::Retry { wait, asked }, Ok(answer)) => {
+                if answer.status.as_u16() == 429 {
+                    tracing::warn!(host = %self.host, attempt, body = %answer.excerpt(), "Loki rate-limited a batch (429); retrying");
+                } else {
+                    tracing::warn!(host = %self.host, attempt, status = answer.status.as_u16(), body = %answer.excerpt(), "Loki failed a push; retrying");
+                }
+                Next::Retry { wait, asked }
+            }
+            (Decision::Retry { wait, asked }, Err(e)) => {
+                tracing::warn!(host = %self.host, attempt, error = %error_chain(e), "push failed; retrying");
+                Next::Retry { wait, asked }
+            }
+            // Without an answer there is nothing but a retry to decide.
+            (_, Err(_)) => Next::Retry {
+                wait: self.policy.backoff(attempt),
+                asked: false,
+            },
         }
     }
 
