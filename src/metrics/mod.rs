@@ -237,7 +237,7 @@ fn register_clients(registry: &mut Registry, m: &Metrics) {
     );
 }
 
-/// What the sources and the pipeline count: files, lines, positions, receivers, queues.
+/// What the file source counts: files, lines, rotations, targets.
 fn register_sources(registry: &mut Registry, m: &Metrics) {
     // Promtail names these gauges with `_total`; kept for its dashboards.
     registry.register(
@@ -286,6 +286,11 @@ fn register_sources(registry: &mut Registry, m: &Metrics) {
         "Lines dropped by pipeline stages, by reason",
         m.pipeline_dropped_lines.clone(),
     );
+    register_pipeline(registry, m);
+}
+
+/// What the pipeline, the positions, the push receivers and the queues count.
+fn register_pipeline(registry: &mut Registry, m: &Metrics) {
     registry.register(
         "lokiship_pipeline_errors",
         "Entries a stage could not process (shipped unchanged unless configured to drop)",

@@ -42,42 +42,9 @@ impl FileSource {
     /// A tailer for `path`, matched by target `index`, unless it is open already (`open`), not to
     /// be read, or not to be read yet.
     fn open_file(&mut self, index: usize, path: &Path, open: &HashSet<FileId>) -> Option<Tailer> {
+        let (file, meta, id) = self.openable(index, path, open)?;
         let target = &self.config.targets[index];
         let path_str = path.display().to_string();
-        if target.decompression.is_none() && compressed::is_compressed_name(path) {
-            // A rotated generation compressed by logrotate: its lines were read from the file
-            // before it was compressed, and its bytes are not lines.
-            if self.unreadable.insert(path_str.clone()) {
-                tracing::info!(path = %path_str, "compressed file ignored (decompression is not configured)");
-            }
-            return None;
-        }
-        // Follows symlinks: a link is known by its target's identity.
-        let meta = std::fs::metadata(path).ok()?;
-        if !meta.is_file() {
-            // A directory, FIFO, socket or device matched by the glob: opening a FIFO would block
-            // the thread, and none of them is a log file.
-            if self.unreadable.insert(path_str.clone()) {
-                tracing::warn!(path = %path_str, "not a regular file; ignored");
-                crate::metrics::file_error("not_regular_file");
-            }
-            return None;
-        }
-        let id = FileId::of(&meta);
-        if open.contains(&id) {
-            return None;
-        }
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                if self.unreadable.insert(path_str.clone()) {
-                    tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
-                    crate::metrics::file_error("open");
-                }
-                return None;
-            }
-        };
-        self.unreadable.remove(&path_str);
         let decompress = target
             .decompression
             .filter(|d| compressed::is_format(&file, d.format));
@@ -127,6 +94,53 @@ impl FileSource {
                 None
             }
         }
+    }
+
+    /// `path` opened, unless it is compressed without `decompression`, not a regular file, open
+    /// already, or cannot be opened (each reported once, until it can be read).
+    fn openable(
+        &mut self,
+        index: usize,
+        path: &Path,
+        open: &HashSet<FileId>,
+    ) -> Option<(std::fs::File, std::fs::Metadata, FileId)> {
+        let target = &self.config.targets[index];
+        let path_str = path.display().to_string();
+        if target.decompression.is_none() && compressed::is_compressed_name(path) {
+            // A rotated generation compressed by logrotate: its lines were read from the file
+            // before it was compressed, and its bytes are not lines.
+            if self.unreadable.insert(path_str.clone()) {
+                tracing::info!(path = %path_str, "compressed file ignored (decompression is not configured)");
+            }
+            return None;
+        }
+        // Follows symlinks: a link is known by its target's identity.
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            // A directory, FIFO, socket or device matched by the glob: opening a FIFO would block
+            // the thread, and none of them is a log file.
+            if self.unreadable.insert(path_str.clone()) {
+                tracing::warn!(path = %path_str, "not a regular file; ignored");
+                crate::metrics::file_error("not_regular_file");
+            }
+            return None;
+        }
+        let id = FileId::of(&meta);
+        if open.contains(&id) {
+            return None;
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                if self.unreadable.insert(path_str.clone()) {
+                    tracing::warn!(path = %path_str, error = %e, "cannot open file; will retry at the next sync");
+                    crate::metrics::file_error("open");
+                }
+                return None;
+            }
+        };
+        self.unreadable.remove(&path_str);
+        Some((file, meta, id))
     }
 
     /// inotify reports writes to `path`: its directory is watched and it is no symlink (a
