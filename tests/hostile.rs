@@ -13,27 +13,17 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A config that ships every line of the files matching `glob` unchanged.
 fn plain_config(dir: &Path, glob: &str, url: &str, limits: &str) -> PathBuf {
-    let config = format!(
-        r#"server: {{disable: true}}
-positions: {{filename: {dir}/positions.yaml, sync_period: 200ms}}
-target_config: {{sync_period: 200ms}}
-global: {{file_watch_config: {{min_poll_frequency: 50ms, max_poll_frequency: 50ms}}}}
-limits_config: {{{limits}}}
-clients:
-  - url: {url}
-    batchwait: 100ms
-    backoff_config: {{min_period: 20ms, max_period: 200ms}}
-scrape_configs:
-  - job_name: plain
-    static_configs:
-      - targets: [localhost]
-        labels: {{job: plain, __path__: "{glob}"}}
-"#,
-        dir = dir.display()
-    );
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    support::ConfigBuilder::new(dir)
+        .limits(limits)
+        .client(
+            url,
+            &[
+                "batchwait: 100ms",
+                "backoff_config: {min_period: 20ms, max_period: 200ms}",
+            ],
+        )
+        .job("plain", "job: plain", glob, "")
+        .write()
 }
 
 /// The value of the first sample of `metric` whose labels contain `labels`.

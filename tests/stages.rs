@@ -12,26 +12,16 @@ use support::{enable_server, http_get, recorded_offset, rfc3339_ns, FakeLoki, Lo
 const WAIT: Duration = Duration::from_secs(60);
 
 fn config(dir: &Path, url: &str, stages: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"server: {{disable: true}}
-positions: {{filename: {dir}/positions.yaml, sync_period: 200ms}}
-target_config: {{sync_period: 200ms}}
-clients:
-  - url: {url}
-    batchwait: 100ms
-scrape_configs:
-  - job_name: app
-    static_configs:
-      - targets: [localhost]
-        labels: {{job: app, __path__: "{dir}/*.log"}}
-    pipeline_stages:
-{stages}
-"#,
-        dir = dir.display()
-    );
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::ConfigBuilder::new(dir)
+        .default_poll()
+        .client(url, &["batchwait: 100ms"])
+        .job(
+            "app",
+            "job: app",
+            &format!("{}/*.log", dir.display()),
+            &format!("{stages}\n"),
+        )
+        .write()
 }
 
 #[test]

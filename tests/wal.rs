@@ -6,37 +6,37 @@ mod support;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
-use support::{blackhole, enable_server, gen_audit, http_get, recorded_offset, FakeLoki, Lokiship};
+use support::{
+    blackhole, enable_server, gen_audit, http_get, recorded_offset, ConfigBuilder, FakeLoki,
+    Lokiship,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
 /// Two clients, `first` and `second`; `wal` is the config's `wal:` block (none: lokiship's default).
 fn config(dir: &std::path::Path, dead: &str, alive: &str, wal: Option<&str>) -> std::path::PathBuf {
-    let d = dir.display();
-    let wal = wal.map(|w| format!("wal: {w}")).unwrap_or_default();
-    let text = format!(
-        r#"server: {{disable: true}}
-positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
-target_config: {{sync_period: 200ms}}
-{wal}
-clients:
-  - url: {dead}
-    name: first
-    batchwait: 100ms
-    timeout: 500ms
-    backoff_config: {{min_period: 20ms, max_period: 100ms}}
-  - url: {alive}
-    name: second
-    batchwait: 100ms
-scrape_configs:
-  - job_name: audit
-    static_configs:
-      - labels: {{job: audit, __path__: "{d}/audit.log"}}
-"#
-    );
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let mut config = ConfigBuilder::new(dir).default_poll();
+    if let Some(wal) = wal {
+        config = config.wal(wal);
+    }
+    config
+        .client(
+            dead,
+            &[
+                "name: first",
+                "batchwait: 100ms",
+                "timeout: 500ms",
+                "backoff_config: {min_period: 20ms, max_period: 100ms}",
+            ],
+        )
+        .client(alive, &["name: second", "batchwait: 100ms"])
+        .job(
+            "audit",
+            "job: audit",
+            &format!("{}/audit.log", dir.display()),
+            "",
+        )
+        .write()
 }
 
 /// Without any `wal` block: with two clients lokiship keeps a disk queue by itself, beside the
@@ -222,24 +222,24 @@ fn a_failed_push_moves_held_lines_to_disk_so_a_deleted_file_loses_nothing() {
 }
 
 fn one_client_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
-    let d = dir.display();
-    let text = format!(
-        r#"server: {{disable: true}}
-positions: {{filename: {d}/positions.yaml, sync_period: 200ms}}
-clients:
-  - url: {url}
-    batchwait: 100ms
-    timeout: 500ms
-    backoff_config: {{min_period: 20ms, max_period: 100ms}}
-scrape_configs:
-  - job_name: audit
-    static_configs:
-      - labels: {{job: audit, __path__: "{d}/audit.log"}}
-"#
-    );
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    ConfigBuilder::new(dir)
+        .default_sync()
+        .default_poll()
+        .client(
+            url,
+            &[
+                "batchwait: 100ms",
+                "timeout: 500ms",
+                "backoff_config: {min_period: 20ms, max_period: 100ms}",
+            ],
+        )
+        .job(
+            "audit",
+            "job: audit",
+            &format!("{}/audit.log", dir.display()),
+            "",
+        )
+        .write()
 }
 
 /// Runs lokiship on `config` with `extra` until `until` holds; its log.

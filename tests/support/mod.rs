@@ -3,8 +3,11 @@
 //! run the lokiship binary.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod gen;
 pub mod peers;
+
+pub use config::ConfigBuilder;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -329,36 +332,21 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitS
     }
 }
 
-/// A config that tails `path` with the audit pipeline and pushes to `url`.
+/// A config that tails `path_glob` with the audit pipeline and pushes to `url` (tenant `ops`),
+/// and to the clients in `extra_client` (YAML list items).
 pub fn audit_config(dir: &Path, path_glob: &str, url: &str, extra_client: &str) -> PathBuf {
-    let config = format!(
-        r#"server: {{disable: true}}
-positions: {{filename: {dir}/positions.yaml, sync_period: 200ms}}
-target_config: {{sync_period: 200ms}}
-global: {{file_watch_config: {{min_poll_frequency: 50ms, max_poll_frequency: 50ms}}}}
-clients:
-  - url: {url}
-    batchwait: 100ms
-    tenant_id: ops
-    backoff_config: {{min_period: 20ms, max_period: 200ms, max_retries: 5}}
-{extra_client}
-scrape_configs:
-  - job_name: audit
-    static_configs:
-      - targets: [localhost]
-        labels: {{job: audit, __path__: "{path_glob}"}}
-    pipeline_stages:
-      - json:
-          expressions: {{user: user.username, verb: verb, code: responseStatus.code, ts: stageTimestamp, audit_id: auditID}}
-      - labels: {{user: "", verb: "", code: ""}}
-      - structured_metadata: {{audit_id: ""}}
-      - timestamp: {{source: ts, format: RFC3339Nano}}
-"#,
-        dir = dir.display()
-    );
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    ConfigBuilder::new(dir)
+        .client(
+            url,
+            &[
+                "batchwait: 100ms",
+                "tenant_id: ops",
+                "backoff_config: {min_period: 20ms, max_period: 200ms, max_retries: 5}",
+            ],
+        )
+        .raw_clients(extra_client)
+        .job("audit", "job: audit", path_glob, config::AUDIT_STAGES)
+        .write()
 }
 
 /// Turns on lokiship's HTTP server on 127.0.0.1 in a config written by [`audit_config`]; returns the port.
