@@ -55,7 +55,12 @@ pub async fn run(
     opts: RunOptions,
     stop_signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
-    let Compiled { config, jobs, .. } = compiled;
+    let Compiled {
+        config,
+        clients,
+        jobs,
+        ..
+    } = compiled;
     crate::pipeline::cardinality::set_budget(
         config.limits_config.max_label_values,
         config.limits_config.max_streams,
@@ -70,7 +75,7 @@ pub async fn run(
         sink,
         tasks: client_tasks,
         labels: client_labels,
-    } = start_clients(&config, &opts, &ready, &shutdown)?;
+    } = start_clients(&config, &clients, &opts, &ready, &shutdown)?;
 
     // Push receivers (`loki_push_api`).
     let push_servers =
@@ -238,6 +243,7 @@ struct Clients {
 /// behind one [`Fanout`]; in a dry run, standard output instead.
 fn start_clients(
     config: &Config,
+    settings: &[crate::client::settings::Settings],
     opts: &RunOptions,
     ready: &Readiness,
     shutdown: &Arc<Shutdown>,
@@ -265,11 +271,11 @@ fn start_clients(
         tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
             "disk queue on: while a Loki fails its lines wait on disk, not only in memory (wal.enabled: false turns this off)");
     }
-    for (i, c) in config.clients.iter().enumerate() {
+    for (i, c) in settings.iter().enumerate() {
         let client = Client::new(c)?;
         clients
             .labels
-            .push((client.host().to_string(), c.tenant_id.clone()));
+            .push((client.host().to_string(), c.tenant.to_string()));
         ready.watch_client(client.health());
         let (tx, rx) = queue(QUEUE_BYTES, client.host());
         let spill = match &disk_queue {

@@ -4,10 +4,14 @@
 use crate::config::schema::ClientConfig;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
-/// The HTTP client for `config`'s endpoint; the error names the option at fault.
-pub(super) fn client(config: &ClientConfig) -> Result<reqwest::Client, String> {
+/// The HTTP client for a client's endpoint (`timeout` per push); the error names the option at
+/// fault.
+pub(super) fn client(
+    timeout: std::time::Duration,
+    config: &super::settings::Connection,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
-        .timeout(config.timeout.0)
+        .timeout(timeout)
         .user_agent(format!("lokiship/{}", crate::VERSION))
         .redirect(if config.follow_redirects {
             reqwest::redirect::Policy::limited(10)
@@ -22,7 +26,7 @@ pub(super) fn client(config: &ClientConfig) -> Result<reqwest::Client, String> {
             reqwest::Proxy::all(&config.proxy_url).map_err(|e| format!("proxy_url: {e}"))?;
         builder = builder.proxy(proxy);
     }
-    let tls = &config.tls_config;
+    let tls = &config.tls;
     let ca = read_inline_or_file(&tls.ca, &tls.ca_file)
         .map_err(|e| format!("tls_config.ca_file: {e}"))?;
     let cert = read_inline_or_file(&tls.cert, &tls.cert_file)

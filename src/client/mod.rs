@@ -28,10 +28,10 @@ pub mod queue;
 pub mod rejection;
 pub mod retry;
 pub mod send;
+pub mod settings;
 pub mod tls;
 pub mod wal;
 
-use crate::config::schema::ClientConfig;
 use crate::entry::{Entry, Labels};
 use crate::metrics::{metrics, DropLabels};
 use crate::shutdown::StopSignal;
@@ -132,25 +132,20 @@ impl Client {
         self.sender.host()
     }
 
-    pub fn new(config: &ClientConfig) -> Result<Self, SenderError> {
+    /// The client of a compiled entry of `clients` ([`settings::Settings`]).
+    pub fn new(settings: &settings::Settings) -> Result<Self, SenderError> {
         Ok(Self {
-            sender: Sender::new(config)?,
-            batchwait: config.batchwait.0,
-            batchsize: config.batchsize.0 as usize,
-            tenant: config.tenant_id.as_str().into(),
-            external: config
-                .external_labels
-                .iter()
-                .map(|(k, v)| (k.0.clone(), v.clone()))
-                .collect(),
-            max_age_ns: config.reject_old_samples.then(|| {
-                i64::try_from(config.reject_old_samples_max_age.0.as_nanos()).unwrap_or(i64::MAX)
-            }),
-            encoding: config.encoding,
+            sender: Sender::new(settings)?,
+            batchwait: settings.batchwait,
+            batchsize: settings.batchsize,
+            tenant: settings.tenant.clone(),
+            external: settings.external_labels.clone(),
+            max_age_ns: settings.max_age_ns,
+            encoding: settings.encoding,
             spill: None,
             mode: Mode::Sending,
             retry_at: None,
-            stop_drain: config.timeout.0,
+            stop_drain: settings.timeout,
             stopping_since: None,
             held_back: Default::default(),
         })

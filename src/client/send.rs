@@ -12,7 +12,6 @@
 use super::answer::{Answer, MAX_ANSWER_BODY};
 use super::rejection::StreamCount;
 use super::retry::{self, Decision, Policy};
-use crate::config::schema::ClientConfig;
 use crate::metrics::{metrics, DropLabels, HostLabels, RefusedLabels, RequestLabels};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use std::time::{Duration, Instant};
@@ -60,35 +59,28 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(config: &ClientConfig) -> Result<Self, SenderError> {
-        let url = reqwest::Url::parse(&config.url).map_err(|e| SenderError::Config {
-            host: config.url.clone(),
-            message: format!("invalid url: {e}"),
-        })?;
-        let host = host_label(config, &url);
-        let err = |message: String| SenderError::Config {
-            host: host.clone(),
-            message,
-        };
-        let http = super::http::client(config).map_err(err)?;
-        let static_headers = super::http::static_headers(config).map_err(err)?;
+    /// The sender of a compiled client; builds its HTTP client (reading TLS files).
+    pub fn new(settings: &super::settings::Settings) -> Result<Self, SenderError> {
+        let http =
+            super::http::client(settings.timeout, &settings.connection).map_err(|message| {
+                SenderError::Config {
+                    host: settings.host.clone(),
+                    message,
+                }
+            })?;
         let health = std::sync::Arc::new(super::health::ClientHealth::new(
-            host.clone(),
-            config.unhealthy_after.0,
+            settings.host.clone(),
+            settings.unhealthy_after,
         ));
         Ok(Self {
             http,
-            url,
-            host,
-            timeout: config.timeout.0,
-            policy: Policy {
-                min_period: config.backoff_config.min_period.0,
-                max_period: config.backoff_config.max_period.0,
-                drop_rate_limited: config.drop_rate_limited_batches,
-            },
-            max_retries: config.backoff_config.max_retries,
-            credentials: super::auth::Credentials::of(config),
-            static_headers,
+            url: settings.url.clone(),
+            host: settings.host.clone(),
+            timeout: settings.timeout,
+            policy: settings.policy,
+            max_retries: settings.max_retries,
+            credentials: settings.credentials.clone(),
+            static_headers: settings.headers.clone(),
             health,
         })
     }
@@ -356,18 +348,6 @@ impl Sender {
     }
 }
 
-/// `name` when set, else the URL's host:port (Promtail's `host` label).
-fn host_label(config: &ClientConfig, url: &reqwest::Url) -> String {
-    if !config.name.is_empty() {
-        return config.name.clone();
-    }
-    match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => config.url.clone(),
-    }
-}
-
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -382,10 +362,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schema::ClientConfig;
 
     fn sender(yaml: &str) -> Sender {
         let config: ClientConfig = serde_yaml_ng::from_str(yaml).unwrap();
-        Sender::new(&config).unwrap()
+        Sender::new(&super::super::settings::Settings::compile(&config).unwrap()).unwrap()
     }
 
     #[test]

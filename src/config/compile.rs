@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 /// A configuration ready to run.
 pub struct Compiled {
-    /// The raw settings run time still reads (server, clients, positions, limits).
+    /// The raw settings run time still reads once at start (server, positions, limits, `wal`).
     pub config: Config,
+    /// One per entry of `clients`, in order.
+    pub clients: Vec<crate::client::settings::Settings>,
     /// One per entry of `scrape_configs`, in order.
     pub jobs: Vec<Job>,
     pub warnings: Vec<String>,
@@ -45,8 +47,17 @@ pub fn compile(loaded: Loaded) -> Result<Compiled, ConfigError> {
         .enumerate()
         .map(|(i, sc)| compile_job(i, sc, &lines))
         .collect::<Result<_, _>>()?;
+    let clients = config
+        .clients
+        .iter()
+        .map(|c| {
+            crate::client::settings::Settings::compile(c)
+                .map_err(|e| lines.error("url:", 0, e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Compiled {
         config,
+        clients,
         jobs,
         warnings,
     })
