@@ -81,29 +81,11 @@ pub async fn run(
     let push_servers =
         start_push_receivers(&config, &jobs, &sink, shutdown.signal(Part::Sources)).await?;
 
-    let positions_path = std::path::PathBuf::from(&config.positions.filename);
-    let positions = Arc::new(Positions::load(
-        &positions_path,
-        config.positions.ignore_invalid_yaml,
-        config.clients.len().max(1) as u32,
-    )?);
-    let source_config = file_source_config(&config, jobs, &opts, client_labels);
-    let source = FileSource::new(
-        source_config,
-        positions.clone(),
-        sink,
-        shutdown.signal(Part::Sources),
-    );
-    let source_thread = source.spawn();
-    // The saver runs until the clients have finished, so that what they deliver while a stop
-    // drains them is on disk even if a SIGKILL cuts the drain short.
-    let saver = (!opts.dry_run).then(|| {
-        positions::spawn_saver(
-            positions.clone(),
-            config.positions.sync_period.0,
-            shutdown.signal(Part::Saver),
-        )
-    });
+    let Files {
+        positions,
+        source_thread,
+        saver,
+    } = start_files(&config, jobs, &opts, client_labels, sink, &shutdown)?;
     ready.set(true);
 
     // Run until a stop signal, or until the source finished by itself (exit_at_eof).
@@ -204,6 +186,53 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// The file source and what keeps its positions.
+struct Files {
+    positions: Arc<Positions>,
+    source_thread: std::thread::JoinHandle<()>,
+    /// None in a dry run: positions are not written.
+    saver: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Loads the positions, starts the file source on its thread and the positions saver on its
+/// own. The saver runs until the clients have finished, so that what they deliver while a stop
+/// drains them is on disk even if a SIGKILL cuts the drain short.
+fn start_files(
+    config: &Config,
+    jobs: Vec<Job>,
+    opts: &RunOptions,
+    client_labels: Vec<(String, String)>,
+    sink: Arc<dyn EntrySink>,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<Files> {
+    let positions_path = std::path::PathBuf::from(&config.positions.filename);
+    let positions = Arc::new(Positions::load(
+        &positions_path,
+        config.positions.ignore_invalid_yaml,
+        config.clients.len().max(1) as u32,
+    )?);
+    let source_config = file_source_config(config, jobs, opts, client_labels);
+    let source = FileSource::new(
+        source_config,
+        positions.clone(),
+        sink,
+        shutdown.signal(Part::Sources),
+    );
+    let source_thread = source.spawn();
+    let saver = (!opts.dry_run).then(|| {
+        positions::spawn_saver(
+            positions.clone(),
+            config.positions.sync_period.0,
+            shutdown.signal(Part::Saver),
+        )
+    });
+    Ok(Files {
+        positions,
+        source_thread,
+        saver,
+    })
 }
 
 /// Step 1 of a stop: the clients push for at most their timeout from now on, and what is not
