@@ -1,5 +1,5 @@
 //! The stop token: one [`Shutdown`] per run, from which each task that must stop gets a
-//! [`StopSignal`] for its part. `run.rs` stops the parts in the order written down there (its
+//! [`StopSignal`] for its part. `run/mod.rs` stops the parts in the order written down there (its
 //! module doc): the clients learn of the stop, the sources stop, the clients finish, the
 //! positions saver stops, the HTTP server stops.
 //!

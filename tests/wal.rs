@@ -20,24 +20,23 @@ fn config(dir: &std::path::Path, dead: &str, alive: &str, wal: Option<&str>) -> 
         config = config.wal(wal);
     }
     config
-        .client(
-            dead,
-            &[
-                "name: first",
-                "batchwait: 100ms",
-                "timeout: 500ms",
-                "backoff_config: {min_period: 20ms, max_period: 100ms}",
-            ],
-        )
+        .client(dead, &[&["name: first"], &QUICK_TO_FAIL[..]].concat())
         .client(alive, &["name: second", "batchwait: 100ms"])
-        .job(
-            "audit",
-            "job: audit",
-            &format!("{}/audit.log", dir.display()),
-            "",
-        )
+        .job("audit", "job: audit", &audit_log(dir), "")
         .write()
 }
+
+/// The one file the configs here tail.
+fn audit_log(dir: &std::path::Path) -> String {
+    format!("{}/audit.log", dir.display())
+}
+
+/// Settings of a client that gives up on a dead Loki quickly.
+const QUICK_TO_FAIL: [&str; 3] = [
+    "batchwait: 100ms",
+    "timeout: 500ms",
+    "backoff_config: {min_period: 20ms, max_period: 100ms}",
+];
 
 /// Without any `wal` block: with two clients lokiship keeps a disk queue by itself, beside the
 /// positions file.
@@ -225,20 +224,8 @@ fn one_client_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     ConfigBuilder::new(dir)
         .default_sync()
         .default_poll()
-        .client(
-            url,
-            &[
-                "batchwait: 100ms",
-                "timeout: 500ms",
-                "backoff_config: {min_period: 20ms, max_period: 100ms}",
-            ],
-        )
-        .job(
-            "audit",
-            "job: audit",
-            &format!("{}/audit.log", dir.display()),
-            "",
-        )
+        .client(url, &QUICK_TO_FAIL)
+        .job("audit", "job: audit", &audit_log(dir), "")
         .write()
 }
 

@@ -18,21 +18,19 @@
 //!    had acknowledged, stops; the positions are written a last time.
 //! 5. The HTTP server stops, after a last scrape could see the final counts.
 
-use crate::client::fanout::{Fanout, Outlet};
-use crate::client::queue::{queue, QUEUE_BYTES};
-use crate::client::wal::orphans;
-use crate::client::Client;
+mod clients;
+mod stdout;
+
 use crate::config::compile::{Compiled, Job};
 use crate::config::schema::Config;
-use crate::entry::sink::{EntrySink, TrySendError};
-use crate::entry::{Entry, Labels};
+use crate::entry::sink::EntrySink;
 use crate::server::Readiness;
 use crate::shutdown::{Part, Shutdown, StopSignal};
 use crate::source::file::positions::{self, Positions};
 use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, DEFAULT_MAX_LINE};
 use crate::summary::Summary;
 use anyhow::{bail, Context};
-use std::io::Write;
+use clients::{start_clients, Clients};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -260,78 +258,6 @@ async fn start_server(
     Ok(Some(handle))
 }
 
-/// The clients' side of the sources' sink, and the client tasks behind it.
-struct Clients {
-    sink: Arc<dyn EntrySink>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// `(host, tenant)` of each client, for what the sources count on the clients' behalf.
-    labels: Vec<(String, String)>,
-}
-
-/// One task per client, each with its queue and (unless `wal.enabled: false`) its disk queue,
-/// behind one [`Fanout`]; in a dry run, standard output instead.
-fn start_clients(
-    config: &Config,
-    settings: &[crate::client::settings::Settings],
-    opts: &RunOptions,
-    ready: &Readiness,
-    shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<Clients> {
-    if opts.dry_run {
-        return Ok(Clients {
-            sink: Arc::new(StdoutSink),
-            tasks: Vec::new(),
-            labels: vec![("stdout".to_string(), String::new())],
-        });
-    }
-    check_runnable(config, opts)?;
-    let mut clients = Clients {
-        sink: Arc::new(Fanout::with_outlets(Vec::new())),
-        tasks: Vec::new(),
-        labels: Vec::new(),
-    };
-    let mut outlets = Vec::new();
-    let mut outlets_dirs = Vec::new();
-    let mut spills = Vec::new();
-    let disk_queue = config
-        .wal
-        .disk_queue(&config.positions.filename, config.clients.len());
-    if let Some(q) = disk_queue.as_ref().filter(|q| q.automatic) {
-        tracing::info!(dir = %q.dir.display(), max_size_per_client = q.max_bytes,
-            "disk queue on: while a Loki fails its lines wait on disk, not only in memory (wal.enabled: false turns this off)");
-    }
-    for (i, c) in settings.iter().enumerate() {
-        let client = Client::new(c)?;
-        clients
-            .labels
-            .push((client.host().to_string(), c.tenant.to_string()));
-        ready.watch_client(client.health());
-        let (tx, rx) = queue(QUEUE_BYTES, client.host());
-        let spill = match &disk_queue {
-            Some(q) => {
-                let dir = orphans::queue_dir(&q.dir, i, client.host());
-                let spill = open_spill(config, q, &dir, client.host())?;
-                outlets_dirs.push(dir);
-                Some(Arc::new(spill))
-            }
-            None => None,
-        };
-        spills.push(spill.clone());
-        outlets.push(Outlet {
-            overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
-            queue: tx,
-            spill: spill.clone(),
-        });
-        let run = client.run(rx, spill, shutdown.signal(Part::Deliveries));
-        clients.tasks.push(tokio::spawn(run));
-    }
-    if let Some(q) = &disk_queue {
-        handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
-    }
-    clients.sink = Arc::new(Fanout::with_outlets(outlets));
-    Ok(clients)
-}
-
 /// Starts a `loki_push_api` receiver for each scrape config that has one.
 async fn start_push_receivers(
     config: &Config,
@@ -385,55 +311,6 @@ fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<S
         .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
 }
 
-/// Reports each disk queue no client uses; with `adopt`, moves each into the queue of the client
-/// now at its place in `clients` (or the first), to be sent there.
-fn handle_orphaned_queues(
-    dir: &std::path::Path,
-    used: &[std::path::PathBuf],
-    spills: &[Option<Arc<crate::client::wal::Spill>>],
-    adopt: bool,
-) -> anyhow::Result<()> {
-    for orphan in orphans::find(dir, used) {
-        let has_queue = |i: &usize| spills.get(*i).is_some_and(Option::is_some);
-        let target = orphan
-            .index
-            .filter(has_queue)
-            .or_else(|| (0..spills.len()).find(has_queue));
-        match target.and_then(|i| Some((i, spills[i].as_ref()?))) {
-            Some((i, spill)) if adopt => {
-                let moved = orphan.adopt_into(&mut spill.lock()).with_context(|| {
-                    format!("adopting the disk queue in {}", orphan.path.display())
-                })?;
-                spill.notify.notify_one();
-                tracing::info!(path = %orphan.path.display(), entries = moved, into = %used[i].display(),
-                    "orphaned disk queue adopted: its lines are sent by the client now at its place");
-            }
-            _ => orphan.warn(),
-        }
-    }
-    Ok(())
-}
-
-/// Opens a client's disk queue in `dir`.
-fn open_spill(
-    config: &Config,
-    queue: &crate::config::schema::DiskQueue,
-    dir: &std::path::Path,
-    host: &str,
-) -> anyhow::Result<crate::client::wal::Spill> {
-    use crate::client::wal::{Spill, Wal, WhenFull};
-    let when_full = if queue.drop_oldest {
-        WhenFull::DropOldest
-    } else {
-        WhenFull::Backpressure
-    };
-    let wal = Wal::open(dir, queue.max_bytes, when_full, host)
-        .and_then(|wal| orphans::record_client(dir, host).map(|()| wal))
-        .with_context(|| format!("cannot open the disk queue in {}", dir.display()))?
-        .with_max_age(config.wal.clean_segments_older_than.map(|d| d.0));
-    Ok(Spill::new(wal))
-}
-
 fn file_source_config(
     config: &Config,
     jobs: Vec<Job>,
@@ -479,55 +356,5 @@ fn file_source_config(
         exit_at_eof: opts.exit_at_eof,
         max_open_rotated: config.limits_config.max_open_rotated_files,
         client_labels,
-    }
-}
-
-/// `-dry-run`: prints each entry as `timestamp<TAB>labels<TAB>structured metadata<TAB>line`.
-struct StdoutSink;
-
-impl EntrySink for StdoutSink {
-    fn try_send(&self, entries: Vec<Entry>) -> Result<(), TrySendError> {
-        self.print(entries).map_err(|_| TrySendError::Closed)
-    }
-
-    fn wait_for_room(&self, _timeout: std::time::Duration) {}
-}
-
-impl StdoutSink {
-    fn print(&self, entries: Vec<Entry>) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let m = crate::metrics::metrics();
-        let host = crate::metrics::HostLabels {
-            host: "stdout".into(),
-        };
-        m.sent_entries
-            .get_or_create(&host)
-            .inc_by(entries.len() as u64);
-        m.sent_bytes
-            .get_or_create(&host)
-            .inc_by(entries.iter().map(|e| e.line.len() as u64).sum());
-        for entry in entries {
-            let ts = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
-                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            let mut visible = entry.labels.clone();
-            visible.retain(|n, _| !n.starts_with("__"));
-            let sm: Labels = entry
-                .structured_metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            writeln!(
-                out,
-                "{ts}\t{}\t{}\t{}",
-                visible.render(),
-                sm.render(),
-                entry.line
-            )?;
-            // Printed is delivered (a push receiver answers its sender once it is).
-            if let Some(ack) = entry.ack {
-                ack.done_all();
-            }
-        }
-        out.flush()
     }
 }
