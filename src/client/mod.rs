@@ -260,13 +260,12 @@ impl Client {
         shutdown: &StopSignal,
         origin: Origin,
     ) -> bool {
+        // `push` borrows the client mutably: the default tenant is held apart, once per chunk.
+        let default_tenant = self.tenant.clone();
         for mut entry in entries {
-            // Nearly always the client's own tenant: a shared string, no allocation.
-            let tenant: std::sync::Arc<str> = match entry.labels.get(TENANT_LABEL) {
-                Some(own) => own.into(),
-                None => self.tenant.clone(),
-            };
-            let tenant = &*tenant;
+            // Nearly always the client's own tenant: no allocation for the lookup.
+            let own_tenant = entry.labels.get(TENANT_LABEL).map(str::to_owned);
+            let tenant = own_tenant.as_deref().unwrap_or(&default_tenant);
             let size = batch::entry_size(&entry);
             let full = batches
                 .get(tenant)

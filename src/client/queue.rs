@@ -121,11 +121,6 @@ impl Drop for Reservation<'_> {
 }
 
 impl QueueSender {
-    /// Whether a small chunk would fit now.
-    pub fn has_room(&self) -> bool {
-        self.budget.used().fits(1, self.budget.limit)
-    }
-
     /// Room for a chunk of `bytes`, unless that would take the queue past its limit (a chunk
     /// larger than the limit fits only an empty queue).
     pub fn reserve(&self, bytes: usize) -> Option<Reservation<'_>> {
@@ -258,9 +253,9 @@ mod tests {
     #[tokio::test]
     async fn room_returns_when_the_client_takes_chunks() {
         let (tx, mut rx) = queue(10, "queue-test-1");
-        assert!(tx.has_room());
+        assert!(tx.reserve(1).is_some());
         tx.push(vec![entry("0123456789")], 10).unwrap();
-        assert!(!tx.has_room(), "10 of 10 bytes queued");
+        assert!(tx.reserve(1).is_none(), "10 of 10 bytes queued");
         assert!(!tx.wait_for_room(Duration::from_millis(5)));
         let waiter = {
             let tx = tx.clone();
