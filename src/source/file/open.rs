@@ -42,9 +42,8 @@ impl FileSource {
     /// A tailer for `path`, matched by target `index`, unless it is open already (`open`), not to
     /// be read, or not to be read yet.
     fn open_file(&mut self, index: usize, path: &Path, open: &HashSet<FileId>) -> Option<Tailer> {
-        let (file, meta, id) = self.openable(index, path, open)?;
+        let (path_str, file, meta, id) = self.openable(index, path, open)?;
         let target = &self.config.targets[index];
-        let path_str = path.display().to_string();
         let decompress = target
             .decompression
             .filter(|d| compressed::is_format(&file, d.format));
@@ -103,7 +102,7 @@ impl FileSource {
         index: usize,
         path: &Path,
         open: &HashSet<FileId>,
-    ) -> Option<(std::fs::File, std::fs::Metadata, FileId)> {
+    ) -> Option<(String, std::fs::File, std::fs::Metadata, FileId)> {
         let target = &self.config.targets[index];
         let path_str = path.display().to_string();
         if target.decompression.is_none() && compressed::is_compressed_name(path) {
@@ -140,7 +139,7 @@ impl FileSource {
             }
         };
         self.unreadable.remove(&path_str);
-        Some((file, meta, id))
+        Some((path_str, file, meta, id))
     }
 
     /// inotify reports writes to `path`: its directory is watched and it is no symlink (a

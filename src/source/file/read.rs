@@ -15,13 +15,8 @@ impl FileSource {
     /// Reads one chunk of tailer `i` and ships its lines.
     pub(super) fn read_one(&mut self, i: usize) -> Result<Progress, Closed> {
         if let Some(entries) = self.tailers[i].take_unsent() {
-            match self.sink.try_send(entries) {
-                Ok(()) => {}
-                Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].keep_unsent(entries);
-                    return Ok(Progress::Blocked);
-                }
-                Err(TrySendError::Closed) => return Err(Closed),
+            if !self.hand_over(i, entries)? {
+                return Ok(Progress::Blocked);
             }
         }
         if !self.tailers[i].ready(&self.positions) {
@@ -55,7 +50,7 @@ impl FileSource {
         };
         let result = match what {
             Lines::Chunk => t.read(&mut self.buf, max_line, truncate, |e| chunk.line(e)),
-            Lines::Last => Ok(t.read_last_line(max_line, truncate, |e| chunk.line(e))),
+            Lines::Last => Ok(t.read_last_line(|e| chunk.line(e))),
         };
         let path = t.path().to_string();
         let n = result.unwrap_or_else(|e| {
@@ -66,25 +61,30 @@ impl FileSource {
         let Chunk {
             counts, entries, ..
         } = chunk;
-        let mut progress = if n > 0 {
+        let progress = if !entries.is_empty() && !self.hand_over(i, entries)? {
+            Progress::Blocked
+        } else if n > 0 {
             Progress::Read
         } else {
             Progress::Idle
         };
-        if !entries.is_empty() {
-            match self.sink.try_send(entries) {
-                Ok(()) => {}
-                Err(TrySendError::Full(entries)) => {
-                    self.tailers[i].keep_unsent(entries);
-                    progress = Progress::Blocked;
-                }
-                Err(TrySendError::Closed) => return Err(Closed),
-            }
-        }
         // The last line's bytes were counted when they were read.
         let bytes = if matches!(what, Lines::Chunk) { n } else { 0 };
         self.count(&path, bytes as u64, &counts);
         Ok(progress)
+    }
+
+    /// Hands tailer `i`'s `entries` to the clients; `Ok(false)` when the queues had no room: the
+    /// tailer keeps them and reads nothing more until they are sent.
+    fn hand_over(&mut self, i: usize, entries: Vec<Entry>) -> Result<bool, Closed> {
+        match self.sink.try_send(entries) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(entries)) => {
+                self.tailers[i].keep_unsent(entries);
+                Ok(false)
+            }
+            Err(TrySendError::Closed) => Err(Closed),
+        }
     }
 
     /// Publishes what one read of `path` did.

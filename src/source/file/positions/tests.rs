@@ -209,18 +209,8 @@ fn the_positions_file_stays_readable_by_promtail_and_identities_survive_damage()
 
 #[test]
 fn deleting_the_positions_file_starts_over_as_with_promtail() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, b"one\ntwo\n").unwrap();
-    let pos_path = dir.path().join("positions.yaml");
-    let id = FileId::of(&std::fs::metadata(&log).unwrap());
+    let (_dir, log, pos_path, id) = saved_at_4_then_8();
     let f = File::open(&log).unwrap();
-    let p = Positions::load(&pos_path, false, 1).unwrap();
-    p.open(id, log.to_str().unwrap(), &f, 8)
-        .tracker
-        .register(8)
-        .done();
-    p.save().unwrap();
     std::fs::remove_file(&pos_path).unwrap();
     let p = Positions::load(&pos_path, false, 1).unwrap();
     assert_eq!(p.open(id, log.to_str().unwrap(), &f, 8).start, 0);

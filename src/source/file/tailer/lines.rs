@@ -186,26 +186,23 @@ impl LineReader {
     }
 
     /// Reports the incomplete last line as a line ending at the offset read (the file will not
-    /// grow any more); the bytes it took (0 without one).
-    pub fn take_partial(
-        &mut self,
-        max_line: usize,
-        truncate: bool,
-        mut on_line: impl FnMut(LineEvent),
-    ) -> usize {
+    /// grow any more), as [`LineReader::read`] reports a line at its newline; the bytes it took
+    /// (0 without one). It is within the line limit already: `read` cut or dropped it as it grew.
+    pub fn take_partial(&mut self, mut on_line: impl FnMut(LineEvent)) -> usize {
         let end = self.offset;
         let taken = self.partial.len();
         match self.overflow {
             Overflow::None if taken == 0 => return 0,
-            Overflow::None | Overflow::Truncating => {
-                let line = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
-                let cut = self.overflow == Overflow::Truncating || line.len() > max_line;
-                on_line(LineEvent::Line {
-                    bytes: &line[..line.len().min(max_line)],
-                    end,
-                    truncated: cut && truncate,
-                });
-            }
+            Overflow::None => on_line(LineEvent::Line {
+                bytes: self.partial.strip_suffix(b"\r").unwrap_or(&self.partial),
+                end,
+                truncated: false,
+            }),
+            Overflow::Truncating => on_line(LineEvent::Line {
+                bytes: &self.partial,
+                end,
+                truncated: true,
+            }),
             Overflow::Dropping => on_line(LineEvent::TooLong { end }),
         }
         self.partial.clear();

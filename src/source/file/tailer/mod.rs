@@ -226,12 +226,12 @@ impl Tailer {
     /// Whether there is something to read now: settles new content and checks for truncation
     /// first ([`copies`]). A compressed file is read until its end, once.
     pub fn ready(&mut self, positions: &Positions) -> bool {
-        let Ok(size) = self.reader.file().metadata().map(|m| m.len()) else {
-            return false;
-        };
         if self.is_compressed() {
             return !self.at_eof;
         }
+        let Ok(size) = self.reader.file().metadata().map(|m| m.len()) else {
+            return false;
+        };
         if self.truncated(positions, size) || !self.settle(positions, size) {
             return false;
         }
@@ -254,13 +254,8 @@ impl Tailer {
 
     /// Reports the incomplete last line (bytes after the last newline) as a line: the file was
     /// moved and is finished, no writer will end it. Returns the bytes it held (0 without one).
-    pub fn read_last_line(
-        &mut self,
-        max_line: usize,
-        truncate: bool,
-        on_line: impl FnMut(LineEvent),
-    ) -> usize {
-        self.reader.take_partial(max_line, truncate, on_line)
+    pub fn read_last_line(&mut self, on_line: impl FnMut(LineEvent)) -> usize {
+        self.reader.take_partial(on_line)
     }
 
     /// Holds an incomplete last line (shipped when the file is finished after a rotation).
@@ -294,7 +289,8 @@ impl Tailer {
         }
     }
 
-    /// Continues at `offset` with `tracker`; the content is settled from now on.
+    /// Continues at `offset` with `tracker` (the caller says whether the content is settled); the
+    /// fingerprint is refreshed again as the file grows.
     fn restart_at(&mut self, offset: u64, tracker: Arc<AckTracker>) -> std::io::Result<()> {
         self.reader.restart_at(offset)?;
         self.tracker = tracker;
