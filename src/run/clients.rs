@@ -40,14 +40,10 @@ pub(super) fn start_clients(
         });
     }
     check_runnable(config, opts)?;
-    let mut clients = Clients {
-        sink: Arc::new(Fanout::with_outlets(Vec::new())),
-        tasks: Vec::new(),
-        labels: Vec::new(),
-    };
+    let mut tasks = Vec::new();
+    let mut labels = Vec::new();
     let mut outlets = Vec::new();
     let mut outlets_dirs = Vec::new();
-    let mut spills = Vec::new();
     let disk_queue = config
         .wal
         .disk_queue(&config.positions.filename, config.clients.len());
@@ -57,9 +53,7 @@ pub(super) fn start_clients(
     }
     for (i, c) in settings.iter().enumerate() {
         let client = Client::new(c)?;
-        clients
-            .labels
-            .push((client.host().to_string(), c.tenant.to_string()));
+        labels.push((client.host().to_string(), c.tenant.to_string()));
         ready.watch_client(client.health());
         let (tx, rx) = queue(QUEUE_BYTES, client.host());
         let spill = match &disk_queue {
@@ -71,20 +65,23 @@ pub(super) fn start_clients(
             }
             None => None,
         };
-        spills.push(spill.clone());
         outlets.push(Outlet {
             overflow: disk_queue.as_ref().is_some_and(|q| q.overflow),
             queue: tx,
             spill: spill.clone(),
         });
         let run = client.run(rx, spill, shutdown.signal(Part::Deliveries));
-        clients.tasks.push(tokio::spawn(run));
+        tasks.push(tokio::spawn(run));
     }
     if let Some(q) = &disk_queue {
+        let spills: Vec<_> = outlets.iter().map(|o| o.spill.clone()).collect();
         handle_orphaned_queues(&q.dir, &outlets_dirs, &spills, opts.adopt_orphaned_queues)?;
     }
-    clients.sink = Arc::new(Fanout::with_outlets(outlets));
-    Ok(clients)
+    Ok(Clients {
+        sink: Arc::new(Fanout::with_outlets(outlets)),
+        tasks,
+        labels,
+    })
 }
 
 /// Reports each disk queue no client uses; with `adopt`, moves each into the queue of the client
