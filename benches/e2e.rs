@@ -7,12 +7,17 @@
 //!     LOKISHIP_BENCH_LINES=200000 cargo bench --bench e2e      # shorter
 //!     LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e         # the same lines in 100 files
 //!     LOKISHIP_BENCH_KIND=syslog cargo bench --bench e2e       # syslog lines, regex pipeline
+//!     LOKISHIP_BENCH_KIND=journal LOKISHIP_BENCH_LINES=300000 cargo bench --bench e2e
+//!                                                              # the journal, through journalctl
 //!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e        # append 10,000 lines/s for 20 s:
 //!                                                              # CPU % of a core, append→received latency
 //!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
 //!
 //! Generated logs are cached in target/bench-data/. `LOKISHIP_BENCH_BINARY=path` measures another
 //! build (e.g. an older commit's) with the same harness.
+
+#[path = "e2e/journal.rs"]
+mod journal;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,9 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data).unwrap();
+    if kind == "journal" {
+        return bench_journal(&data, lines);
+    }
     let source = data.join(format!("{kind}-{lines}.log"));
     if !source.exists() {
         eprintln!("generating {lines} {kind} lines with gen-logs ...");
@@ -82,6 +90,21 @@ fn main() {
         }
         Some(rate) => steady_run(&binary, &config, &source, &logs, rate.get(), &received),
     }
+}
+
+fn bench_journal(data: &Path, lines: usize) {
+    let received = Arc::new(AtomicU64::new(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = runtime.block_on(start_receiver(received.clone()));
+    let binary = std::env::var_os("LOKISHIP_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")));
+    let url = format!("http://{addr}/loki/api/v1/push");
+    journal::run(&binary, data, &url, lines, &received);
 }
 
 /// Copies `source` into `logs`: consecutive slices of lines, one per file.

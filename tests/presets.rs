@@ -304,19 +304,42 @@ fn syslog_preset() {
 }
 
 #[test]
-fn journal_preset_is_refused_until_the_journal_source_exists() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
-        .arg(format!(
-            "-config.file={}",
-            root.join("config/journal.yaml").display()
-        ))
-        .args(["-config.expand-env=true", "-check-syntax"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("journal is not supported yet"), "{err}");
+fn journal_preset() {
+    if !support::journal::have_journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    support::journal::write_journal(&journal, "a", &support::journal::entries(0, 30), 0);
+    let loki = FakeLoki::start();
+    let child = start(
+        "journal.yaml",
+        dir.path(),
+        &loki,
+        free_port(),
+        &[("JOURNAL_PATH", journal.display().to_string())],
+    );
+    loki.wait_for(WAIT, "30 journal entries", |got| got.len() >= 30);
+    stop(child);
+    for r in loki.accepted() {
+        let i: usize = r.line.trim_start_matches("message ").parse().unwrap();
+        let l = labels(&r.labels);
+        let unit = if i % 2 == 0 {
+            "ssh.service"
+        } else {
+            "cron.service"
+        };
+        let level = [
+            "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+        ][i % 8];
+        assert_eq!(l["unit"], unit, "{r:?}");
+        assert_eq!(l["level"], level, "{r:?}");
+        assert_eq!(l["host"], "node-1");
+        assert_eq!(l["app"], "sshd");
+        assert_eq!(l["job"], "systemd-journal");
+        assert_eq!(l["cluster"], "test");
+    }
 }
 
 /// The in-project generator the tests rely on: the same seed gives the same lines, and what it

@@ -11,6 +11,7 @@ use super::{Config, ConfigError};
 use crate::pipeline::Pipeline;
 use crate::source::file::compressed::{Decompression, Format};
 use crate::source::file::discover::PathGlob;
+use crate::source::journal::{self, JournalJob};
 use crate::source::relabel::Relabel;
 use crate::source::targets::ScrapeTargets;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Job {
     pub pipeline: Arc<Pipeline>,
     /// Its static and file-discovered targets, after its relabel rules.
     pub targets: ScrapeTargets,
+    /// Its `journal`, if it reads the journal.
+    pub journal: Option<JournalJob>,
 }
 
 /// Compiles every job of `loaded`.
@@ -85,6 +88,17 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
         let line = lines.find(&format!("{}:", e.stage), job_line);
         ConfigError::new(&lines.file, line, format!("job {:?}: {}", sc.job_name, e))
     })?;
+    let pipeline = Arc::new(pipeline);
+    let journal = sc.journal.as_ref().map(|j| JournalJob {
+        job: sc.job_name.clone(),
+        json: j.json,
+        max_age: j.max_age.map_or(journal::DEFAULT_MAX_AGE, |d| d.0),
+        path: j.path.clone(),
+        matches: journal::split_matches(&j.matches),
+        labels: j.labels.clone().into_iter().collect(),
+        relabel: relabel.clone(),
+        pipeline: pipeline.clone(),
+    });
     let targets = ScrapeTargets::new(index, sc, relabel, decompression).map_err(|e| {
         ConfigError::new(
             &lines.file,
@@ -94,8 +108,9 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
     })?;
     Ok(Job {
         name: sc.job_name.clone(),
-        pipeline: Arc::new(pipeline),
+        pipeline,
         targets,
+        journal,
     })
 }
 

@@ -179,6 +179,23 @@ fn check_jobs(
         if let Some(api) = &sc.loki_push_api {
             check_push_api(config, sc, api, lines, job_line)?;
         }
+        check_one_kind(sc, lines, job_line)?;
+        if let Some(journal) = &sc.journal {
+            if let Some(name) = journal
+                .labels
+                .keys()
+                .find(|n| !n.starts_with("__") && !values::is_valid_label_name(n))
+            {
+                return Err(lines.error(
+                    name,
+                    job_line,
+                    format!(
+                        "invalid label name {name:?} in journal.labels of job {:?}",
+                        sc.job_name
+                    ),
+                ));
+            }
+        }
         for st in &sc.static_configs {
             for name in st.labels.keys() {
                 if !name.starts_with("__") && !values::is_valid_label_name(name) {
@@ -196,6 +213,37 @@ fn check_jobs(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// A job reads one kind of source: files (static or discovered targets), the journal, syslog or
+/// pushes. Promtail would read only one of them, silently; here the config says which.
+fn check_one_kind(
+    sc: &schema::ScrapeConfig,
+    lines: &Lines,
+    job_line: usize,
+) -> Result<(), ConfigError> {
+    let kinds: Vec<&str> = [
+        (!sc.static_configs.is_empty() || !sc.file_sd_configs.is_empty())
+            .then_some("files (static_configs, file_sd_configs)"),
+        sc.journal.is_some().then_some("journal"),
+        sc.syslog.is_some().then_some("syslog"),
+        sc.loki_push_api.is_some().then_some("loki_push_api"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if kinds.len() > 1 {
+        return Err(lines.error(
+            "job_name:",
+            job_line,
+            format!(
+                "job {:?} reads {}: a job reads one kind of source; make one job for each",
+                sc.job_name,
+                kinds.join(" and ")
+            ),
+        ));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
 pub mod custom;
+pub mod os;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabels {
@@ -111,6 +112,8 @@ pub struct Metrics {
     pub push_errors: Family<ReasonLabels, Counter>,
     /// The `metrics` pipeline stages' series.
     pub custom: custom::CustomMetrics,
+    /// The journal's and syslog's.
+    pub os: os::OsMetrics,
 }
 
 fn build() -> Metrics {
@@ -118,6 +121,7 @@ fn build() -> Metrics {
     let m = unregistered();
     register_clients(&mut registry, &m);
     register_sources(&mut registry, &m);
+    m.os.register(&mut registry);
     set_build_info(&m);
     Metrics { registry, ..m }
 }
@@ -158,6 +162,7 @@ fn unregistered() -> Metrics {
         push_received_entries: Counter::default(),
         push_errors: Family::default(),
         custom: Default::default(),
+        os: Default::default(),
         label_cardinality: Family::default(),
         client_queue_bytes: Family::default(),
         client_queue_entries: Family::default(),

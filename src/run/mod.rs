@@ -79,15 +79,23 @@ pub async fn run(
     let push_servers =
         start_push_receivers(&config, &jobs, &sink, shutdown.signal(Part::Sources)).await?;
 
+    let mut jobs = jobs;
+    let journals: Vec<_> = jobs.iter_mut().filter_map(|j| j.journal.take()).collect();
     let Files {
         positions,
         source_thread,
         saver,
-    } = start_files(&config, jobs, &opts, client_labels, sink, &shutdown)?;
+    } = start_files(&config, jobs, &opts, client_labels, sink.clone(), &shutdown)?;
+    let journal_threads = start_journals(journals, &positions, &opts, sink, &shutdown)?;
     ready.set(true);
 
-    // Run until a stop signal, or until the source finished by itself (exit_at_eof).
-    let source_done = tokio::task::spawn_blocking(move || source_thread.join());
+    // Run until a stop signal, or until the sources finished by themselves (exit_at_eof).
+    let source_done = tokio::task::spawn_blocking(move || {
+        let _ = source_thread.join();
+        for t in journal_threads {
+            let _ = t.join();
+        }
+    });
     tokio::pin!(source_done);
     tokio::pin!(stop_signal);
     let signalled = tokio::select! {
@@ -231,6 +239,33 @@ fn start_files(
         source_thread,
         saver,
     })
+}
+
+/// Starts a thread for each journal job; each resumes from its cursor in the positions. With
+/// `exit_at_eof` (and in a dry run) a job reads to the end of the journal and ends.
+fn start_journals(
+    journals: Vec<crate::source::journal::JournalJob>,
+    positions: &Arc<Positions>,
+    opts: &RunOptions,
+    sink: Arc<dyn EntrySink>,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
+    journals
+        .into_iter()
+        .map(|job| {
+            let ledger = positions.cursor_ledger(&job.positions_key());
+            let name = job.job.clone();
+            crate::source::journal::JournalSource::new(
+                job,
+                !opts.exit_at_eof,
+                ledger,
+                sink.clone(),
+                shutdown.signal(Part::Sources),
+            )
+            .spawn()
+            .with_context(|| format!("job {name:?}: cannot start the journal reader"))
+        })
+        .collect()
 }
 
 /// Step 1 of a stop: the clients push for at most their timeout from now on, and what is not

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod gen;
+pub mod journal;
 pub mod peers;
 
 pub use config::ConfigBuilder;

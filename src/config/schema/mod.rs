@@ -290,8 +290,8 @@ pub struct ScrapeConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    pub journal: Option<JournalConfig>,
     // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub journal: Option<u::Journal>,
     pub syslog: Option<u::Syslog>,
     pub loki_push_api: Option<PushApiConfig>,
     pub kubernetes_sd_configs: Option<u::KubernetesSdConfigs>,
@@ -306,6 +306,25 @@ pub struct ScrapeConfig {
     pub heroku_drain: Option<u::HerokuDrain>,
     pub azure_event_hubs: Option<u::AzureEventHubs>,
     pub limits_config: Option<u::ScrapeLimitsConfig>,
+}
+
+/// `journal`: the systemd journal.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The line is the whole entry as JSON instead of its `MESSAGE`.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub json: bool,
+    /// The oldest entry read at the first start (and after a cursor that old); 7h when unset.
+    pub max_age: Option<GoDuration>,
+    /// A journal directory (or file); the system journal when empty.
+    #[serde(default)]
+    pub path: String,
+    /// journalctl matches, separated by spaces (`_SYSTEMD_UNIT=ssh.service + _TRANSPORT=kernel`).
+    #[serde(default)]
+    pub matches: String,
+    #[serde(default, deserialize_with = "labels_without_nulls")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `loki_push_api`: a Loki push endpoint that other shippers send to.

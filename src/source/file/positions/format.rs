@@ -102,11 +102,16 @@ pub fn fingerprint(len: u64, hex: &str) -> Fingerprint {
     }
 }
 
+/// How Promtail names a cursor entry of its positions map: `journal-<job_name>`.
+pub const CURSOR_PREFIX: &str = "journal-";
+
 /// Everything the two files say.
 #[derive(Debug, Default)]
 pub struct OnDisk {
     /// Promtail's map: path → offset.
     pub positions: BTreeMap<String, u64>,
+    /// Promtail's cursor entries in the same map: `journal-<job>` → the journal cursor.
+    pub cursors: BTreeMap<String, String>,
     pub files: Vec<FileRecord>,
     pub truncated: Vec<GenerationRecord>,
 }
@@ -135,12 +140,17 @@ pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, String> {
         serde_yaml_ng::from_str(promtail).map_err(|e| e.to_string())?
     };
     let mut positions = BTreeMap::new();
+    let mut cursors = BTreeMap::new();
     for (path, offset) in main.positions {
-        let offset = offset
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| format!("offset {offset:?} of {path:?} is not a number"))?;
-        positions.insert(path, offset);
+        match offset.trim().parse::<u64>() {
+            Ok(offset) => {
+                positions.insert(path, offset);
+            }
+            Err(_) if path.starts_with(CURSOR_PREFIX) => {
+                cursors.insert(path, offset);
+            }
+            Err(_) => return Err(format!("offset {offset:?} of {path:?} is not a number")),
+        }
     }
     let (files, truncated) = match identity {
         Some(text) => {
@@ -158,6 +168,7 @@ pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, String> {
     };
     Ok(OnDisk {
         positions,
+        cursors,
         files,
         truncated,
     })
@@ -170,6 +181,7 @@ pub fn render(on_disk: &OnDisk) -> Result<(String, String), serde_yaml_ng::Error
             .positions
             .iter()
             .map(|(path, offset)| (path.clone(), offset.to_string()))
+            .chain(on_disk.cursors.clone())
             .collect(),
         ..Default::default()
     };
@@ -205,7 +217,7 @@ mod tests {
         let on_disk = OnDisk {
             positions: [("/var/log/a.log".to_string(), 42)].into_iter().collect(),
             files: vec![record("/var/log/a.log", 42)],
-            truncated: Vec::new(),
+            ..OnDisk::default()
         };
         let (main, ids) = render(&on_disk).unwrap();
         assert_eq!(main, "positions:\n  /var/log/a.log: '42'\n");
@@ -222,6 +234,18 @@ mod tests {
         let back = parse(v1, None).unwrap();
         assert_eq!(back.files.len(), 1);
         assert_eq!(back.files[0].offset, 7);
+    }
+
+    #[test]
+    fn promtails_journal_cursors_are_read_and_written_back_beside_the_offsets() {
+        let promtail = "positions:\n  /var/log/a.log: '42'\n  journal-system: s=0b4f;i=1a2b;t=5f\n";
+        let back = parse(promtail, None).unwrap();
+        assert_eq!(back.positions["/var/log/a.log"], 42);
+        assert_eq!(back.cursors["journal-system"], "s=0b4f;i=1a2b;t=5f");
+        let (main, _) = render(&back).unwrap();
+        assert_eq!(parse(&main, None).unwrap().cursors, back.cursors);
+        // A damaged offset is still an error, not mistaken for a cursor.
+        assert!(parse("positions:\n  /a.log: x1\n", None).is_err());
     }
 
     #[test]

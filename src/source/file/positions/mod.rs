@@ -9,6 +9,7 @@
 //! reads back. The earlier contents of truncated files are [`generations`].
 
 mod format;
+pub use format::CURSOR_PREFIX;
 mod generations;
 pub mod saver;
 
@@ -17,6 +18,7 @@ pub use saver::spawn_saver;
 
 use super::identity::{FileId, Fingerprint};
 use crate::entry::ack::AckTracker;
+use crate::source::cursor::CursorLedger;
 use format::{FileRecord, GenerationRecord, OnDisk};
 use generations::Generation;
 use std::collections::HashMap;
@@ -87,6 +89,14 @@ struct Inner {
     /// Promtail-style path → offset entries with no identity (a migrated Promtail file).
     legacy: HashMap<String, u64>,
     generations: Vec<Generation>,
+    /// Cursor-keyed sources (the journal), by Promtail's key (`journal-<job>`).
+    cursors: HashMap<String, Cursor>,
+}
+
+/// A cursor entry: as read from disk until its source opens its ledger.
+enum Cursor {
+    Stored(String),
+    Live(Arc<CursorLedger>),
 }
 
 impl Positions {
@@ -173,6 +183,11 @@ impl Positions {
                 .generations
                 .push(Generation::of(from, content, g.offset));
         }
+        inner.cursors = on_disk
+            .cursors
+            .into_iter()
+            .map(|(key, cursor)| (key, Cursor::Stored(cursor)))
+            .collect();
         // Promtail's paths count only where no identities were recorded (a migrated node).
         if inner.files.is_empty() {
             inner.legacy = on_disk.positions.into_iter().collect();
@@ -294,6 +309,23 @@ impl Positions {
             .is_some_and(|t| t.complete && t.fingerprint.matches(file))
     }
 
+    /// The ledger of the cursor-keyed source `key` (`journal-<job>`, as Promtail names it),
+    /// starting at the cursor the positions file holds for it. Its entries need every client's
+    /// acknowledgement, and the saver writes soon after one moves it.
+    pub fn cursor_ledger(&self, key: &str) -> Arc<CursorLedger> {
+        let mut inner = self.lock();
+        let stored = match inner.cursors.get(key) {
+            Some(Cursor::Live(ledger)) => return ledger.clone(),
+            Some(Cursor::Stored(c)) => Some(c.clone()),
+            None => None,
+        };
+        let ledger = Arc::new(CursorLedger::new(stored, self.tracker_at(0)));
+        inner
+            .cursors
+            .insert(key.to_string(), Cursor::Live(ledger.clone()));
+        ledger
+    }
+
     /// Writes both files atomically, the identity file first (a crash between the two leaves
     /// the newer identities, which are acknowledged offsets too). Files are looked at on disk
     /// outside the lock, so the file source never waits on the saver's `stat`s.
@@ -367,6 +399,15 @@ impl Positions {
             .files
             .sort_by(|a, b| (&a.path, a.inode).cmp(&(&b.path, b.inode)));
         on_disk.truncated = inner.generations.iter().map(Generation::record).collect();
+        for (key, cursor) in &inner.cursors {
+            let value = match cursor {
+                Cursor::Stored(c) => Some(c.clone()),
+                Cursor::Live(ledger) => ledger.committed(),
+            };
+            if let Some(value) = value {
+                on_disk.cursors.insert(key.clone(), value);
+            }
+        }
         (on_disk, closed)
     }
 

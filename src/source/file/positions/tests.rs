@@ -215,3 +215,29 @@ fn deleting_the_positions_file_starts_over_as_with_promtail() {
     let p = Positions::load(&pos_path, false, 1).unwrap();
     assert_eq!(p.open(id, log.to_str().unwrap(), &f, 8).start, 0);
 }
+
+#[test]
+fn a_journal_cursor_is_saved_once_acknowledged_and_read_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    std::fs::write(
+        &pos_path,
+        "positions:\n  journal-system: promtails-cursor\n",
+    )
+    .unwrap();
+    let p = Positions::load(&pos_path, false, 1).unwrap();
+    let ledger = p.cursor_ledger("journal-system");
+    assert_eq!(ledger.committed().as_deref(), Some("promtails-cursor"));
+    let ack = ledger.tracker().register(1);
+    ledger.read_up_to(1, "ours".into());
+    p.save().unwrap();
+    let text = std::fs::read_to_string(&pos_path).unwrap();
+    assert!(text.contains("journal-system: promtails-cursor"), "{text}");
+    ack.done();
+    p.save().unwrap();
+    let again = Positions::load(&pos_path, false, 1).unwrap();
+    assert_eq!(
+        again.cursor_ledger("journal-system").committed().as_deref(),
+        Some("ours")
+    );
+}

@@ -1,0 +1,89 @@
+//! What the journal and syslog sources count. Promtail's names where Promtail has the metric
+//! (`promtail_journal_target_*`, `promtail_syslog_*`), lokiship's own beside them.
+
+use super::ReasonLabels;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobReasonLabels {
+    pub job: String,
+    pub reason: String,
+}
+
+#[derive(Default)]
+pub struct OsMetrics {
+    pub journal_lines: Counter,
+    pub journal_errors: Family<ErrorLabels, Counter>,
+    pub journal_restarts: Family<JobReasonLabels, Counter>,
+    pub syslog_entries: Counter,
+    pub syslog_parse_errors: Counter,
+    pub syslog_empty_messages: Counter,
+    pub syslog_bytes: Counter,
+    pub syslog_connections: Gauge,
+    pub syslog_refused: Family<ReasonLabels, Counter>,
+    pub syslog_truncated: Counter,
+}
+
+impl OsMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "promtail_journal_target_lines",
+            "Journal entries read",
+            self.journal_lines.clone(),
+        );
+        registry.register(
+            "promtail_journal_target_parsing_errors",
+            "Journal entries not shipped, by error: no_message, empty_labels, invalid_json",
+            self.journal_errors.clone(),
+        );
+        registry.register(
+            "lokiship_journal_restarts",
+            "journalctl runs that ended and were started again, by job and reason (spawn_failed, exited, cursor_rejected)",
+            self.journal_restarts.clone(),
+        );
+        registry.register(
+            "promtail_syslog_target_entries",
+            "Syslog messages received",
+            self.syslog_entries.clone(),
+        );
+        registry.register(
+            "promtail_syslog_target_parsing_errors",
+            "Syslog messages that did not parse (shipped raw)",
+            self.syslog_parse_errors.clone(),
+        );
+        registry.register(
+            "promtail_syslog_empty_messages",
+            "Syslog messages with an empty message part",
+            self.syslog_empty_messages.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_received_bytes",
+            "Bytes of syslog messages received",
+            self.syslog_bytes.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_connections",
+            "Open syslog connections (TCP and TLS)",
+            self.syslog_connections.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_connections_refused",
+            "Syslog connections refused or closed early, by reason (limit, tls, idle_timeout)",
+            self.syslog_refused.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_truncated_messages",
+            "Syslog messages cut to max_message_length",
+            self.syslog_truncated.clone(),
+        );
+    }
+}

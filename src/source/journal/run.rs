@@ -1,0 +1,378 @@
+//! The journal job's loop: one `journalctl` run after another, each read to its end.
+
+use super::command::{Invocation, Start};
+use super::entries::{self, Skip};
+use super::record::Record;
+use super::JournalSource;
+use crate::entry::sink::TrySendError;
+use crate::entry::Entry;
+use crate::metrics::metrics;
+use crate::metrics::os::{ErrorLabels, JobReasonLabels};
+use crate::pipeline::Processing;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Entries handed to the sink at once, at most (fewer when journalctl has printed no more yet).
+const CHUNK: usize = 1024;
+/// A record longer than this is skipped (counted as `too_long`): journalctl prints each record on
+/// one line, and one without an end would otherwise be held in memory whole.
+const MAX_RECORD: usize = 16 << 20;
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A run this long was healthy: the next failure waits [`FIRST_BACKOFF`] again. (Not "a run that
+/// printed something": a journalctl that prints a few entries and fails would then be restarted
+/// every second.)
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// Lines of journalctl's stderr logged per run; the last is kept for the error either way.
+const STDERR_LINES_LOGGED: usize = 5;
+
+/// How a run ended.
+enum End {
+    /// lokiship is stopping.
+    Stopped,
+    /// The clients are gone.
+    SinkClosed,
+    /// journalctl could not be started.
+    SpawnFailed(std::io::Error),
+    /// journalctl ended by itself (at the end of the journal when not following).
+    Exited(std::io::Result<ExitStatus>),
+}
+
+struct Outcome {
+    end: End,
+    /// Records journalctl printed in this run.
+    records: u64,
+    /// The cursor of the last of them.
+    last_cursor: Option<String>,
+    /// The last line journalctl wrote to stderr.
+    stderr: Option<String>,
+}
+
+impl JournalSource {
+    pub(super) fn run(mut self) {
+        let running: Arc<Mutex<Option<u32>>> = Arc::default();
+        {
+            // A stop ends the current run: journalctl is killed and its output ends.
+            let running = running.clone();
+            self.stop.on_stop(Box::new(move || {
+                if let Some(pid) = *running.lock().unwrap_or_else(|e| e.into_inner()) {
+                    // SAFETY: kill(2) on a child this source started and has not reaped yet.
+                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                }
+            }));
+        }
+        let mut resume = self.ledger.committed();
+        let mut numbered = self.ledger.tracker().committed();
+        let mut backoff = FIRST_BACKOFF;
+        while !self.stop.is_stopped() {
+            let start = Start::choose(resume.as_deref(), self.job.max_age, SystemTime::now());
+            let began = std::time::Instant::now();
+            let outcome = self.run_once(&start, &running, &mut numbered);
+            if began.elapsed() >= HEALTHY_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            if let Some(c) = &outcome.last_cursor {
+                resume = Some(c.clone());
+            }
+            let reason = match &outcome.end {
+                End::Stopped | End::SinkClosed => return,
+                End::Exited(Ok(status)) if status.success() && !self.follow => return,
+                End::SpawnFailed(_) => "spawn_failed",
+                End::Exited(_)
+                    if matches!(start, Start::AfterCursor(_)) && outcome.records == 0 =>
+                {
+                    // journalctl seeks to the cursor first: a run that failed before printing
+                    // anything could not use it (a cursor of another journal, or damaged).
+                    resume = None;
+                    "cursor_rejected"
+                }
+                End::Exited(_) => "exited",
+            };
+            self.report(reason, &outcome, backoff);
+            if !self.follow || self.stop.wait(backoff) {
+                return;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Says why journalctl stopped and counts it.
+    fn report(&self, reason: &str, outcome: &Outcome, backoff: Duration) {
+        metrics()
+            .os
+            .journal_restarts
+            .get_or_create(&JobReasonLabels {
+                job: self.job.job.clone(),
+                reason: reason.to_string(),
+            })
+            .inc();
+        let status = match &outcome.end {
+            End::SpawnFailed(e) => format!("cannot run journalctl: {e} (the journal source needs journalctl on the host or in the image)"),
+            End::Exited(Ok(status)) => format!("journalctl ended: {status}"),
+            End::Exited(Err(e)) => format!("journalctl ended: {e}"),
+            End::Stopped | End::SinkClosed => String::new(),
+        };
+        tracing::error!(
+            job = %self.job.job,
+            reason,
+            records = outcome.records,
+            stderr = outcome.stderr.as_deref().unwrap_or(""),
+            retry_in = ?backoff,
+            "{status}"
+        );
+    }
+
+    /// One journalctl run from `start`, read to its end.
+    fn run_once(
+        &mut self,
+        start: &Start,
+        running: &Mutex<Option<u32>>,
+        numbered: &mut u64,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            end: End::Stopped,
+            records: 0,
+            last_cursor: None,
+            stderr: None,
+        };
+        let mut child = match self.start_journalctl(start) {
+            Ok(child) => child,
+            Err(e) => {
+                outcome.end = End::SpawnFailed(e);
+                return outcome;
+            }
+        };
+        *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(child.id());
+        if self.stop.is_stopped() {
+            let _ = child.kill();
+        }
+        let stderr = child.stderr.take().map(spawn_stderr_reader);
+        let stdout = child.stdout.take();
+        let read_end = match stdout {
+            Some(out) => self.read_records(out, numbered, &mut outcome),
+            None => None,
+        };
+        // journalctl closed its output: it is exiting (or was killed); reap it.
+        *running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let status = child.wait();
+        outcome.stderr = stderr.and_then(|h| h.join().ok()).flatten();
+        outcome.end = match read_end {
+            Some(end) => end,
+            None if self.stop.is_stopped() => End::Stopped,
+            None => End::Exited(status),
+        };
+        outcome
+    }
+
+    fn start_journalctl(&self, start: &Start) -> std::io::Result<Child> {
+        let invocation = Invocation {
+            path: self.job.path.clone(),
+            matches: self.job.matches.clone(),
+            follow: self.follow,
+            start: start.clone(),
+        };
+        let is_file = !self.job.path.is_empty() && std::path::Path::new(&self.job.path).is_file();
+        tracing::info!(job = %self.job.job, start = ?start, "reading the journal");
+        Command::new(&self.program)
+            .args(invocation.args(is_file))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    }
+
+    /// Reads journalctl's records and ships them, chunk by chunk; `Some(end)` if the run must end
+    /// for a reason of lokiship's (stopping, no clients), `None` at the end of the output.
+    fn read_records(
+        &mut self,
+        out: impl Read,
+        numbered: &mut u64,
+        outcome: &mut Outcome,
+    ) -> Option<End> {
+        let mut reader = BufReader::with_capacity(256 << 10, out);
+        let mut line = Vec::new();
+        let mut chunk: Vec<Entry> = Vec::new();
+        let mut processed: Vec<Processing> = Vec::new();
+        loop {
+            let read = read_record(&mut reader, &mut line);
+            let at_end = !matches!(read, Ok(Some(_)));
+            if let Ok(Some(whole)) = read {
+                *numbered += 1;
+                outcome.records += 1;
+                let cursor = self.one_record(&line, whole, *numbered, &mut processed);
+                chunk.extend(processed.drain(..).map(Processing::into_entry));
+                if cursor.is_some() {
+                    outcome.last_cursor = cursor;
+                }
+            }
+            // Ship when journalctl has printed nothing more for now, or the chunk is full.
+            if at_end || reader.buffer().is_empty() || chunk.len() >= CHUNK {
+                if at_end {
+                    self.job.pipeline.flush(true, &mut processed);
+                    chunk.extend(processed.drain(..).map(Processing::into_entry));
+                }
+                if let Some(c) = &outcome.last_cursor {
+                    self.ledger.read_up_to(*numbered, c.clone());
+                }
+                if let Some(end) = self.hand_over(std::mem::take(&mut chunk)) {
+                    return Some(end);
+                }
+            }
+            if at_end {
+                if let Err(e) = read {
+                    tracing::warn!(job = %self.job.job, error = %e, "reading journalctl's output");
+                }
+                return None;
+            }
+        }
+    }
+
+    /// Record number `n` through the pipeline into `out`; its cursor.
+    fn one_record(
+        &self,
+        line: &[u8],
+        whole: bool,
+        n: u64,
+        out: &mut Vec<Processing>,
+    ) -> Option<String> {
+        let ack = self.ledger.tracker().register(n);
+        let m = &metrics().os;
+        m.journal_lines.inc();
+        let skip = |error: &str| {
+            m.journal_errors
+                .get_or_create(&ErrorLabels {
+                    error: error.to_string(),
+                })
+                .inc();
+        };
+        if !whole {
+            skip("too_long");
+            ack.done_all();
+            return None;
+        }
+        let record = match Record::parse(line) {
+            Ok(r) => r,
+            Err(e) => {
+                skip("invalid_json");
+                tracing::warn!(job = %self.job.job, error = %e, "journalctl printed a line that is no journal record; skipped");
+                ack.done_all();
+                return None;
+            }
+        };
+        match entries::to_processing(&self.job, &record, crate::entry::now_ns()) {
+            Ok(mut p) => {
+                p.ack = Some(ack);
+                self.job.pipeline.run(p, out);
+            }
+            Err(why) => {
+                skip(why.reason());
+                if why == Skip::EmptyLabels {
+                    tracing::debug!(job = %self.job.job, "journal record without labels after relabeling; skipped");
+                }
+                ack.done_all();
+            }
+        }
+        record.cursor
+    }
+
+    /// Hands `entries` to the sink, waiting for room; `Some(end)` if that cannot be.
+    fn hand_over(&self, mut entries: Vec<Entry>) -> Option<End> {
+        if entries.is_empty() {
+            return None;
+        }
+        loop {
+            match self.sink.try_send(entries) {
+                Ok(()) => return None,
+                Err(TrySendError::Full(back)) => {
+                    if self.stop.is_stopped() {
+                        abandon(back);
+                        return Some(End::Stopped);
+                    }
+                    entries = back;
+                    self.sink.wait_for_room(Duration::from_millis(100));
+                }
+                Err(TrySendError::Closed) => return Some(End::SinkClosed),
+            }
+        }
+    }
+}
+
+/// Entries not handed over because lokiship is stopping: read again at the next start.
+fn abandon(entries: Vec<Entry>) {
+    for e in entries {
+        if let Some(ack) = e.ack {
+            ack.abandon();
+        }
+    }
+}
+
+/// Reads one line into `line` (without its newline): `Some(true)` whole, `Some(false)` cut at
+/// [`MAX_RECORD`] (the rest is skipped), `None` at the end of the output.
+fn read_record(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut whole = true;
+    let mut any = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(any.then_some(whole));
+        }
+        any = true;
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if whole && line.len() + take <= MAX_RECORD {
+            line.extend_from_slice(&buf[..take]);
+        } else {
+            whole = false;
+            line.clear();
+        }
+        reader.consume(take + usize::from(done));
+        if done {
+            return Ok(Some(whole));
+        }
+    }
+}
+
+/// Reads journalctl's stderr on a thread: the first lines are logged, the last is returned.
+fn spawn_stderr_reader(err: impl Read + Send + 'static) -> std::thread::JoinHandle<Option<String>> {
+    std::thread::spawn(move || {
+        let mut last = None;
+        let reader = BufReader::new(err.take(64 << 20));
+        for (i, line) in reader.split(b'\n').enumerate() {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line).trim().to_string();
+            if text.is_empty() {
+                continue;
+            }
+            if i < STDERR_LINES_LOGGED {
+                tracing::warn!(stderr = %text, "journalctl");
+            }
+            last = Some(text);
+        }
+        last
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_split_on_newlines_and_an_endless_one_is_cut_not_held() {
+        let mut big = vec![b'x'; MAX_RECORD + 10];
+        big.extend_from_slice(b"\n{}\nlast");
+        let mut reader = BufReader::with_capacity(4096, &big[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(false));
+        assert!(line.is_empty());
+        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(true));
+        assert_eq!(line, b"{}");
+        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(true));
+        assert_eq!(line, b"last");
+        assert_eq!(read_record(&mut reader, &mut line).unwrap(), None);
+    }
+}
