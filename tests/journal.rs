@@ -180,9 +180,9 @@ fn journalctl_that_exits_prints_garbage_or_refuses_the_cursor_is_restarted_with_
     let path = fake_journalctl(
         dir.path(),
         r#"for a in "$@"; do case "$a" in --after-cursor=s=elsewhere) echo "Failed to seek to cursor: Invalid argument" >&2; exit 1;; esac; done
-echo '{"__CURSOR":"s=1;i=1","__REALTIME_TIMESTAMP":"1700000000000000","MESSAGE":"one","_SYSTEMD_UNIT":"a.service"}'
-echo 'this is no JSON'
-echo '{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1700000000000001","MESSAGE":"two","_SYSTEMD_UNIT":"a.service"}'
+printf '__CURSOR=s=1;i=1\n__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=one\n_SYSTEMD_UNIT=a.service\n\n'
+printf 'this is no journal entry\n\n'
+printf '__CURSOR=s=1;i=2\n__REALTIME_TIMESTAMP=1700000000000001\nMESSAGE=two\n_SYSTEMD_UNIT=a.service\n\n'
 exit 1"#,
     );
     std::fs::write(
@@ -212,7 +212,7 @@ exit 1"#,
         metric(
             port,
             "promtail_journal_target_parsing_errors_total",
-            "invalid_json"
+            "invalid_record"
         ) >= 2.0
     );
     loki.wait_for(Duration::from_secs(10), "both records", |got| {

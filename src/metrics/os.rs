@@ -42,7 +42,7 @@ impl OsMetrics {
         );
         registry.register(
             "promtail_journal_target_parsing_errors",
-            "Journal entries not shipped, by error: no_message, empty_labels, invalid_json",
+            "Journal entries not shipped, by error: no_message, empty_labels, invalid_record, too_long",
             self.journal_errors.clone(),
         );
         registry.register(

@@ -1,6 +1,6 @@
 //! `journal`: the systemd journal, read through `journalctl` (see [`command`]).
 //!
-//! Each journal job runs on its own thread: it starts `journalctl --output=json --follow`, turns
+//! Each journal job runs on its own thread: it starts `journalctl --output=export --follow`, turns
 //! each printed record into an entry ([`entries`]) and hands chunks of them to the sink. A full
 //! queue stops the reading, and journalctl blocks on its pipe: the journal keeps the rest.
 //!

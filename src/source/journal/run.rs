@@ -2,7 +2,7 @@
 
 use super::command::{Invocation, Start};
 use super::entries::{self, Skip};
-use super::record::Record;
+use super::record::{Broken, Record};
 use super::JournalSource;
 use crate::entry::sink::TrySendError;
 use crate::entry::Entry;
@@ -16,8 +16,7 @@ use std::time::{Duration, SystemTime};
 
 /// Entries handed to the sink at once, at most (fewer when journalctl has printed no more yet).
 const CHUNK: usize = 1024;
-/// A record longer than this is skipped (counted as `too_long`): journalctl prints each record on
-/// one line, and one without an end would otherwise be held in memory whole.
+/// An entry larger than this is skipped (counted as `too_long`), not held in memory whole.
 const MAX_RECORD: usize = 16 << 20;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -196,12 +195,18 @@ impl JournalSource {
         let mut chunk: Vec<Entry> = Vec::new();
         let mut processed: Vec<Processing> = Vec::new();
         loop {
-            let read = read_record(&mut reader, &mut line);
-            let at_end = !matches!(read, Ok(Some(_)));
-            if let Ok(Some(whole)) = read {
+            let (parsed, at_end) = match Record::read_export(&mut reader, &mut line, MAX_RECORD) {
+                Ok(Some(parsed)) => (Some(parsed), false),
+                Ok(None) => (None, true),
+                Err(e) => {
+                    tracing::warn!(job = %self.job.job, error = %e, "reading journalctl's output");
+                    (None, true)
+                }
+            };
+            if let Some(parsed) = parsed {
                 *numbered += 1;
                 outcome.records += 1;
-                let cursor = self.one_record(&line, whole, *numbered, &mut processed);
+                let cursor = self.one_record(parsed, *numbered, &mut processed);
                 chunk.extend(processed.drain(..).map(Processing::into_entry));
                 if cursor.is_some() {
                     outcome.last_cursor = cursor;
@@ -221,9 +226,6 @@ impl JournalSource {
                 }
             }
             if at_end {
-                if let Err(e) = read {
-                    tracing::warn!(job = %self.job.job, error = %e, "reading journalctl's output");
-                }
                 return None;
             }
         }
@@ -232,8 +234,7 @@ impl JournalSource {
     /// Record number `n` through the pipeline into `out`; its cursor.
     fn one_record(
         &self,
-        line: &[u8],
-        whole: bool,
+        parsed: Result<Record, Broken>,
         n: u64,
         out: &mut Vec<Processing>,
     ) -> Option<String> {
@@ -247,16 +248,17 @@ impl JournalSource {
                 })
                 .inc();
         };
-        if !whole {
-            skip("too_long");
-            ack.done_all();
-            return None;
-        }
-        let record = match Record::parse(line) {
+        let record = match parsed {
             Ok(r) => r,
-            Err(e) => {
-                skip("invalid_json");
-                tracing::warn!(job = %self.job.job, error = %e, "journalctl printed a line that is no journal record; skipped");
+            Err(Broken::TooLong) => {
+                skip("too_long");
+                tracing::warn!(job = %self.job.job, max = MAX_RECORD, "journal entry larger than the bound; skipped");
+                ack.done_all();
+                return None;
+            }
+            Err(Broken::Garbage(what)) => {
+                skip("invalid_record");
+                tracing::warn!(job = %self.job.job, line = %what, "journalctl printed something that is no journal entry; skipped");
                 ack.done_all();
                 return None;
             }
@@ -308,35 +310,6 @@ fn abandon(entries: Vec<Entry>) {
     }
 }
 
-/// Reads one line into `line` (without its newline): `Some(true)` whole, `Some(false)` cut at
-/// [`MAX_RECORD`] (the rest is skipped), `None` at the end of the output.
-fn read_record(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
-    line.clear();
-    let mut whole = true;
-    let mut any = false;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(any.then_some(whole));
-        }
-        any = true;
-        let (take, done) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (i, true),
-            None => (buf.len(), false),
-        };
-        if whole && line.len() + take <= MAX_RECORD {
-            line.extend_from_slice(&buf[..take]);
-        } else {
-            whole = false;
-            line.clear();
-        }
-        reader.consume(take + usize::from(done));
-        if done {
-            return Ok(Some(whole));
-        }
-    }
-}
-
 /// Reads journalctl's stderr on a thread: the first lines are logged, the last is returned.
 fn spawn_stderr_reader(err: impl Read + Send + 'static) -> std::thread::JoinHandle<Option<String>> {
     std::thread::spawn(move || {
@@ -355,24 +328,4 @@ fn spawn_stderr_reader(err: impl Read + Send + 'static) -> std::thread::JoinHand
         }
         last
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_split_on_newlines_and_an_endless_one_is_cut_not_held() {
-        let mut big = vec![b'x'; MAX_RECORD + 10];
-        big.extend_from_slice(b"\n{}\nlast");
-        let mut reader = BufReader::with_capacity(4096, &big[..]);
-        let mut line = Vec::new();
-        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(false));
-        assert!(line.is_empty());
-        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(true));
-        assert_eq!(line, b"{}");
-        assert_eq!(read_record(&mut reader, &mut line).unwrap(), Some(true));
-        assert_eq!(line, b"last");
-        assert_eq!(read_record(&mut reader, &mut line).unwrap(), None);
-    }
 }
