@@ -13,6 +13,7 @@ use crate::source::file::compressed::{Decompression, Format};
 use crate::source::file::discover::PathGlob;
 use crate::source::journal::{self, JournalJob};
 use crate::source::relabel::Relabel;
+use crate::source::syslog::{self, SyslogJob};
 use crate::source::targets::ScrapeTargets;
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct Job {
     pub targets: ScrapeTargets,
     /// Its `journal`, if it reads the journal.
     pub journal: Option<JournalJob>,
+    /// Its `syslog` receiver, if it has one.
+    pub syslog: Option<SyslogJob>,
 }
 
 /// Compiles every job of `loaded`.
@@ -99,6 +102,18 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
         relabel: relabel.clone(),
         pipeline: pipeline.clone(),
     });
+    let syslog = match &sc.syslog {
+        Some(config) => Some(
+            syslog_job(sc, config, relabel.clone(), pipeline.clone()).map_err(|why| {
+                lines.error(
+                    "syslog:",
+                    job_line,
+                    format!("job {:?}: syslog: {why}", sc.job_name),
+                )
+            })?,
+        ),
+        None => None,
+    };
     let targets = ScrapeTargets::new(index, sc, relabel, decompression).map_err(|e| {
         ConfigError::new(
             &lines.file,
@@ -111,7 +126,80 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
         pipeline,
         targets,
         journal,
+        syslog,
     })
+}
+
+/// A `syslog` block checked and made into its receiver's settings.
+fn syslog_job(
+    sc: &ScrapeConfig,
+    c: &crate::config::schema::SyslogConfig,
+    relabel: Vec<Relabel>,
+    pipeline: Arc<Pipeline>,
+) -> Result<SyslogJob, String> {
+    let protocol = match c.listen_protocol.as_str() {
+        "" | "tcp" => syslog::Protocol::Tcp,
+        "udp" => syslog::Protocol::Udp,
+        other => return Err(format!("listen_protocol {other:?}: use tcp or udp")),
+    };
+    let format = match c.syslog_format.as_str() {
+        "" | "rfc5424" => syslog::message::Format::Rfc5424,
+        "rfc3164" => syslog::message::Format::Rfc3164,
+        other => return Err(format!("syslog_format {other:?}: use rfc5424 or rfc3164")),
+    };
+    let tls = match &c.tls_config {
+        Some(_) if protocol == syslog::Protocol::Udp => {
+            return Err("tls_config needs listen_protocol tcp".into())
+        }
+        Some(t) if t.cert_file.is_empty() || t.key_file.is_empty() => {
+            return Err("tls_config needs cert_file and key_file".into())
+        }
+        Some(t) => Some(syslog::TlsFiles {
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            ca_file: t.ca_file.clone(),
+        }),
+        None => None,
+    };
+    let positive = |v: Option<usize>, default: usize| v.filter(|&n| n > 0).unwrap_or(default);
+    Ok(SyslogJob {
+        job: sc.job_name.clone(),
+        listen_address: listen_address(&c.listen_address)?,
+        protocol,
+        idle_timeout: c
+            .idle_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(syslog::DEFAULT_IDLE_TIMEOUT),
+        max_message_length: positive(c.max_message_length, syslog::DEFAULT_MAX_MESSAGE_LENGTH),
+        max_connections: positive(c.max_connections, syslog::DEFAULT_MAX_CONNECTIONS),
+        options: syslog::message::Options {
+            format,
+            label_structured_data: c.label_structured_data,
+            use_rfc5424_message: c.use_rfc5424_message,
+        },
+        use_incoming_timestamp: c.use_incoming_timestamp,
+        labels: c.labels.clone().into_iter().collect(),
+        relabel,
+        pipeline,
+        tls,
+    })
+}
+
+/// `host:port` (or `:port`, every address) as a socket address.
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if text.is_empty() {
+        return Err("listen_address is required (host:port)".into());
+    }
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.to_socket_addrs()
+        .map_err(|e| format!("listen_address {text:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("listen_address {text:?}: no address"))
 }
 
 /// Each rule compiled, an error pointing at the rule's own `- ` line.

@@ -235,7 +235,6 @@ macro_rules! unsupported_options {
 }
 
 unsupported_options! {
-    Syslog => "syslog",
     KubernetesSdConfigs => "kubernetes_sd_configs",
     DockerSdConfigs => "docker_sd_configs",
     ConsulSdConfigs => "consul_sd_configs",

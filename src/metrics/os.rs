@@ -31,6 +31,8 @@ pub struct OsMetrics {
     pub syslog_connections: Gauge,
     pub syslog_refused: Family<ReasonLabels, Counter>,
     pub syslog_truncated: Counter,
+    pub syslog_invalid_utf8: Counter,
+    pub syslog_dropped: Family<ReasonLabels, Counter>,
 }
 
 impl OsMetrics {
@@ -57,12 +59,12 @@ impl OsMetrics {
         );
         registry.register(
             "promtail_syslog_target_parsing_errors",
-            "Syslog messages that did not parse (shipped raw)",
+            "Syslog messages (and octet-counting lengths) that did not parse; the messages are shipped as they came",
             self.syslog_parse_errors.clone(),
         );
         registry.register(
             "promtail_syslog_empty_messages",
-            "Syslog messages with an empty message part",
+            "Syslog messages with an empty message part (not shipped)",
             self.syslog_empty_messages.clone(),
         );
         registry.register(
@@ -84,6 +86,16 @@ impl OsMetrics {
             "lokiship_syslog_truncated_messages",
             "Syslog messages cut to max_message_length",
             self.syslog_truncated.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_invalid_utf8_messages",
+            "Syslog messages with bytes that are not UTF-8 (replaced by U+FFFD; Loki refuses such lines)",
+            self.syslog_invalid_utf8.clone(),
+        );
+        registry.register(
+            "lokiship_syslog_dropped_messages",
+            "Syslog messages not shipped, by reason (empty_labels, queues_full_at_stop)",
+            self.syslog_dropped.clone(),
         );
     }
 }

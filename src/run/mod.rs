@@ -80,6 +80,9 @@ pub async fn run(
         start_push_receivers(&config, &jobs, &sink, shutdown.signal(Part::Sources)).await?;
 
     let mut jobs = jobs;
+    let syslogs: Vec<_> = jobs.iter_mut().filter_map(|j| j.syslog.take()).collect();
+    let syslog_receivers =
+        start_syslog_receivers(syslogs, &sink, shutdown.signal(Part::Sources)).await?;
     let journals: Vec<_> = jobs.iter_mut().filter_map(|j| j.journal.take()).collect();
     let Files {
         positions,
@@ -112,6 +115,9 @@ pub async fn run(
     shutdown.stop(Part::Sources);
     for server in push_servers {
         let _ = server.await;
+    }
+    for receiver in syslog_receivers {
+        let _ = receiver.await;
     }
     if signalled {
         let _ = source_done.await;
@@ -329,6 +335,22 @@ async fn start_push_receivers(
         servers.push(handle);
     }
     Ok(servers)
+}
+
+/// Starts each `syslog` receiver; each task ends once its receiver stopped and handed over all.
+async fn start_syslog_receivers(
+    syslogs: Vec<crate::source::syslog::SyslogJob>,
+    sink: &Arc<dyn EntrySink>,
+    stop: StopSignal,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut receivers = Vec::new();
+    for job in syslogs {
+        let (name, protocol) = (job.job.clone(), job.protocol);
+        let running = crate::source::syslog::serve(job, sink.clone(), stop.clone()).await?;
+        tracing::info!(job = %name, address = %running.address, protocol = ?protocol, "syslog receiver listening");
+        receivers.push(running.done);
+    }
+    Ok(receivers)
 }
 
 fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<SocketAddr> {

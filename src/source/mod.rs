@@ -6,4 +6,5 @@ pub mod file;
 pub mod journal;
 pub mod push;
 pub mod relabel;
+pub mod syslog;
 pub mod targets;

@@ -291,9 +291,9 @@ pub struct ScrapeConfig {
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
     pub journal: Option<JournalConfig>,
-    // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub syslog: Option<u::Syslog>,
+    pub syslog: Option<SyslogConfig>,
     pub loki_push_api: Option<PushApiConfig>,
+    // Promtail's other targets and discovery mechanisms, not implemented yet.
     pub kubernetes_sd_configs: Option<u::KubernetesSdConfigs>,
     pub docker_sd_configs: Option<u::DockerSdConfigs>,
     pub consul_sd_configs: Option<u::ConsulSdConfigs>,
@@ -325,6 +325,41 @@ pub struct JournalConfig {
     pub matches: String,
     #[serde(default, deserialize_with = "labels_without_nulls")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// `syslog`: a syslog receiver (RFC 5424 or 3164 messages over TCP, TLS or UDP).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` to listen on.
+    #[serde(default)]
+    pub listen_address: String,
+    /// `tcp` (the default) or `udp`.
+    #[serde(default)]
+    pub listen_protocol: String,
+    /// A TCP connection without data for this long is closed; 120s when unset.
+    pub idle_timeout: Option<GoDuration>,
+    /// Structured data as `__syslog_message_sd_<id>_<name>` meta labels.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub label_structured_data: bool,
+    #[serde(default, deserialize_with = "labels_without_nulls")]
+    pub labels: BTreeMap<String, String>,
+    /// The message's own timestamp instead of the time it was received.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub use_incoming_timestamp: bool,
+    /// The line is the whole RFC 5424 message instead of its message part.
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub use_rfc5424_message: bool,
+    /// Longer messages are cut to this many bytes; 8192 when unset.
+    pub max_message_length: Option<usize>,
+    /// TLS for TCP: `cert_file` and `key_file`; with `ca_file`, clients must present a certificate
+    /// it signed.
+    pub tls_config: Option<TlsConfig>,
+    /// `rfc5424` (the default) or `rfc3164`: the format tried first.
+    #[serde(default)]
+    pub syslog_format: String,
+    /// lokiship's own: open TCP connections beyond this are refused; 1024 when unset.
+    pub max_connections: Option<usize>,
 }
 
 /// `loki_push_api`: a Loki push endpoint that other shippers send to.
