@@ -237,3 +237,37 @@ fn without_journalctl_the_job_says_so_and_lokiship_keeps_running() {
     assert!(support::http_get(port, "/ready").is_some_and(|r| r.contains("200")));
     terminate(lokiship);
 }
+
+#[test]
+fn a_dry_run_prints_the_journals_entries_and_inspect_shows_the_stages() {
+    if !have_journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("journal");
+    std::fs::create_dir(&journal_dir).unwrap();
+    write_journal(&journal_dir, "system.journal", &entries(0, 3), 1);
+    let config = config(
+        dir.path(),
+        &journal_dir,
+        "http://127.0.0.1:9/loki/api/v1/push",
+        "    pipeline_stages:\n      - regex: {expression: 'message (?P<n>\\d+)'}\n      - structured_metadata: {n: ''}",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", config.display()))
+        .args(["-dry-run", "-exit-at-eof", "-inspect"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let printed: Vec<&str> = stdout.lines().filter(|l| l.contains("message ")).collect();
+    assert_eq!(printed.len(), 3, "{stdout}");
+    assert!(printed[0].contains("job=\"systemd-journal\""), "{stdout}");
+    assert!(printed[0].contains(r#"{n="0"}"#), "{stdout}");
+    assert!(stderr.contains("[inspect: regex stage]"), "{stderr}");
+    assert!(
+        !dir.path().join("positions.yaml").exists(),
+        "a dry run writes no positions"
+    );
+}

@@ -177,42 +177,88 @@ fn comparable(received: &[Received]) -> Vec<(String, String, i64)> {
 
 const DIFFERENTIAL_MESSAGES: usize = 17;
 
+/// Promtail 3.6.15's push for the corpus, recorded by `promtail_pushes_what_was_recorded` with
+/// `LOKISHIP_RECORD=1`: one JSON `[labels, line, timestamp]` per entry, the connection's hostname
+/// left out (it depends on the machine's /etc/hosts).
+const RECORDED: &str = "tests/data/syslog/promtail-3.6.15.jsonl";
+
+/// Runs `binary` on the differential jobs, sends the corpus, and returns what it pushed.
+fn push_of_corpus(binary: &Path) -> Vec<(String, String, i64)> {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, udp, bsd, full, http) = (
+        free_port(),
+        free_udp_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let config = write_config(
+        dir.path(),
+        "c.yaml",
+        http,
+        &loki.url(),
+        &differential_jobs(tcp, udp, bsd, full),
+    );
+    let _shipper = start(binary, &config, http);
+    send_differential_corpus(tcp, udp, bsd, full);
+    loki.wait_for(WAIT, "every message of the corpus", |r| {
+        r.len() >= DIFFERENTIAL_MESSAGES
+    });
+    comparable(&loki.accepted())
+}
+
+/// `pushed` without the `connection_hostname` label.
+fn without_hostname(pushed: &[(String, String, i64)]) -> Vec<(String, String, i64)> {
+    let hostname = regex::Regex::new(r#"connection_hostname="[^"]*", "#).unwrap();
+    let mut out: Vec<_> = pushed
+        .iter()
+        .map(|(l, line, ts)| (hostname.replace(l, "").into_owned(), line.clone(), *ts))
+        .collect();
+    out.sort();
+    out
+}
+
+fn recorded() -> Vec<(String, String, i64)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
-fn pushes_the_streams_lines_and_timestamps_promtail_pushes() {
-    let Some(promtail) = support::peers::peer_binary("promtail") else {
-        return;
-    };
-    let mut pushed = Vec::new();
-    for binary in [promtail.as_path(), lokiship()] {
-        let loki = FakeLoki::start();
-        let dir = tempfile::tempdir().unwrap();
-        let (tcp, udp, bsd, full, http) = (
-            free_port(),
-            free_udp_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let config = write_config(
-            dir.path(),
-            "c.yaml",
-            http,
-            &loki.url(),
-            &differential_jobs(tcp, udp, bsd, full),
-        );
-        let _shipper = start(binary, &config, http);
-        send_differential_corpus(tcp, udp, bsd, full);
-        loki.wait_for(WAIT, "every message of the corpus", |r| {
-            r.len() >= DIFFERENTIAL_MESSAGES
-        });
-        pushed.push(comparable(&loki.accepted()));
-    }
-    let (promtail, ours) = (&pushed[0], &pushed[1]);
-    assert_eq!(promtail.len(), DIFFERENTIAL_MESSAGES, "{promtail:#?}");
-    for (p, o) in promtail.iter().zip(ours) {
+fn pushes_the_streams_lines_and_timestamps_promtail_pushed() {
+    let ours = without_hostname(&push_of_corpus(lokiship()));
+    let promtail = recorded();
+    assert_eq!(promtail.len(), DIFFERENTIAL_MESSAGES);
+    for (p, o) in promtail.iter().zip(&ours) {
         assert_eq!(p, o);
     }
     assert_eq!(promtail, ours);
+}
+
+#[test]
+fn promtail_pushes_what_was_recorded_and_lokiship_the_same_hostnames() {
+    let Some(promtail) = support::peers::peer_binary("promtail") else {
+        return;
+    };
+    let theirs = push_of_corpus(&promtail);
+    if std::env::var("LOKISHIP_RECORD").is_ok_and(|v| v == "1") {
+        let text: String = without_hostname(&theirs)
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED), text).unwrap();
+    }
+    assert_eq!(
+        without_hostname(&theirs),
+        recorded(),
+        "Promtail's push is not the recorded one"
+    );
+    // The hostnames too, which depend on this machine.
+    assert_eq!(push_of_corpus(lokiship()), theirs);
 }
 
 /// lokiship alone on `jobs`, with a recording Loki.
@@ -409,7 +455,30 @@ fn logger_sends_over_tcp_and_udp() {
         "cron",
         "job done",
     ]);
-    alone.loki.wait_for(WAIT, "both messages", |r| r.len() >= 2);
+    // The other framing and the other format on each.
+    logger(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &t,
+        "--tcp",
+        "--rfc3164",
+        "-t",
+        "lf",
+        "newline framed",
+    ]);
+    logger(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &u,
+        "--udp",
+        "--rfc5424",
+        "-t",
+        "cron",
+        "in rfc5424",
+    ]);
+    alone.loki.wait_for(WAIT, "four messages", |r| r.len() >= 4);
     let got = alone.loki.accepted();
     assert!(
         got.iter().any(|r| r.line == "backup failed: disk full"
@@ -421,6 +490,12 @@ fn logger_sends_over_tcp_and_udp() {
             .any(|r| r.line == "job done" && r.labels == r#"{app="cron", job="udp"}"#),
         "{got:#?}"
     );
+    let has = |line: &str, labels: &str| got.iter().any(|r| r.line == line && r.labels == labels);
+    assert!(
+        has("newline framed", r#"{app="lf", job="tcp", level="notice"}"#),
+        "{got:#?}"
+    );
+    assert!(has("in rfc5424", r#"{app="cron", job="udp"}"#), "{got:#?}");
 }
 
 #[test]
@@ -432,10 +507,13 @@ fn rsyslog_forwards_a_files_lines() {
         support::skip("rsyslog is not installed (apt-get install rsyslog)");
         return;
     };
-    let tcp = free_port();
+    let (tcp, lf) = (free_port(), free_port());
     let alone = Alone::start(&format!(
-        "- job_name: rsyslog
-  syslog: {{listen_address: '127.0.0.1:{tcp}', labels: {{job: rsyslog}}}}
+        "- job_name: octet
+  syslog: {{listen_address: '127.0.0.1:{tcp}', labels: {{job: octet}}}}
+  relabel_configs: [{{source_labels: [__syslog_message_app_name], target_label: app}}]
+- job_name: lf
+  syslog: {{listen_address: '127.0.0.1:{lf}', syslog_format: rfc3164, labels: {{job: lf}}}}
   relabel_configs: [{{source_labels: [__syslog_message_app_name], target_label: app}}]
 "
     ));
@@ -451,10 +529,12 @@ fn rsyslog_forwards_a_files_lines() {
         format!(
             "global(workDirectory=\"{work}\")
 module(load=\"imfile\" mode=\"polling\" PollingInterval=\"1\")
-input(type=\"imfile\" File=\"{input}\" Tag=\"myapp\" ruleset=\"fwd\")
+input(type=\"imfile\" File=\"{input}\" Tag=\"myapp:\" ruleset=\"fwd\")
 ruleset(name=\"fwd\") {{
   action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{tcp}\" protocol=\"tcp\"
          TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")
+  action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{lf}\" protocol=\"tcp\"
+         template=\"RSYSLOG_ForwardFormat\")
 }}
 ",
             work = dir.path().display(),
@@ -474,19 +554,20 @@ ruleset(name=\"fwd\") {{
     let _rsyslog = Shipper(child);
     alone
         .loki
-        .wait_for(WAIT, "the file's 200 lines", |r| r.len() >= 200);
+        .wait_for(WAIT, "the file's 200 lines twice", |r| r.len() >= 400);
     let got = alone.loki.accepted();
-    let mut shipped: Vec<_> = got.iter().map(|r| r.line.clone()).collect();
-    shipped.sort();
     let mut expected = lines.clone();
     expected.sort();
-    assert_eq!(shipped, expected);
-    assert!(
-        got.iter()
-            .all(|r| r.labels == r#"{app="myapp", job="rsyslog"}"#),
-        "{:?}",
-        got[0]
-    );
+    for job in ["octet", "lf"] {
+        let labels = format!(r#"{{app="myapp", job="{job}"}}"#);
+        let mut shipped: Vec<_> = got
+            .iter()
+            .filter(|r| r.labels == labels)
+            .map(|r| r.line.clone())
+            .collect();
+        shipped.sort();
+        assert_eq!(shipped, expected, "{job}: {:?}", got[0]);
+    }
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
@@ -597,4 +678,112 @@ fn tls_with_client_certificates() {
     let got = alone.loki.accepted();
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0].line, "with a certificate");
+}
+
+#[test]
+fn what_was_received_before_sigterm_is_delivered_after_the_restart() {
+    let loki = FakeLoki::start();
+    loki.script(&[503; 100_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, udp, http) = (free_port(), free_udp_port(), free_port());
+    let config = write_config(
+        dir.path(),
+        "c.yaml",
+        http,
+        &loki.url(),
+        &format!(
+            "- job_name: tcp
+  syslog: {{listen_address: '127.0.0.1:{tcp}', labels: {{job: tcp}}}}
+- job_name: udp
+  syslog: {{listen_address: '127.0.0.1:{udp}', listen_protocol: udp, labels: {{job: udp}}}}
+"
+        ),
+    );
+    let lokiship = support::Lokiship::start(&config, &[]);
+    eventually(WAIT, "/ready", || {
+        http_get(http, "/ready").is_some_and(|r| r.contains(" 200 "))
+    });
+    // A sender that keeps its connection open, as rsyslog does: nothing tells it what was stored.
+    let mut open = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    let messages: Vec<Vec<u8>> = (0..500)
+        .map(|i| octet(format!("<13>1 - h a - - - message {i}").as_bytes()))
+        .collect();
+    open.write_all(&messages.concat()).unwrap();
+    for i in 0..50 {
+        send_udp(udp, format!("<13>1 - h a - - - datagram {i}").as_bytes());
+    }
+    eventually(WAIT, "every message received", || {
+        let text = http_get(http, "/metrics").unwrap_or_default();
+        metric_samples(&text, "promtail_syslog_target_entries_total", "").sum::<f64>() >= 550.0
+    });
+    assert!(lokiship.terminate().success());
+    drop(open);
+    assert!(
+        loki.accepted().is_empty(),
+        "Loki answered 503 to everything"
+    );
+
+    loki.clear_script();
+    let restarted = support::Lokiship::start(&config, &[]);
+    loki.wait_for(WAIT, "the 550 messages from the disk queue", |r| {
+        r.len() >= 550
+    });
+    let got = loki.accepted();
+    for i in 0..500 {
+        let line = format!("message {i}");
+        assert!(got.iter().any(|r| r.line == line), "{line} lost");
+    }
+    for i in 0..50 {
+        let line = format!("datagram {i}");
+        assert!(got.iter().any(|r| r.line == line), "{line} lost");
+    }
+    assert!(restarted.terminate().success());
+}
+
+#[test]
+fn a_dry_run_prints_received_messages_and_inspect_shows_the_stages() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, http) = (free_port(), free_port());
+    let config = write_config(
+        dir.path(),
+        "c.yaml",
+        http,
+        "http://127.0.0.1:9/loki/api/v1/push",
+        &format!(
+            "- job_name: s
+  syslog: {{listen_address: '127.0.0.1:{tcp}', labels: {{job: s}}}}
+  pipeline_stages:
+  - regex: {{expression: 'user=(?P<user>\\w+)'}}
+  - labels: {{user: ''}}
+"
+        ),
+    );
+    let mut child = Command::new(lokiship())
+        .arg(format!("-config.file={}", config.display()))
+        .args(["-dry-run", "-inspect"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    let inspected = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("[inspect: labels stage]"))
+    });
+    let mut _shipper = Shipper(child);
+    eventually(WAIT, "/ready", || {
+        http_get(http, "/ready").is_some_and(|r| r.contains(" 200 "))
+    });
+    send_tcp(tcp, b"<13>1 - h sshd - - - login user=alice ok\n");
+    let printed = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("login user=alice ok"))
+        .expect("the message printed");
+    assert!(printed.contains(r#"{job="s", user="alice"}"#), "{printed}");
+    assert!(inspected.join().unwrap().is_some(), "no inspect output");
 }

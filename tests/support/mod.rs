@@ -117,6 +117,11 @@ impl FakeLoki {
         st.script.extend(statuses.iter().map(|&s| (s, None)));
     }
 
+    /// Answers 204 again from now on.
+    pub fn clear_script(&self) {
+        self.state.lock().unwrap().script.clear();
+    }
+
     pub fn script_with_retry_after(&self, status: u16, seconds: u64) {
         self.state
             .lock()
