@@ -9,6 +9,9 @@
 //!     LOKISHIP_BENCH_KIND=syslog cargo bench --bench e2e       # syslog lines, regex pipeline
 //!     LOKISHIP_BENCH_KIND=journal LOKISHIP_BENCH_LINES=300000 cargo bench --bench e2e
 //!                                                              # the journal, through journalctl
+//!     LOKISHIP_BENCH_KIND=syslog-tcp LOKISHIP_BENCH_LINES=500000 cargo bench --bench e2e
+//!     LOKISHIP_BENCH_KIND=syslog-udp LOKISHIP_BENCH_LINES=500000 cargo bench --bench e2e
+//!                                                              # the syslog receiver
 //!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e        # append 10,000 lines/s for 20 s:
 //!                                                              # CPU % of a core, append→received latency
 //!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
@@ -18,6 +21,8 @@
 
 #[path = "e2e/journal.rs"]
 mod journal;
+#[path = "e2e/syslog_receiver.rs"]
+mod syslog_receiver;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,8 +39,8 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     std::fs::create_dir_all(&data).unwrap();
-    if kind == "journal" {
-        return bench_journal(&data, lines);
+    if kind == "journal" || kind.starts_with("syslog-") {
+        return bench_source(&kind, &data, lines);
     }
     let source = data.join(format!("{kind}-{lines}.log"));
     if !source.exists() {
@@ -92,7 +97,8 @@ fn main() {
     }
 }
 
-fn bench_journal(data: &Path, lines: usize) {
+/// The journal, or the syslog receiver (`syslog-tcp`, `syslog-udp`), into the counting receiver.
+fn bench_source(kind: &str, data: &Path, lines: usize) {
     let received = Arc::new(AtomicU64::new(0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -104,7 +110,12 @@ fn bench_journal(data: &Path, lines: usize) {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")));
     let url = format!("http://{addr}/loki/api/v1/push");
-    journal::run(&binary, data, &url, lines, &received);
+    match kind {
+        "journal" => journal::run(&binary, data, &url, lines, &received),
+        "syslog-tcp" => syslog_receiver::run(&binary, &url, false, lines, &received),
+        "syslog-udp" => syslog_receiver::run(&binary, &url, true, lines, &received),
+        other => panic!("LOKISHIP_BENCH_KIND={other}: journal, syslog-tcp or syslog-udp"),
+    }
 }
 
 /// Copies `source` into `logs`: consecutive slices of lines, one per file.

@@ -360,3 +360,78 @@ fn generated_lines_are_reproducible_and_well_formed() {
     let syslog = gen::syslog_lines(300, 9);
     assert!(syslog.iter().all(|l| l.starts_with("Nov 24 ")));
 }
+
+/// `config/lokiship.yaml`, the node config: the audit log, the syslog files, auditd's log and the
+/// journal in one process, each with its preset's labels.
+#[test]
+fn node_config_reads_the_audit_log_auth_log_auditd_and_the_journal() {
+    let with_journal = support::journal::have_journal_tools();
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let audit_dir = dir.path().join("audit");
+    std::fs::create_dir(&audit_dir).unwrap();
+    let audit = gen_logs("k8s-audit", &audit_dir.join("audit.log"), 200, 3);
+    let audit_kept = audit
+        .iter()
+        .filter(|l| !l.contains(r#""stage":"RequestReceived""#))
+        .count();
+    let auth = gen_logs("syslog", &dir.path().join("auth.log"), 50, 4);
+    let auditd = gen_logs("auditd", &dir.path().join("auditd.log"), 40, 5);
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let journal_entries = if with_journal {
+        support::journal::write_journal(&journal, "a", &support::journal::entries(0, 10), 0);
+        10
+    } else {
+        0
+    };
+    let child = start(
+        "lokiship.yaml",
+        dir.path(),
+        &loki,
+        free_port(),
+        &[
+            ("AUDIT_LOG_DIR", audit_dir.display().to_string()),
+            (
+                "SYSLOG_PATHS",
+                dir.path().join("auth.log").display().to_string(),
+            ),
+            (
+                "AUDIT_LOG_PATH",
+                dir.path().join("auditd.log").display().to_string(),
+            ),
+            ("JOURNAL_PATH", journal.display().to_string()),
+        ],
+    );
+    let count = |got: &[Received], job: &str| {
+        got.iter()
+            .filter(|r| labels(&r.labels).get("job").map(String::as_str) == Some(job))
+            .count()
+    };
+    let want = [
+        ("kube-audit", audit_kept),
+        ("syslog", auth.len()),
+        ("auditd", auditd.len()),
+        ("systemd-journal", journal_entries),
+    ];
+    loki.wait_for(WAIT, "every source's entries", |got| {
+        want.iter().all(|(job, n)| count(got, job) >= *n)
+    });
+    stop(child);
+    let got = loki.accepted();
+    for (job, n) in want {
+        assert_eq!(count(&got, job), n, "{job}");
+    }
+    let first = |job: &str| {
+        got.iter()
+            .map(|r| labels(&r.labels))
+            .find(|l| l["job"] == job)
+            .unwrap()
+    };
+    assert!(first("kube-audit").contains_key("verb"));
+    assert!(first("syslog").contains_key("app"));
+    assert!(first("auditd").contains_key("type"));
+    if with_journal {
+        assert!(first("systemd-journal").contains_key("unit"));
+    }
+}
