@@ -208,3 +208,58 @@ fn a_bad_relabel_rule_is_caught_by_check_syntax() {
         "{out}"
     );
 }
+
+/// The journal and syslog scrape configs as Promtail's documentation shows them (YAML 1.1 `yes`
+/// included), and a TLS syslog receiver with client certificates.
+#[test]
+fn journal_and_syslog_configs_load() {
+    let config = r#"
+server: {http_listen_port: 9080, grpc_listen_port: 0}
+positions: {filename: /tmp/positions.yaml}
+clients: [{url: "http://loki:3100/loki/api/v1/push"}]
+scrape_configs:
+  - job_name: journal
+    journal:
+      json: false
+      max_age: 12h
+      path: /var/log/journal
+      matches: _TRANSPORT=kernel
+      labels:
+        job: systemd-journal
+    relabel_configs:
+      - source_labels: ['__journal__systemd_unit']
+        target_label: 'unit'
+  - job_name: syslog
+    syslog:
+      listen_address: 0.0.0.0:1514
+      idle_timeout: 60s
+      label_structured_data: yes
+      labels:
+        job: "syslog"
+    relabel_configs:
+      - source_labels: ['__syslog_message_hostname']
+        target_label: 'host'
+  - job_name: syslog-udp-bsd
+    syslog:
+      listen_address: ":1515"
+      listen_protocol: udp
+      syslog_format: rfc3164
+      use_incoming_timestamp: true
+      max_message_length: 16384
+      labels: {job: network}
+  - job_name: syslog-tls
+    syslog:
+      listen_address: 127.0.0.1:6514
+      use_rfc5424_message: true
+      tls_config: {cert_file: /etc/tls/tls.crt, key_file: /etc/tls/tls.key, ca_file: /etc/tls/ca.crt}
+"#;
+    let (ok, out) = check(config, &[], &[]);
+    assert!(ok, "{out}");
+    // A syslog block that cannot work says which option is wrong.
+    let (ok, out) = check(
+        &config.replace("listen_protocol: udp", "listen_protocol: sctp"),
+        &[],
+        &[],
+    );
+    assert!(!ok && out.contains("listen_protocol \"sctp\""), "{out}");
+}

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 
 /// Batches the connections may queue before they stop reading.
-pub const QUEUE_BATCHES: usize = 64;
+pub const QUEUE_BATCHES: usize = 8;
 /// The most messages handed over in one go.
-const MAX_MESSAGES: usize = 8192;
+const MAX_MESSAGES: usize = 4096;
 /// After a stop, how long the clients get to make room before what is left is given up.
 const ROOM_AT_STOP: Duration = Duration::from_secs(5);
 
