@@ -20,6 +20,7 @@
 
 mod clients;
 mod stdout;
+mod systemd;
 
 use crate::config::compile::{Compiled, Job};
 use crate::config::schema::Config;
@@ -101,11 +102,10 @@ pub async fn run(
     });
     tokio::pin!(source_done);
     tokio::pin!(stop_signal);
-    let signalled = tokio::select! {
-        _ = &mut stop_signal => true,
-        _ = &mut source_done => false,
-    };
+    systemd::ready();
+    let signalled = run_until_stop(&mut stop_signal, &mut source_done).await;
     ready.set(false);
+    systemd::stopping();
     if signalled {
         tracing::info!("stopping: no more reading");
         stop_deliveries(&shutdown);
@@ -139,6 +139,27 @@ pub async fn run(
         summary.log();
     }
     Ok(summary)
+}
+
+/// Waits for a stop signal (`true`) or for the sources to finish (`false`), pinging systemd's
+/// watchdog meanwhile when it has one.
+async fn run_until_stop(
+    stop_signal: &mut (impl std::future::Future<Output = ()> + Unpin),
+    source_done: &mut (impl std::future::Future + Unpin),
+) -> bool {
+    let every = systemd::watchdog_every();
+    let mut ticks = tokio::time::interval(every.unwrap_or(std::time::Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = &mut *stop_signal => return true,
+            _ = &mut *source_done => return false,
+            _ = ticks.tick() => {
+                if every.is_some() {
+                    systemd::watchdog();
+                }
+            }
+        }
+    }
 }
 
 /// Step 3 of a stop: waits for the clients to push what they hold. After a signal they are
