@@ -69,6 +69,39 @@ impl Relabel {
     }
 }
 
+/// The labels of an entry of a streamed source (the journal, syslog): the job's `labels` over the
+/// source's meta labels, through `rules`, without the `__` ones; `None` when a rule dropped the
+/// entry or no label is left (Loki takes no stream without one). `meta` is called only when there
+/// are rules to read the meta labels: without rules they could only be dropped.
+pub fn entry_labels(
+    job_labels: &[(String, String)],
+    rules: &[Relabel],
+    meta: impl FnOnce() -> BTreeMap<String, String>,
+) -> Option<crate::entry::Labels> {
+    let mut out = crate::entry::Labels::new();
+    if rules.is_empty() {
+        for (name, value) in job_labels {
+            if !name.starts_with("__") {
+                out.insert(name, value.as_str());
+            }
+        }
+    } else {
+        let mut all = meta();
+        for (name, value) in job_labels {
+            all.insert(name.clone(), value.clone());
+        }
+        if !apply(rules, &mut all) {
+            return None;
+        }
+        for (name, value) in all {
+            if !name.starts_with("__") {
+                out.insert(&name, value);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Applies `rules` in order; `false` when the target is dropped.
 pub fn apply(rules: &[Relabel], labels: &mut BTreeMap<String, String>) -> bool {
     for r in rules {

@@ -4,7 +4,6 @@
 
 use super::record::{self, Record};
 use super::JournalJob;
-use crate::entry::Labels;
 use crate::pipeline::Processing;
 use crate::source::relabel;
 use std::collections::BTreeMap;
@@ -34,38 +33,9 @@ pub fn to_processing(job: &JournalJob, r: &Record, now: i64) -> Result<Processin
     } else {
         r.field("MESSAGE").ok_or(Skip::NoMessage)?.to_string()
     };
-    let labels = labels(job, r)?;
+    let labels = relabel::entry_labels(&job.labels, &job.relabel, || meta_labels(r))
+        .ok_or(Skip::EmptyLabels)?;
     Ok(Processing::new(labels, line, r.timestamp_ns(now)))
-}
-
-/// The job's labels over the record's meta labels, relabelled; the `__` ones dropped.
-fn labels(job: &JournalJob, r: &Record) -> Result<Labels, Skip> {
-    let mut out = Labels::new();
-    if job.relabel.is_empty() {
-        // Without rules the meta labels can only be dropped: skip making them.
-        for (name, value) in &job.labels {
-            if !name.starts_with("__") {
-                out.insert(name, value.as_str());
-            }
-        }
-    } else {
-        let mut all = meta_labels(r);
-        for (name, value) in &job.labels {
-            all.insert(name.clone(), value.clone());
-        }
-        if !relabel::apply(&job.relabel, &mut all) {
-            return Err(Skip::EmptyLabels);
-        }
-        for (name, value) in all {
-            if !name.starts_with("__") {
-                out.insert(&name, value);
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(Skip::EmptyLabels);
-    }
-    Ok(out)
 }
 
 /// `__journal_<field>` for every field, and `__journal_priority_keyword`.

@@ -8,7 +8,7 @@ use super::listen::Received;
 use super::message::Outcome;
 use super::SyslogJob;
 use crate::entry::sink::{EntrySink, TrySendError};
-use crate::entry::{Entry, Labels};
+use crate::entry::Entry;
 use crate::pipeline::Processing;
 use crate::shutdown::StopSignal;
 use crate::source::relabel;
@@ -91,46 +91,20 @@ fn to_processing(job: &SyslogJob, r: Received) -> Option<Processing> {
         Some(t) if job.use_incoming_timestamp => t,
         _ => r.received_ns,
     };
-    let Some(labels) = labels(job, &r.peer, meta) else {
-        dropped("empty_labels", 1);
-        return None;
-    };
-    Some(Processing::new(labels, line, timestamp))
-}
-
-/// The job's labels over the meta labels, relabelled, the `__` ones dropped; `None` if none is left.
-fn labels(
-    job: &SyslogJob,
-    peer: &super::peer::Peer,
-    meta: Vec<(String, String)>,
-) -> Option<Labels> {
-    let mut out = Labels::new();
-    if job.relabel.is_empty() {
-        // Without rules the meta labels can only be dropped: skip making them.
-        for (name, value) in &job.labels {
-            if !name.starts_with("__") {
-                out.insert(name, value.as_str());
-            }
-        }
-    } else {
+    let peer = &r.peer;
+    let meta = move || {
         let mut all: BTreeMap<String, String> = meta.into_iter().collect();
         all.insert("__syslog_connection_ip_address".into(), peer.ip.clone());
         if let Some(hostname) = &peer.hostname {
             all.insert("__syslog_connection_hostname".into(), hostname.clone());
         }
-        for (name, value) in &job.labels {
-            all.insert(name.clone(), value.clone());
-        }
-        if !relabel::apply(&job.relabel, &mut all) {
-            return None;
-        }
-        for (name, value) in all {
-            if !name.starts_with("__") {
-                out.insert(&name, value);
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
+        all
+    };
+    let Some(labels) = relabel::entry_labels(&job.labels, &job.relabel, meta) else {
+        dropped("empty_labels", 1);
+        return None;
+    };
+    Some(Processing::new(labels, line, timestamp))
 }
 
 /// Hands `chunk` over, waiting for room; after a stop, for at most [`ROOM_AT_STOP`].
