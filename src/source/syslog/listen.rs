@@ -309,7 +309,7 @@ fn messages(framer: &mut Framer, eof: bool, peer: &Arc<Peer>, job: &SyslogJob) -
     out
 }
 
-/// Logs an unparsed message at most once a minute per job (a broken sender sends thousands).
+/// Logs an unparsed message at most once a minute, for all jobs together (a broken sender sends thousands).
 fn note_unparsed(job: &SyslogJob, peer: &Peer) {
     static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
     let Ok(mut last) = LAST.lock() else { return };
