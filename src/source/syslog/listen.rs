@@ -10,9 +10,7 @@ use crate::shutdown::StopSignal;
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -56,7 +54,6 @@ pub async fn tcp(
     let address = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let lookup = Arc::new(Lookup::default());
-        let open = Arc::new(AtomicUsize::new(0));
         let mut connections = tokio::task::JoinSet::new();
         loop {
             let accepted = tokio::select! {
@@ -73,7 +70,7 @@ pub async fn tcp(
                 }
             };
             while connections.try_join_next().is_some() {}
-            if open.load(Ordering::Relaxed) >= job.max_connections {
+            if connections.len() >= job.max_connections {
                 refused("limit");
                 tracing::warn!(job = %job.job, peer = %from, limit = job.max_connections,
                     "syslog: too many connections, refusing one (max_connections)");
@@ -83,7 +80,7 @@ pub async fn tcp(
                 job: job.clone(),
                 tx: tx.clone(),
                 stop: stop.clone(),
-                _open: OpenGuard::new(open.clone()),
+                _open: OpenGuard::new(),
             };
             connections.spawn(conn.serve(stream, from.ip(), tls.clone(), lookup.clone()));
         }
@@ -92,20 +89,18 @@ pub async fn tcp(
     Ok((address, task))
 }
 
-/// Counts an open connection (`max_connections` and the `lokiship_syslog_connections` gauge).
-struct OpenGuard(Arc<AtomicUsize>);
+/// An open connection in the `lokiship_syslog_connections` gauge.
+struct OpenGuard;
 
 impl OpenGuard {
-    fn new(open: Arc<AtomicUsize>) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
+    fn new() -> Self {
         crate::metrics::metrics().os.syslog_connections.inc();
-        Self(open)
+        Self
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
         crate::metrics::metrics().os.syslog_connections.dec();
     }
 }
@@ -126,9 +121,12 @@ impl Connection {
         lookup: Arc<Lookup>,
     ) {
         let _ = stream.set_nodelay(true);
-        let peer = match tokio::task::spawn_blocking(move || lookup.peer(ip)).await {
-            Ok(peer) => peer,
-            Err(_) => return,
+        let peer = match lookup.cached(ip) {
+            Some(peer) => peer,
+            None => match tokio::task::spawn_blocking(move || lookup.peer(ip)).await {
+                Ok(peer) => peer,
+                Err(_) => return,
+            },
         };
         match tls {
             None => self.read(stream, peer).await,
@@ -202,7 +200,7 @@ pub async fn udp(
         })?;
     let address = socket.local_addr()?;
     let task = tokio::spawn(async move {
-        let mut peers = Peers::default();
+        let lookup = Arc::new(Lookup::default());
         let mut buf = vec![0u8; 65_536];
         loop {
             let first = tokio::select! {
@@ -214,7 +212,7 @@ pub async fn udp(
             for _ in 0..DATAGRAMS_PER_BATCH {
                 let Ok((n, from)) = next else { break };
                 crate::metrics::metrics().os.syslog_bytes.inc_by(n as u64);
-                let peer = peers.get(from.ip()).await;
+                let peer = peer_of(&lookup, from.ip()).await;
                 let mut framer = Framer::for_datagram(job.max_message_length);
                 framer.buffer().extend_from_slice(&buf[..n]);
                 batch.extend(messages(&mut framer, true, &peer, &job));
@@ -228,35 +226,20 @@ pub async fn udp(
     Ok((address, task))
 }
 
-/// The connection labels of UDP senders, looked up off the async workers once a minute each.
-#[derive(Default)]
-struct Peers {
-    lookup: Arc<Lookup>,
-    known: HashMap<IpAddr, (Instant, Arc<Peer>)>,
-}
-
-impl Peers {
-    async fn get(&mut self, ip: IpAddr) -> Arc<Peer> {
-        if let Some((at, peer)) = self.known.get(&ip) {
-            if at.elapsed() < Duration::from_secs(60) {
-                return peer.clone();
-            }
-        }
-        let lookup = self.lookup.clone();
-        let peer = tokio::task::spawn_blocking(move || lookup.peer(ip))
-            .await
-            .unwrap_or_else(|_| {
-                Arc::new(Peer {
-                    ip: ip.to_string(),
-                    hostname: None,
-                })
-            });
-        if self.known.len() > 10_000 {
-            self.known.clear();
-        }
-        self.known.insert(ip, (Instant::now(), peer.clone()));
-        peer
+/// The connection labels of a UDP sender: from the cache, or looked up off the async workers.
+async fn peer_of(lookup: &Arc<Lookup>, ip: IpAddr) -> Arc<Peer> {
+    if let Some(peer) = lookup.cached(ip) {
+        return peer;
     }
+    let l = lookup.clone();
+    tokio::task::spawn_blocking(move || l.peer(ip))
+        .await
+        .unwrap_or_else(|_| {
+            Arc::new(Peer {
+                ip: ip.to_string(),
+                hostname: None,
+            })
+        })
 }
 
 /// The messages complete in `framer`, read and counted.

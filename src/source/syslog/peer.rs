@@ -22,43 +22,42 @@ pub struct Peer {
 /// Reverse lookups, cached.
 #[derive(Default)]
 pub struct Lookup {
-    cache: Mutex<HashMap<IpAddr, (Instant, Option<String>)>>,
+    cache: Mutex<HashMap<IpAddr, (Instant, Arc<Peer>)>>,
 }
 
 impl Lookup {
+    /// The labels for `ip` if looked up less than a minute ago; never blocks.
+    pub fn cached(&self, ip: IpAddr) -> Option<Arc<Peer>> {
+        let cache = self.cache.lock().ok()?;
+        let (at, peer) = cache.get(&ip)?;
+        (at.elapsed() < CACHE_FOR).then(|| peer.clone())
+    }
+
     /// The labels for `ip`; may block on DNS (call it off the async workers).
     pub fn peer(&self, ip: IpAddr) -> Arc<Peer> {
-        let ip = match ip {
+        if let Some(peer) = self.cached(ip) {
+            return peer;
+        }
+        let shown = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        Arc::new(Peer {
-            ip: ip.to_string(),
-            hostname: self.names(ip),
-        })
-    }
-
-    fn names(&self, ip: IpAddr) -> Option<String> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((at, names)) = cache.get(&ip) {
-                if at.elapsed() < CACHE_FOR {
-                    return names.clone();
-                }
-            }
-        }
         let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let mut names = hosts_names(&hosts, ip);
+        let mut names = hosts_names(&hosts, shown);
         if names.is_empty() {
-            names.extend(reverse_dns(ip));
+            names.extend(reverse_dns(shown));
         }
-        let names = (!names.is_empty()).then(|| names.join(","));
+        let peer = Arc::new(Peer {
+            ip: shown.to_string(),
+            hostname: (!names.is_empty()).then(|| names.join(",")),
+        });
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(ip, (Instant::now(), names.clone()));
+            cache.insert(ip, (Instant::now(), peer.clone()));
         }
-        names
+        peer
     }
 }
 
