@@ -108,6 +108,8 @@ pub struct Metrics {
     pub client_queue_entries: Family<HostLabels, Gauge>,
     pub wal_bytes: Family<HostLabels, Gauge>,
     pub wal_entries: Family<HostLabels, Gauge>,
+    /// `wal.max_size`: alerts divide `lokiship_wal_bytes` by it.
+    pub wal_max_bytes: Family<HostLabels, Gauge>,
     pub push_received_entries: Counter,
     pub push_errors: Family<ReasonLabels, Counter>,
     /// The `metrics` pipeline stages' series.
@@ -168,6 +170,7 @@ fn unregistered() -> Metrics {
         client_queue_entries: Family::default(),
         wal_bytes: Family::default(),
         wal_entries: Family::default(),
+        wal_max_bytes: Family::default(),
         registry: Registry::default(),
     }
 }
@@ -340,6 +343,11 @@ fn register_pipeline(registry: &mut Registry, m: &Metrics) {
         "lokiship_wal_entries",
         "Entries in a client's disk queue (wal) not yet delivered",
         m.wal_entries.clone(),
+    );
+    registry.register(
+        "lokiship_wal_max_bytes",
+        "A client's disk queue limit (wal.max_size)",
+        m.wal_max_bytes.clone(),
     );
     registry.register(
         "lokiship_push_received_entries",

@@ -471,6 +471,9 @@ impl Wal {
         };
         let m = crate::metrics::metrics();
         m.wal_bytes.get_or_create(&host).set(self.bytes() as i64);
+        m.wal_max_bytes
+            .get_or_create(&host)
+            .set(self.max_bytes as i64);
         let unsent: u64 = self.segments.iter().map(|s| self.unsent_in(s)).sum();
         m.wal_entries.get_or_create(&host).set(unsent as i64);
     }
