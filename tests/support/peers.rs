@@ -134,3 +134,71 @@ pub fn encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A real kube-apiserver 1.36 with etcd on free ports on 127.0.0.1 (`../shared/peers/k8s/start.sh`),
+/// stopped when dropped; `kubectl` against it with [`RealApiServer::kubectl`].
+pub struct RealApiServer {
+    state: tempfile::TempDir,
+    kubectl: PathBuf,
+}
+
+impl RealApiServer {
+    /// Starts it with `audit_policy` as its `--audit-policy-file`. `None`, with a message, when the
+    /// peers or etcd (Debian's `etcd-server`) are missing.
+    pub fn start(audit_policy: &Path) -> Option<Self> {
+        let kubectl = peer_binary("kubectl")?;
+        peer_binary("kube-apiserver")?;
+        if Command::new("etcd").arg("--version").output().is_err() {
+            super::skip("etcd is not installed (apt-get install etcd-server)");
+            return None;
+        }
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(peers_dir().join("k8s/start.sh"))
+            .env("K8S_STATE", state.path())
+            .env("APISERVER_PORT", super::free_port().to_string())
+            .env("ETCD_PORT", super::free_port().to_string())
+            .env("ETCD_PEER_PORT", super::free_port().to_string())
+            .env("SMOKE", "0")
+            // No controller manager makes ServiceAccounts: pods are admitted without one.
+            .env("DISABLE_SA_ADMISSION", "1")
+            .env(
+                "EXTRA_APISERVER_ARGS",
+                format!("--audit-policy-file={}", audit_policy.display()),
+            )
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running ../shared/peers/k8s/start.sh");
+        let server = Self { state, kubectl };
+        assert!(out.status.success(), "k8s/start.sh failed");
+        Some(server)
+    }
+
+    /// The audit log it writes.
+    pub fn audit_log(&self) -> PathBuf {
+        self.state.path().join("audit/audit.log")
+    }
+
+    /// Runs kubectl with `args` as the cluster admin: success, and stdout + stderr.
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(&self.kubectl)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.state.path().join("admin.kubeconfig").display()
+            ))
+            .args(args)
+            .output()
+            .expect("running kubectl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+}
+
+impl Drop for RealApiServer {
+    fn drop(&mut self) {
+        let _ = Command::new(peers_dir().join("k8s/stop.sh"))
+            .env("K8S_STATE", self.state.path())
+            .stdout(Stdio::null())
+            .status();
+    }
+}
