@@ -12,7 +12,9 @@
 # It runs as an unprivileged user (65532) and needs one writable path, /var/lib/lokiship: the
 # positions file and the disk queues (lokiship-wal/ beside it) live there, so the root filesystem
 # can be read-only. Reading a node's root-owned logs needs uid 0 (without capabilities) or
-# CAP_DAC_READ_SEARCH: the Kubernetes manifests in config/kubernetes/ say which and why.
+# CAP_DAC_READ_SEARCH: the Kubernetes manifests in config/kubernetes/ say which and why. The state
+# directory belongs to 65532 and group 0 (mode 0770), so that uid 0 without capabilities (no
+# CAP_DAC_OVERRIDE) and OpenShift's arbitrary uids (group 0) can write it as well.
 # /ready answers 200 once the sources and clients run, for probes; /metrics is Prometheus' format.
 
 ARG RUST_VERSION=1.95
@@ -26,7 +28,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin lokiship \
-    && install -D -m 0755 target/release/lokiship /out/lokiship
+    && mkdir -p /out \
+    && strip --strip-debug -o /out/lokiship target/release/lokiship
 
 FROM debian:${DEBIAN_RELEASE}-slim
 ARG VERSION=0.1.0
@@ -45,7 +48,7 @@ RUN apt-get update \
     && groupadd --system --gid 65532 lokiship \
     && useradd --system --uid 65532 --gid 65532 --home-dir /var/lib/lokiship \
        --no-create-home --shell /usr/sbin/nologin lokiship \
-    && install -d -o 65532 -g 65532 -m 0750 /var/lib/lokiship
+    && install -d -o 65532 -g 0 -m 0770 /var/lib/lokiship
 COPY --from=build /out/lokiship /usr/bin/lokiship
 COPY config/lokiship.yaml /etc/lokiship/lokiship.yaml
 COPY config/k8s-audit.yaml config/syslog.yaml config/auditd.yaml config/journal.yaml /etc/lokiship/presets/

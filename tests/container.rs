@@ -77,9 +77,10 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
         Some(format!("[\"{state_dir}\"]").as_str()),
         "the state directory is the image's one volume"
     );
+    let ownership = format!("-o {uid} -g 0 -m 0770 {state_dir}");
     assert!(
-        df.contains(&format!("-o {uid} -g {uid} -m 0750 {state_dir}")),
-        "the state directory belongs to the user"
+        df.contains(&ownership),
+        "the state directory is made with {ownership}"
     );
     if !can_make_a_read_only_root() {
         support::skip(
@@ -87,8 +88,18 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
         );
         return;
     }
+    // As the image's user, and as the Kubernetes manifests run it: uid 0 without capabilities,
+    // which may write the state directory only through its group.
+    for run_as in [uid.as_str(), "0"] {
+        runs_on_a_read_only_root(&uid, run_as);
+    }
+}
 
-    // What the image holds, but here the state directory is a temporary one (the root is read-only).
+/// Runs the image's command as `run_as` (gid the same), without capabilities, on a read-only root
+/// where only a state directory made as the Dockerfile makes it (owner `owner`, group 0, 0770) is
+/// writable; checks that it ships a file, answers `/ready`, and keeps its positions and disk
+/// queue there.
+fn runs_on_a_read_only_root(owner: &str, run_as: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let logs = dir.path().join("logs");
@@ -102,21 +113,21 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let chown = Command::new("chown")
-        .arg(&user)
+        .arg(format!("{owner}:0"))
         .arg(&state)
         .status()
         .unwrap();
     assert!(chown.success());
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o770)).unwrap();
     let loki = FakeLoki::start();
     let port = support::free_port();
     let bin = env!("CARGO_BIN_EXE_lokiship");
     // A mount namespace of its own: the state directory is bound on itself (a mount of its own,
-    // writable), then the root and /dev/shm are remounted read-only; the image's user, without
-    // capabilities, runs the image's command.
+    // writable), then the root and /dev/shm are remounted read-only.
     let script = format!(
         "set -e; mount --make-rprivate /; mount --bind {state} {state}; \
          mount -o remount,bind,ro /; mount -o remount,bind,ro /dev/shm; \
-         exec setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all \
+         exec setpriv --reuid={run_as} --regid={run_as} --clear-groups --inh-caps=-all \
          --bounding-set=-all --no-new-privs {bin} -config.file={config} -config.expand-env=true",
         state = state.display(),
         config = repo_file("config/lokiship.yaml").display(),
@@ -161,7 +172,7 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
             .unwrap_or_default()
             .to_string()
     };
-    assert_eq!(field("Uid:"), uid, "runs as the image's user");
+    assert_eq!(field("Uid:"), run_as);
     assert_eq!(field("CapEff:"), "0000000000000000", "without capabilities");
     assert!(
         support::http_get(port, "/ready")
@@ -175,7 +186,10 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
         .unwrap();
     let exit = support::wait_timeout(&mut child, Duration::from_secs(40));
     let log = log.join().unwrap();
-    assert!(exit.success(), "lokiship exited with {exit}:\n{log}");
+    assert!(
+        exit.success(),
+        "as uid {run_as}: lokiship exited with {exit}:\n{log}"
+    );
     // The journal job finds no journal here (journalctl fails and is retried): its errors are
     // not the image's.
     let ours: Vec<&str> = log
@@ -185,16 +199,16 @@ fn the_image_runs_as_non_root_with_one_writable_path() {
     for refusal in ["Read-only file system", "Permission denied", "level=error"] {
         assert!(
             !ours.iter().any(|l| l.contains(refusal)),
-            "{refusal:?} in the log:\n{log}"
+            "as uid {run_as}: {refusal:?} in the log:\n{log}"
         );
     }
-    // The positions and the disk queue are in the state directory, and only there.
+    // The positions and the disk queue are in the state directory.
     let recorded = support::recorded_offset(&state, &logs.join("audit.log"));
     let size = std::fs::metadata(logs.join("audit.log")).unwrap().len();
     assert_eq!(
         recorded,
         Some(size),
-        "positions at the end of the file:\n{log}"
+        "as uid {run_as}: positions at the end of the file:\n{log}"
     );
     assert!(
         state.join("lokiship-wal").is_dir(),
