@@ -23,6 +23,7 @@ pub mod logfmt;
 pub mod metrics;
 pub mod pipeline;
 pub mod process_metrics;
+pub mod reload;
 pub mod run;
 pub mod server;
 pub mod shutdown;

@@ -8,6 +8,7 @@ use lokiship::run::{run, RunOptions};
 use std::process::ExitCode;
 
 mod cli;
+mod signals;
 
 /// mimalloc instead of glibc's malloc: every line is allocated on the file thread and freed on a
 /// client thread, and glibc serializes those cross-thread frees on its arena lock (a third of the
@@ -103,8 +104,8 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         expand_env: cli.expand_env,
         strict: cli.strict,
     };
-    let mut loaded = config::load_file(&path, &opts)?;
-    let cfg = &mut loaded.config;
+    let loaded = config::load_file(&path, &opts)?;
+    let cfg = &loaded.config;
     let level = cli
         .log_level
         .clone()
@@ -116,9 +117,6 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         .or(cfg.server.log_format.clone())
         .unwrap_or_else(|| "logfmt".into());
     init_logging(&level, &format)?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
     if cli.print_config_stderr {
         let text = std::fs::read_to_string(&path)?;
         let text = if cli.expand_env {
@@ -128,15 +126,14 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         };
         eprintln!("{}", config::expand::mask_secrets(&text));
     }
-    apply_overrides(&cli, &mut loaded.config)?;
-    let run_opts = RunOptions {
+    let mut run_opts = RunOptions {
         dry_run: cli.dry_run,
         exit_at_eof: cli.exit_at_eof,
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
+        reload_requests: None,
     };
-    let compiled = config::compile::compile(loaded)?;
+    let compiled = compile(&cli, loaded, &run_opts)?;
     if cli.check_syntax {
-        lokiship::run::check_runnable(&compiled.config, &run_opts)?;
         println!("Valid config file! No syntax issues found");
         return Ok(None);
     }
@@ -146,47 +143,40 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         .build()
         .context("starting the async runtime")?;
     let job = cli.dry_run || cli.exit_at_eof;
-    let signals = {
+    let mut signals = {
         let _context = runtime.enter();
-        stop_signal()
+        signals::Signals::install()
     };
-    let summary = runtime.block_on(run(compiled, run_opts, signals))?;
-    Ok(job.then_some(summary))
-}
-
-/// Resolves on SIGINT or SIGTERM. SIGHUP, which logrotate's `postrotate` scripts written for
-/// Promtail send, is logged and ignored: its default action would end the process at once.
-/// The handlers are installed when this is called (in the runtime's context), before anything runs.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    use tokio::signal::unix::{signal, SignalKind};
-    #[cfg(unix)]
-    let (term, hangup) = (
-        signal(SignalKind::terminate()).ok(),
-        signal(SignalKind::hangup()).ok(),
-    );
-    async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let (Some(mut term), mut hangup) = (term, hangup) else {
-                let _ = ctrl_c.await;
-                return;
-            };
-            tokio::pin!(ctrl_c);
-            loop {
-                tokio::select! {
-                    _ = &mut ctrl_c => return,
-                    _ = term.recv() => return,
-                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
-                        tracing::info!("SIGHUP received: ignored (lokiship does not reload its config yet; files rotated by logrotate are followed without a signal)");
-                    }
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
+    let (requests, mut reload_requests) = tokio::sync::mpsc::channel(4);
+    run_opts.reload_requests = Some(requests);
+    let m = lokiship::metrics::metrics();
+    m.config_last_reload_successful.set(1);
+    m.config_last_reload_success_seconds
+        .set(signals::unix_now());
+    let load_again = || compile(&cli, config::load_file(&path, &opts)?, &run_opts);
+    let mut compiled = compiled;
+    loop {
+        let ending = signals::next_ending(&mut signals, &mut reload_requests, !job, load_again);
+        let end = runtime.block_on(run(compiled, run_opts.clone(), ending))?;
+        match end.next {
+            Some(next) => compiled = *next,
+            None => return Ok(job.then_some(end.summary)),
         }
     }
+}
+
+/// The config `loaded` with the command line's overrides, compiled, and checked to be runnable;
+/// its warnings logged.
+fn compile(
+    cli: &Cli,
+    mut loaded: config::Loaded,
+    run_opts: &RunOptions,
+) -> anyhow::Result<config::compile::Compiled> {
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    apply_overrides(cli, &mut loaded.config)?;
+    let compiled = config::compile::compile(loaded)?;
+    lokiship::run::check_runnable(&compiled.config, run_opts)?;
+    Ok(compiled)
 }

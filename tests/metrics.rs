@@ -83,14 +83,6 @@ scrape_configs:
 
 /// Promtail metrics lokiship has no counterpart for yet, with the reason.
 const NOT_YET: &[(&str, &str)] = &[
-    (
-        "promtail_config_reload_fail_total",
-        "config reload comes with the deploy issue",
-    ),
-    (
-        "promtail_config_reload_success_total",
-        "config reload comes with the deploy issue",
-    ),
     ("process_network_receive_bytes_total", "Go's collector only"),
     (
         "process_network_transmit_bytes_total",

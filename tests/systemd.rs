@@ -1,6 +1,7 @@
 //! Running under systemd: `config/systemd/lokiship.service` passes `systemd-analyze verify` and
 //! rates ≤ 2.0 in `systemd-analyze security`, and the process speaks `Type=notify` — READY=1 once
-//! running, WATCHDOG=1 pings at half `WatchdogSec`, STOPPING=1 when told to stop.
+//! running, WATCHDOG=1 pings at half `WatchdogSec`, RELOADING=1 and READY=1 around a reload,
+//! STOPPING=1 when told to stop.
 
 mod support;
 
@@ -107,6 +108,28 @@ fn notifies_ready_pings_the_watchdog_and_says_stopping() {
     }
     // Three pings at half of 300 ms take about 450 ms, not the full timeout each.
     assert!(started.elapsed() < Duration::from_secs(3));
+    // `systemctl reload` (SIGHUP): RELOADING=1 with the time, then READY=1 once the config runs
+    // again, and no STOPPING=1 (systemd would take the service for stopping).
+    std::process::Command::new("kill")
+        .args(["-HUP", &lokiship.child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut during = Vec::new();
+    while let Some(n) = next(&socket, Duration::from_secs(10)) {
+        let ready = n == "READY=1";
+        during.push(n);
+        if ready {
+            break;
+        }
+    }
+    let reloading = during
+        .iter()
+        .position(|n| n.starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert!(
+        reloading.is_some() && during.last().map(String::as_str) == Some("READY=1"),
+        "{during:?}"
+    );
+    assert!(!during.iter().any(|n| n.contains("STOPPING")), "{during:?}");
     assert!(lokiship.terminate().success());
     let mut rest = Vec::new();
     while let Some(n) = next(&socket, Duration::from_millis(500)) {

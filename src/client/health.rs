@@ -1,4 +1,7 @@
-//! Whether a client's pushes are failing, and since when: what `/ready` reports per client.
+//! Whether a client's pushes are failing, and since when: what `/ready` reports per client; and
+//! its last error and last delivery, for the status page.
+
+use std::time::SystemTime;
 
 /// How long a client has been failing to push (transport errors, 5xx, 429), for `/ready`.
 pub struct ClientHealth {
@@ -6,6 +9,8 @@ pub struct ClientHealth {
     /// Longer than this failing makes `/ready` answer 503 (`unhealthy_after`; zero: never).
     pub unhealthy_after: std::time::Duration,
     failing_since: std::sync::Mutex<Option<std::time::Instant>>,
+    last_error: std::sync::Mutex<Option<(SystemTime, String)>>,
+    last_delivery: std::sync::Mutex<Option<SystemTime>>,
 }
 
 impl ClientHealth {
@@ -18,6 +23,8 @@ impl ClientHealth {
                 unhealthy_after
             },
             failing_since: std::sync::Mutex::new(None),
+            last_error: std::sync::Mutex::new(None),
+            last_delivery: std::sync::Mutex::new(None),
         }
     }
 
@@ -37,5 +44,29 @@ impl ClientHealth {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .map(|t| t.elapsed())
+    }
+
+    /// Remembers what went wrong with a push (retried or dropped), for the status page.
+    pub fn error(&self, what: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((SystemTime::now(), what));
+    }
+
+    /// A push was delivered.
+    pub fn delivered(&self) {
+        *self.last_delivery.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
+    }
+
+    /// The last error and when it happened.
+    pub fn last_error(&self) -> Option<(SystemTime, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// When a push was last delivered.
+    pub fn last_delivery(&self) -> Option<SystemTime> {
+        *self.last_delivery.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

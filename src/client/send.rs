@@ -201,12 +201,16 @@ impl Sender {
                 let m = metrics();
                 m.sent_entries.get_or_create(&host).inc_by(entries as u64);
                 m.sent_bytes.get_or_create(&host).inc_by(line_bytes as u64);
+                self.health.delivered();
                 Next::Done(Outcome::Delivered)
             }
             (Decision::PartlyRefused, Ok(answer)) => {
+                self.health.error(describe(answer, "partly refused"));
                 Next::Done(self.refused_400(answer, tenant, streams))
             }
             (Decision::Drop { reason }, Ok(answer)) => {
+                self.health
+                    .error(describe(answer, &format!("dropped: {reason}")));
                 if reason == "rate_limited" {
                     tracing::warn!(host = %self.host, body = %answer.excerpt(), "Loki rate-limited a batch; dropping it (drop_rate_limited_batches)");
                 } else {
@@ -216,6 +220,7 @@ impl Sender {
                 Next::Done(self.dropped(reason, tenant, entries, line_bytes))
             }
             (Decision::Retry { wait, asked }, Ok(answer)) => {
+                self.health.error(describe(answer, "retried"));
                 if answer.status.as_u16() == 429 {
                     tracing::warn!(host = %self.host, attempt, body = %answer.excerpt(), "Loki rate-limited a batch (429); retrying");
                 } else {
@@ -224,6 +229,7 @@ impl Sender {
                 Next::Retry { wait, asked }
             }
             (Decision::Retry { wait, asked }, Err(e)) => {
+                self.health.error(format!("{} (retried)", error_chain(e)));
                 tracing::warn!(host = %self.host, attempt, error = %error_chain(e), "push failed; retrying");
                 Next::Retry { wait, asked }
             }
@@ -357,6 +363,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// An answer for the status page: `503 Service Unavailable (retried): <body>`.
+fn describe(answer: &Answer, what: &str) -> String {
+    let body = answer.excerpt();
+    if body.is_empty() {
+        format!("{} ({what})", answer.status)
+    } else {
+        format!("{} ({what}): {body}", answer.status)
+    }
 }
 
 #[cfg(test)]

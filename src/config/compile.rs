@@ -26,6 +26,9 @@ pub struct Compiled {
     /// One per entry of `scrape_configs`, in order.
     pub jobs: Vec<Job>,
     pub warnings: Vec<String>,
+    /// The config file's text as it was read (expanded with `-config.expand-env`), for `/config`,
+    /// which masks its secrets.
+    pub text: String,
 }
 
 /// One scrape config, compiled.
@@ -66,6 +69,7 @@ pub fn compile(loaded: Loaded) -> Result<Compiled, ConfigError> {
         clients,
         jobs,
         warnings,
+        text: lines.text,
     })
 }
 

@@ -26,6 +26,12 @@ pub fn stopping() {
     STOPPING.store(true, Ordering::Relaxed);
 }
 
+/// A run begins (the first, or the next after a reload): from now on a dropped acknowledgement
+/// is a bug again.
+pub fn running() {
+    STOPPING.store(false, Ordering::Relaxed);
+}
+
 /// Acknowledgements dropped without [`Ack::done`] while not stopping (a bug).
 pub fn lost_acks() -> u64 {
     LOST.load(Ordering::Relaxed)

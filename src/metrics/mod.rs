@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 pub mod custom;
 pub mod os;
+pub mod status;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabels {
@@ -111,6 +112,12 @@ pub struct Metrics {
     /// `wal.max_size`: alerts divide `lokiship_wal_bytes` by it.
     pub wal_max_bytes: Family<HostLabels, Gauge>,
     pub push_received_entries: Counter,
+    /// Reloads of the config that were applied, and that were refused (Promtail's names).
+    pub config_reloads: Counter,
+    pub config_reload_failures: Counter,
+    /// 1 when the last reload (or the start) applied the config, 0 when it was refused.
+    pub config_last_reload_successful: Gauge,
+    pub config_last_reload_success_seconds: Gauge,
     pub push_errors: Family<ReasonLabels, Counter>,
     /// The `metrics` pipeline stages' series.
     pub custom: custom::CustomMetrics,
@@ -171,6 +178,10 @@ fn unregistered() -> Metrics {
         wal_bytes: Family::default(),
         wal_entries: Family::default(),
         wal_max_bytes: Family::default(),
+        config_reloads: Counter::default(),
+        config_reload_failures: Counter::default(),
+        config_last_reload_successful: Gauge::default(),
+        config_last_reload_success_seconds: Gauge::default(),
         registry: Registry::default(),
     }
 }
@@ -246,6 +257,29 @@ fn register_clients(registry: &mut Registry, m: &Metrics) {
 }
 
 /// What the file source counts: files, lines, rotations, targets.
+fn register_reloads(registry: &mut Registry, m: &Metrics) {
+    registry.register(
+        "promtail_config_reload_success",
+        "Config reloads that were applied",
+        m.config_reloads.clone(),
+    );
+    registry.register(
+        "promtail_config_reload_fail",
+        "Config reloads refused (the running config was kept)",
+        m.config_reload_failures.clone(),
+    );
+    registry.register(
+        "lokiship_config_last_reload_successful",
+        "Whether the last config reload was applied (1) or refused (0)",
+        m.config_last_reload_successful.clone(),
+    );
+    registry.register(
+        "lokiship_config_last_reload_success_timestamp_seconds",
+        "When the running config was loaded (the start or the last applied reload)",
+        m.config_last_reload_success_seconds.clone(),
+    );
+}
+
 fn register_sources(registry: &mut Registry, m: &Metrics) {
     // Promtail names these gauges with `_total`; kept for its dashboards.
     registry.register(
@@ -344,6 +378,7 @@ fn register_pipeline(registry: &mut Registry, m: &Metrics) {
         "Entries in a client's disk queue (wal) not yet delivered",
         m.wal_entries.clone(),
     );
+    register_reloads(registry, m);
     registry.register(
         "lokiship_wal_max_bytes",
         "A client's disk queue limit (wal.max_size)",

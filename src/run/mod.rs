@@ -17,6 +17,10 @@
 //! 4. The positions saver, which ran all along so that a SIGKILL during step 3 loses nothing it
 //!    had acknowledged, stops; the positions are written a last time.
 //! 5. The HTTP server stops, after a last scrape could see the final counts.
+//!
+//! A reload (SIGHUP, `POST /reload`) whose new config is valid ends a run the same way, and the
+//! command runs again with the new config: positions are saved at step 4 and read again, what
+//! the clients held is delivered or on their disk queues, which the new clients send first.
 
 mod clients;
 mod stdout;
@@ -25,6 +29,7 @@ mod systemd;
 use crate::config::compile::{Compiled, Job};
 use crate::config::schema::Config;
 use crate::entry::sink::EntrySink;
+use crate::metrics::status::{board, ReceiverStatus};
 use crate::server::Readiness;
 use crate::shutdown::{Part, Shutdown, StopSignal};
 use crate::source::file::positions::{self, Positions};
@@ -45,30 +50,54 @@ pub struct RunOptions {
     /// Send disk queues left by clients whose URL or name changed through the client now at
     /// their place (`-wal.adopt-orphaned-queues`).
     pub adopt_orphaned_queues: bool,
+    /// Where `POST /reload` sends its requests (served with `server.enable_runtime_reload`).
+    pub reload_requests: Option<crate::reload::Requests>,
+}
+
+/// Why a run is told to end.
+pub enum Ending {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// A reload with this (valid, compiled) config.
+    Reload(Box<Compiled>),
+}
+
+/// What a run did, and the config to run next when it ended for a reload.
+pub struct RunEnd {
+    pub summary: Summary,
+    pub next: Option<Box<Compiled>>,
 }
 
 /// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`); returns
-/// what the run did (also logged at the end of a dry run, an `exit_at_eof` run or a stop by signal).
+/// what the run did (also logged at the end of a dry run, an `exit_at_eof` run or a stop by
+/// signal) and, when it ended for a reload, the config to run next.
 pub async fn run(
     compiled: Compiled,
     opts: RunOptions,
-    stop_signal: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<Summary> {
+    stop_signal: impl std::future::Future<Output = Ending>,
+) -> anyhow::Result<RunEnd> {
     let Compiled {
         config,
         clients,
         jobs,
+        text: config_text,
         ..
     } = compiled;
     crate::pipeline::cardinality::set_budget(
         config.limits_config.max_label_values,
         config.limits_config.max_streams,
     );
+    // A run after a reload: acknowledgements dropped from now on are bugs again.
+    crate::entry::ack::running();
     // The one stop token: each part below stops when this function says, in the order above.
     let shutdown = Shutdown::new();
     let ready = Arc::new(Readiness::default());
 
-    let server = start_server(&config, &ready, &shutdown).await?;
+    let reload = opts
+        .reload_requests
+        .clone()
+        .filter(|_| config.server.enable_runtime_reload);
+    let server = start_server(&config, &config_text, reload, &ready, &shutdown).await?;
     // Clients (none in a dry run: entries go to stdout).
     let Clients {
         sink,
@@ -103,11 +132,21 @@ pub async fn run(
     tokio::pin!(source_done);
     tokio::pin!(stop_signal);
     systemd::ready();
-    let signalled = run_until_stop(&mut stop_signal, &mut source_done).await;
+    let ending = run_until_stop(&mut stop_signal, &mut source_done).await;
+    let signalled = ending.is_some();
     ready.set(false);
-    systemd::stopping();
+    match &ending {
+        Some(Ending::Reload(_)) => {
+            systemd::reloading();
+            tracing::info!("reloading: stopping the sources and clients to start them with the new config (positions and disk queues are kept)");
+        }
+        Some(Ending::Stop) => {
+            systemd::stopping();
+            tracing::info!("stopping: no more reading");
+        }
+        None => systemd::stopping(),
+    }
     if signalled {
-        tracing::info!("stopping: no more reading");
         stop_deliveries(&shutdown);
     }
     // Push receivers stop taking requests (those in progress are answered) and the file source
@@ -133,26 +172,34 @@ pub async fn run(
     if let Some(server) = server {
         let _ = server.await;
     }
-    tracing::info!("stopped");
     let summary = Summary::now();
-    if signalled || opts.dry_run || opts.exit_at_eof {
-        summary.log();
+    let next = match ending {
+        Some(Ending::Reload(next)) => Some(next),
+        _ => None,
+    };
+    if next.is_some() {
+        tracing::info!("stopped for the reload");
+    } else {
+        tracing::info!("stopped");
+        if signalled || opts.dry_run || opts.exit_at_eof {
+            summary.log();
+        }
     }
-    Ok(summary)
+    Ok(RunEnd { summary, next })
 }
 
-/// Waits for a stop signal (`true`) or for the sources to finish (`false`), pinging systemd's
-/// watchdog meanwhile when it has one.
+/// Waits for a stop signal or a reload (its [`Ending`]) or for the sources to finish (`None`),
+/// pinging systemd's watchdog meanwhile when it has one.
 async fn run_until_stop(
-    stop_signal: &mut (impl std::future::Future<Output = ()> + Unpin),
+    stop_signal: &mut (impl std::future::Future<Output = Ending> + Unpin),
     source_done: &mut (impl std::future::Future + Unpin),
-) -> bool {
+) -> Option<Ending> {
     let every = systemd::watchdog_every();
     let mut ticks = tokio::time::interval(every.unwrap_or(std::time::Duration::from_secs(3600)));
     loop {
         tokio::select! {
-            _ = &mut *stop_signal => return true,
-            _ = &mut *source_done => return false,
+            ending = &mut *stop_signal => return Some(ending),
+            _ = &mut *source_done => return None,
             _ = ticks.tick() => {
                 if every.is_some() {
                     systemd::watchdog();
@@ -168,7 +215,7 @@ async fn run_until_stop(
 async fn finish_clients(
     tasks: Vec<tokio::task::JoinHandle<()>>,
     signalled: bool,
-    stop_signal: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    stop_signal: std::pin::Pin<&mut impl std::future::Future<Output = Ending>>,
     shutdown: &Shutdown,
 ) {
     let clients = futures_join(tasks);
@@ -303,9 +350,11 @@ fn stop_deliveries(shutdown: &Shutdown) {
     shutdown.stop(Part::Deliveries);
 }
 
-/// `/metrics` and `/ready`, unless `server.disable`.
+/// `/metrics`, `/ready`, the status pages and `/reload`, unless `server.disable`.
 async fn start_server(
     config: &Config,
+    config_text: &str,
+    reload: Option<crate::reload::Requests>,
     ready: &Arc<Readiness>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -313,9 +362,15 @@ async fn start_server(
         return Ok(None);
     }
     let addr = listen_addr(&config.server)?;
-    let (bound, handle) = crate::server::serve(addr, ready.clone(), shutdown.signal(Part::Server))
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let (bound, handle) = crate::server::serve(
+        addr,
+        ready.clone(),
+        config_text,
+        reload,
+        shutdown.signal(Part::Server),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(address = %bound, "HTTP server listening");
     Ok(Some(handle))
 }
@@ -353,6 +408,11 @@ async fn start_push_receivers(
                 )
             })?;
         tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
+        board().add_receiver(ReceiverStatus {
+            job: sc.job_name.clone(),
+            kind: "loki_push_api".into(),
+            address: bound.to_string(),
+        });
         servers.push(handle);
     }
     Ok(servers)
@@ -369,6 +429,11 @@ async fn start_syslog_receivers(
         let (name, protocol) = (job.job.clone(), job.protocol);
         let running = crate::source::syslog::serve(job, sink.clone(), stop.clone()).await?;
         tracing::info!(job = %name, address = %running.address, protocol = ?protocol, "syslog receiver listening");
+        board().add_receiver(ReceiverStatus {
+            job: name,
+            kind: format!("syslog/{protocol:?}").to_lowercase(),
+            address: running.address.to_string(),
+        });
         receivers.push(running.done);
     }
     Ok(receivers)

@@ -1,12 +1,15 @@
-//! The HTTP server: `/metrics` (Prometheus text format) and `/ready`.
+//! The HTTP server: `/metrics` (Prometheus text format), `/ready`, the status pages `/targets`
+//! and `/config` ([`status`]), and `POST /reload` when `server.enable_runtime_reload` is on.
 //!
 //! It runs on the main tokio runtime and stops with the `shutdown` signal, after the sources stopped
 //! and the clients flushed, so that a final scrape still sees the last counts.
 
+mod status;
+
 use crate::client::health::ClientHealth;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +36,14 @@ impl Readiness {
             .push(client);
     }
 
+    /// The clients counted in readiness.
+    pub fn clients(&self) -> Vec<Arc<ClientHealth>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn get(&self) -> bool {
         self.why_not().is_none()
     }
@@ -56,14 +67,35 @@ impl Readiness {
     }
 }
 
-/// Binds `addr` and serves until `shutdown` fires. Returns the bound address.
+/// Binds `addr` and serves until `shutdown` fires. Returns the bound address. `config_text` is
+/// the config file as read, shown on `/config` with its secrets masked; `reload`, where
+/// `POST /reload` sends its requests (none: `/reload` is not served).
 pub async fn serve(
     addr: SocketAddr,
     ready: Arc<Readiness>,
+    config_text: &str,
+    reload: Option<crate::reload::Requests>,
     shutdown: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let config_page: Arc<str> =
+        status::config_page(&crate::config::expand::mask_secrets(config_text)).into();
+    let targets_ready = ready.clone();
     let app = Router::new()
         .route("/metrics", get(metrics))
+        .route(
+            "/targets",
+            get(move || {
+                let ready = targets_ready.clone();
+                async move { Html(status::targets_page(&ready)) }
+            }),
+        )
+        .route(
+            "/config",
+            get(move || {
+                let page = config_page.clone();
+                async move { Html(page.to_string()) }
+            }),
+        )
         .route(
             "/ready",
             get(move || {
@@ -79,7 +111,20 @@ pub async fn serve(
                 }
             }),
         )
-        .route("/", get(|| async { "lokiship: see /metrics and /ready\n" }));
+        .route(
+            "/",
+            get(|| async { "lokiship: see /targets, /config, /metrics and /ready\n" }),
+        );
+    let app = match reload {
+        Some(requests) => app.route(
+            "/reload",
+            post(move || {
+                let requests = requests.clone();
+                async move { reload_answer(crate::reload::request(&requests).await) }
+            }),
+        ),
+        None => app,
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -102,4 +147,16 @@ async fn metrics() -> impl IntoResponse {
         )],
         crate::metrics::render(),
     )
+}
+
+/// `POST /reload`'s answer: 200 once the new config is applied (the parts restart with it), 400
+/// with the reason when it is refused (the running config is kept).
+fn reload_answer(result: Result<(), String>) -> (StatusCode, String) {
+    match result {
+        Ok(()) => (StatusCode::OK, "config reloaded\n".into()),
+        Err(why) => (
+            StatusCode::BAD_REQUEST,
+            format!("config not reloaded (the running config is kept): {why}\n"),
+        ),
+    }
 }

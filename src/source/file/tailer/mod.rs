@@ -42,6 +42,7 @@ use super::identity::FileId;
 use super::positions::{Opened, Positions};
 use crate::entry::ack::AckTracker;
 use crate::entry::{Entry, Labels};
+use crate::metrics::status::FileStatus;
 use lines::LineReader;
 use std::fs::File;
 use std::sync::Arc;
@@ -271,6 +272,35 @@ impl Tailer {
             self.published_lag = Some(lag);
             lag
         })
+    }
+
+    /// What the status page (`/targets`) shows of it.
+    pub fn status(&self) -> FileStatus {
+        let state = if self.is_compressed() {
+            if self.at_eof {
+                "compressed: read"
+            } else {
+                "compressed: reading"
+            }
+        } else if self.moved_since.is_some() {
+            "rotated: finishing"
+        } else if self.unsent.is_some() {
+            "waiting: the clients are full"
+        } else if self.content != Content::Reading {
+            "settling: a copytruncate copy?"
+        } else if self.at_eof || self.offset() >= self.seen_size {
+            "following"
+        } else {
+            "reading"
+        };
+        FileStatus {
+            path: self.path.clone(),
+            labels: self.labels.render(),
+            state,
+            size: self.seen_size.max(self.offset()),
+            read: self.offset(),
+            acknowledged: self.tracker.committed(),
+        }
     }
 
     /// Bytes of the file not read into complete lines (lost if it is given up now).

@@ -1,0 +1,123 @@
+//! The command's signals and reloads: SIGINT and SIGTERM stop lokiship; SIGHUP and
+//! `POST /reload` read the config file again. A new config that loads and compiles ends the
+//! running one for a restart of the parts with it (see `run`); one that does not is logged and
+//! counted (`promtail_config_reload_fail_total`, `lokiship_config_last_reload_successful` 0),
+//! and the running config goes on.
+
+use lokiship::config::compile::Compiled;
+use lokiship::reload::Request;
+use lokiship::run::Ending;
+use tokio::sync::mpsc;
+
+/// What a signal asks for.
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// The signal handlers, installed once for every run.
+pub struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers; call in the runtime's context, before anything runs (SIGHUP's
+    /// default action would end the process at once).
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                hangup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let hangup = async {
+                match self.hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term => Signal::Stop,
+                _ = hangup => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
+}
+
+/// Waits until the run should end: a stop, or a reload whose config `load` accepted. With
+/// `reloads` false (a `-dry-run` or `-exit-at-eof` job) a reload is refused and said so.
+pub async fn next_ending(
+    signals: &mut Signals,
+    requests: &mut mpsc::Receiver<Request>,
+    reloads: bool,
+    load: impl Fn() -> anyhow::Result<Compiled>,
+) -> Ending {
+    loop {
+        let reply = tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Stop => return Ending::Stop,
+                Signal::Reload => {
+                    tracing::info!("SIGHUP received: reloading the config");
+                    None
+                }
+            },
+            Some(request) = requests.recv() => Some(request.reply),
+        };
+        let answer = if reloads {
+            load().map_err(|e| format!("{e:#}"))
+        } else {
+            Err("a -dry-run or -exit-at-eof run does not reload".into())
+        };
+        let m = lokiship::metrics::metrics();
+        match answer {
+            Ok(compiled) => {
+                m.config_reloads.inc();
+                m.config_last_reload_successful.set(1);
+                m.config_last_reload_success_seconds.set(unix_now());
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                return Ending::Reload(Box::new(compiled));
+            }
+            Err(why) => {
+                m.config_reload_failures.inc();
+                m.config_last_reload_successful.set(0);
+                tracing::error!(error = %why, "the config was not reloaded; the running config is kept");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(why));
+                }
+            }
+        }
+    }
+}
+
+/// Seconds since the epoch, for the reload timestamp gauge.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
