@@ -2,7 +2,7 @@
 //! size when last read minus its acknowledged position). Published as acknowledgements arrive, not
 //! only at each look at rotations (every `sync_period`): during a backfill it must fall as Loki
 //! takes the lines, and reach 0 once it has them all. The status page's list of files, with the
-//! same numbers, is published here too, once a second.
+//! same numbers, is published with it.
 
 use super::FileSource;
 use crate::metrics::{metrics, PathLabels};
@@ -11,15 +11,10 @@ use std::time::{Duration, Instant};
 /// How often the lag is looked at while acknowledgements are awaited.
 pub(super) const LAG_EVERY: Duration = Duration::from_millis(100);
 
-/// How often the status page's list of files is published.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
-
 /// When the lag was last looked at, and whether acknowledgements were awaited then.
 pub(super) struct LagClock {
     last: Instant,
     awaiting_acks: bool,
-    /// When the status page's list was last published (`None`: never).
-    status: Option<Instant>,
 }
 
 impl Default for LagClock {
@@ -27,8 +22,14 @@ impl Default for LagClock {
         Self {
             last: Instant::now(),
             awaiting_acks: false,
-            status: None,
         }
+    }
+}
+
+impl LagClock {
+    /// Lines were handed to the sink: acknowledgements are awaited from now on.
+    pub(super) fn lines_sent(&mut self) {
+        self.awaiting_acks = true;
     }
 }
 
@@ -57,16 +58,9 @@ impl FileSource {
         awaiting
     }
 
-    /// Publishes every open file's state for `/targets`, at most every [`STATUS_EVERY`].
-    fn publish_status(&mut self) {
-        if self
-            .lag
-            .status
-            .is_some_and(|at| at.elapsed() < STATUS_EVERY)
-        {
-            return;
-        }
-        self.lag.status = Some(Instant::now());
+    /// Publishes every open file's state for `/targets` (as often as the lag: at most every
+    /// [`LAG_EVERY`], and once more when the last acknowledgement arrived).
+    fn publish_status(&self) {
         let files = self.tailers.iter().map(|t| t.status()).collect();
         crate::metrics::status::board().set_files(files);
     }

@@ -256,7 +256,12 @@ impl FileSource {
             let progress = self.read_one(i)?;
             self.tailers[i].set_wanted(!matches!(progress, Progress::Idle));
             match progress {
-                Progress::Read => pass.read_any = true,
+                Progress::Read => {
+                    pass.read_any = true;
+                    // Lines went out: their acknowledgements are awaited, so the lag is looked
+                    // at again soon (not only at the next sync) and falls to 0 as they arrive.
+                    self.lag.lines_sent();
+                }
                 Progress::Blocked => pass.blocked = true,
                 Progress::Idle => {}
             }
