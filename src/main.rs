@@ -156,7 +156,14 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     let load_again = || compile(&cli, config::load_file(&path, &opts)?, &run_opts);
     let mut compiled = compiled;
     loop {
-        let ending = signals::next_ending(&mut signals, &mut reload_requests, !job, load_again);
+        let running = signals::fingerprint(&compiled.text);
+        let ending = signals::next_ending(
+            &mut signals,
+            &mut reload_requests,
+            !job,
+            &running,
+            load_again,
+        );
         let end = runtime.block_on(run(compiled, run_opts.clone(), ending))?;
         match end.next {
             Some(next) => compiled = *next,

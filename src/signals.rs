@@ -1,7 +1,9 @@
 //! The command's signals and reloads: SIGINT and SIGTERM stop lokiship; SIGHUP and
 //! `POST /reload` read the config file again. A new config that loads and compiles ends the
-//! running one for a restart of the parts with it (see `run`); one that does not is logged and
-//! counted (`promtail_config_reload_fail_total`, `lokiship_config_last_reload_successful` 0),
+//! running one for a restart of the parts with it (see `run`) — unless it is the running one (the
+//! same text, and the same contents of the files it names: certificates, keys), as when
+//! logrotate's `postrotate` sends SIGHUP: then nothing restarts. One that does not load is logged
+//! and counted (`promtail_config_reload_fail_total`, `lokiship_config_last_reload_successful` 0),
 //! and the running config goes on.
 
 use lokiship::config::compile::Compiled;
@@ -68,12 +70,14 @@ impl Signals {
     }
 }
 
-/// Waits until the run should end: a stop, or a reload whose config `load` accepted. With
-/// `reloads` false (a `-dry-run` or `-exit-at-eof` job) a reload is refused and said so.
+/// Waits until the run should end: a stop, or a reload whose config `load` accepted and that
+/// differs from `running` (its [`fingerprint`]). With `reloads` false (a `-dry-run` or
+/// `-exit-at-eof` job) a reload is refused and said so.
 pub async fn next_ending(
     signals: &mut Signals,
     requests: &mut mpsc::Receiver<Request>,
     reloads: bool,
+    running: &[u8],
     load: impl Fn() -> anyhow::Result<Compiled>,
 ) -> Ending {
     loop {
@@ -101,6 +105,10 @@ pub async fn next_ending(
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
+                if fingerprint(&compiled.text) == running {
+                    tracing::info!("the config is unchanged: everything keeps running");
+                    continue;
+                }
                 return Ending::Reload(Box::new(compiled));
             }
             Err(why) => {
@@ -120,4 +128,43 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a reload compares: the config's text and the contents of each file it names under a key
+/// ending in `_file` (`cert_file`, `ca_file`, `password_file`, …), so that a renewed certificate
+/// is a change even when the text is not.
+pub fn fingerprint(text: &str) -> Vec<u8> {
+    static FILE_KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let key = FILE_KEY.get_or_init(|| {
+        regex::Regex::new(r#"\b\w+_file\s*:\s*["']?([^"',}\s]+)"#).expect("a valid regex")
+    });
+    let mut out = text.as_bytes().to_vec();
+    for path in key.captures_iter(text).filter_map(|c| c.get(1)) {
+        out.extend_from_slice(&std::fs::read(path.as_str()).unwrap_or_default());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn a_renewed_certificate_is_a_change_the_same_config_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("tls.crt");
+        std::fs::write(&cert, "old").unwrap();
+        let text = format!(
+            "clients:\n  - url: http://x\n    tls_config: {{cert_file: '{}', key_file: /none}}\n",
+            cert.display()
+        );
+        let before = fingerprint(&text);
+        assert_eq!(fingerprint(&text), before);
+        std::fs::write(&cert, "renewed").unwrap();
+        assert_ne!(fingerprint(&text), before);
+        assert_ne!(
+            fingerprint(&text.replace("http://x", "http://y")),
+            fingerprint(&text)
+        );
+    }
 }

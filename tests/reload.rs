@@ -183,3 +183,55 @@ fn a_reload_applies_a_valid_config_keeps_positions_and_refuses_a_broken_one() {
         "nothing shipped twice over three reloads"
     );
 }
+
+#[test]
+fn a_sighup_with_the_same_config_restarts_nothing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let loki = FakeLoki::start();
+    let (port, syslog_port) = (support::free_port(), support::free_port());
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}
+positions: {{filename: {dir}/positions.yaml}}
+clients: [{{url: '{url}', batchwait: 50ms}}]
+scrape_configs:
+  - job_name: syslog
+    syslog: {{listen_address: '127.0.0.1:{syslog_port}', labels: {{job: syslog}}}}
+",
+            dir = dir.path().display(),
+            url = loki.url()
+        ),
+    )
+    .unwrap();
+    let lokiship = Lokiship::start(&config, &[]);
+    let mut sender = None;
+    support::eventually(Duration::from_secs(20), "the syslog receiver", || {
+        sender = std::net::TcpStream::connect(("127.0.0.1", syslog_port)).ok();
+        sender.is_some()
+    });
+    let mut sender = sender.unwrap();
+    let message = |n: u32| format!("<13>1 2026-12-02T10:00:0{n}Z host app - - - message {n}\n");
+    sender.write_all(message(1).as_bytes()).unwrap();
+    loki.wait_for(Duration::from_secs(20), "the first message", |got| {
+        got.len() == 1
+    });
+    // logrotate's postrotate: SIGHUP, the config as it was.
+    Command::new("kill")
+        .args(["-HUP", &lokiship.child.id().to_string()])
+        .status()
+        .unwrap();
+    support::eventually(Duration::from_secs(20), "the reload looked at", || {
+        metric(port, "promtail_config_reload_success_total") == Some(1.0)
+    });
+    // The connection lives on: the receiver was not restarted.
+    assert_eq!(metric(port, "lokiship_syslog_connections"), Some(1.0));
+    sender.write_all(message(2).as_bytes()).unwrap();
+    loki.wait_for(Duration::from_secs(20), "the second message", |got| {
+        got.len() == 2
+    });
+    assert_eq!(metric(port, "lokiship_syslog_connections"), Some(1.0));
+    assert_eq!(lokiship.terminate().code(), Some(0));
+}
