@@ -10,8 +10,14 @@ use std::process::Command;
 use std::time::Duration;
 use support::{config, FakeLoki, Lokiship};
 
-/// A config with the audit pipeline on `dir/<glob>` for each `(job, label env, glob)`, the HTTP
-/// server on `port` with `/reload`.
+/// The push receiver's port in [`write_config`]'s configs.
+fn push_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(support::free_port)
+}
+
+/// A config with the audit pipeline on `dir/<glob>` for each `(job, label env, glob)`, a push
+/// receiver on [`push_port`], and the HTTP server on `port` with `/reload`.
 fn write_config(dir: &Path, url: &str, port: u16, jobs: &[(&str, &str, &str)]) {
     let mut text = format!(
         "server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}, enable_runtime_reload: true}}
@@ -21,8 +27,11 @@ clients:
   - url: {url}
     batchwait: 100ms
 scrape_configs:
+  - job_name: pushed
+    loki_push_api: {{server: {{http_listen_address: 127.0.0.1, http_listen_port: {push}}}}}
 ",
-        dir = dir.display()
+        dir = dir.display(),
+        push = push_port()
     );
     for (job, env, glob) in jobs {
         text.push_str(&format!(
@@ -175,6 +184,13 @@ fn a_reload_applies_a_valid_config_keeps_positions_and_refuses_a_broken_one() {
         Duration::from_secs(30),
         "the server back after the reload",
         || metric(port, "lokiship_config_last_reload_successful") == Some(1.0),
+    );
+    // The status page lists this run's parts once, not once per reload.
+    let push = format!("127.0.0.1:{}", push_port());
+    support::eventually(
+        Duration::from_secs(20),
+        "the push receiver listed once",
+        || support::http_get(port, "/targets").is_some_and(|page| page.matches(&push).count() == 1),
     );
     assert_eq!(lokiship.terminate().code(), Some(0));
     assert_eq!(

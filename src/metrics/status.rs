@@ -28,11 +28,11 @@ impl FileStatus {
     }
 }
 
-/// A receiver listening for entries (`syslog`, `loki_push_api`).
+/// A receiver listening for entries (`syslog`, `loki_push_api`), or a journal being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverStatus {
     pub job: String,
-    /// `syslog/tcp`, `syslog/udp`, `loki_push_api`, …
+    /// `syslog/tcp`, `syslog/udp`, `loki_push_api`, `journal`
     pub kind: String,
     pub address: String,
 }
@@ -64,12 +64,13 @@ impl Board {
             .push(receiver);
     }
 
-    /// A receiver that stopped listening.
-    pub fn remove_receiver(&self, job: &str, address: &str) {
+    /// Forgets the receivers and files: a run begins (the first, or after a reload) and lists its own.
+    pub fn clear(&self) {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = (None, Vec::new());
         self.receivers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|r| !(r.job == job && r.address == address));
+            .clear();
     }
 
     pub fn receivers(&self) -> Vec<ReceiverStatus> {

@@ -88,8 +88,10 @@ pub async fn run(
         config.limits_config.max_label_values,
         config.limits_config.max_streams,
     );
-    // A run after a reload: acknowledgements dropped from now on are bugs again.
+    // A run after a reload: acknowledgements dropped from now on are bugs again, and the status
+    // page lists this run's parts.
     crate::entry::ack::running();
+    crate::metrics::status::board().clear();
     // The one stop token: each part below stops when this function says, in the order above.
     let shutdown = Shutdown::new();
     let ready = Arc::new(Readiness::default());
@@ -330,6 +332,15 @@ fn start_journals(
         .map(|job| {
             let ledger = positions.cursor_ledger(&job.positions_key());
             let name = job.job.clone();
+            crate::metrics::status::board().add_receiver(crate::metrics::status::ReceiverStatus {
+                job: name.clone(),
+                kind: "journal".into(),
+                address: if job.path.is_empty() {
+                    "the system journal".into()
+                } else {
+                    job.path.clone()
+                },
+            });
             crate::source::journal::JournalSource::new(
                 job,
                 !opts.exit_at_eof,

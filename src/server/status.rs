@@ -91,7 +91,7 @@ fn files_table(html: &mut String, published: Option<SystemTime>, files: &[FileSt
 fn receivers_table(html: &mut String, receivers: &[ReceiverStatus]) {
     let _ = write!(
         html,
-        "<h2>Receivers <small>({})</small></h2>",
+        "<h2>Receivers and journals <small>({})</small></h2>",
         receivers.len()
     );
     html.push_str("<table id=\"receivers\"><tr><th>job</th><th>kind</th><th>address</th></tr>");
