@@ -271,3 +271,38 @@ fn a_dry_run_prints_the_journals_entries_and_inspect_shows_the_stages() {
         "a dry run writes no positions"
     );
 }
+
+#[test]
+fn a_node_without_a_journal_is_said_once_as_a_warning() {
+    if !have_journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let loki = FakeLoki::start();
+    let cfg = config(dir.path(), &journal, &loki.url(), "");
+    let port = support::enable_server(&cfg);
+    let log = dir.path().join("lokiship.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!("-config.file={}", cfg.display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    support::eventually(Duration::from_secs(20), "a no_journal restart", || {
+        metric(port, "lokiship_journal_restarts_total", "no_journal") >= 1.0
+    });
+    assert!(support::http_get(port, "/ready").is_some_and(|r| r.contains("200")));
+    terminate(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("no journal to read (yet)").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("level=warn") && !text.contains("level=error"),
+        "{text}"
+    );
+}

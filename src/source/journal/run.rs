@@ -65,6 +65,8 @@ impl JournalSource {
         let mut resume = self.ledger.committed();
         let mut numbered = self.ledger.tracker().committed();
         let mut backoff = FIRST_BACKOFF;
+        // A node without a journal (yet) is said once, not at every retry.
+        let mut said_no_journal = false;
         while !self.stop.is_stopped() {
             let start = Start::choose(resume.as_deref(), self.job.max_age, SystemTime::now());
             let began = std::time::Instant::now();
@@ -75,10 +77,25 @@ impl JournalSource {
             if let Some(c) = &outcome.last_cursor {
                 resume = Some(c.clone());
             }
+            if outcome.records > 0 {
+                said_no_journal = false;
+            }
             let reason = match &outcome.end {
                 End::Stopped | End::SinkClosed => return,
                 End::Exited(Ok(status)) if status.success() && !self.follow => return,
                 End::SpawnFailed(_) => "spawn_failed",
+                End::Exited(_) if outcome.records == 0 && no_journal(outcome.stderr.as_deref()) => {
+                    backoff = MAX_BACKOFF;
+                    if std::mem::replace(&mut said_no_journal, true) {
+                        self.count_restart("no_journal");
+                    } else {
+                        self.report("no_journal", &outcome, backoff);
+                    }
+                    if !self.follow || self.stop.wait(backoff) {
+                        return;
+                    }
+                    continue;
+                }
                 End::Exited(_)
                     if matches!(start, Start::AfterCursor(_)) && outcome.records == 0 =>
                 {
@@ -97,8 +114,8 @@ impl JournalSource {
         }
     }
 
-    /// Says why journalctl stopped and counts it.
-    fn report(&self, reason: &str, outcome: &Outcome, backoff: Duration) {
+    /// Counts a restart of journalctl (`lokiship_journal_restarts_total{job,reason}`).
+    fn count_restart(&self, reason: &str) {
         metrics()
             .os
             .journal_restarts
@@ -107,6 +124,21 @@ impl JournalSource {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Says why journalctl stopped and counts it.
+    fn report(&self, reason: &str, outcome: &Outcome, backoff: Duration) {
+        self.count_restart(reason);
+        if reason == "no_journal" {
+            tracing::warn!(
+                job = %self.job.job,
+                path = %self.job.path,
+                stderr = outcome.stderr.as_deref().unwrap_or(""),
+                retry_every = ?backoff,
+                "no journal to read (yet): journalctl finds no journal files; looking again quietly (a node that keeps its journal in memory only has it in /run/log/journal)"
+            );
+            return;
+        }
         let status = match &outcome.end {
             End::SpawnFailed(e) => format!("cannot run journalctl: {e} (the journal source needs journalctl on the host or in the image)"),
             End::Exited(Ok(status)) => format!("journalctl ended: {status}"),
@@ -327,5 +359,15 @@ fn spawn_stderr_reader(err: impl Read + Send + 'static) -> std::thread::JoinHand
             last = Some(text);
         }
         last
+    })
+}
+
+/// Whether journalctl's last error says there is no journal to read: a directory without
+/// journal files (or none at all) — a node without a persistent journal, not a failure.
+fn no_journal(stderr: Option<&str>) -> bool {
+    stderr.is_some_and(|e| {
+        e.contains("No journal files were found")
+            || e.contains("No such boot ID in journal")
+            || (e.starts_with("Failed to open") && e.contains("No such file or directory"))
     })
 }
