@@ -105,18 +105,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         strict: cli.strict,
     };
     let loaded = config::load_file(&path, &opts)?;
-    let cfg = &loaded.config;
-    let level = cli
-        .log_level
-        .clone()
-        .or(cfg.server.log_level.clone())
-        .unwrap_or_else(|| "info".into());
-    let format = cli
-        .log_format
-        .clone()
-        .or(cfg.server.log_format.clone())
-        .unwrap_or_else(|| "logfmt".into());
-    init_logging(&level, &format)?;
+    start_logging(&cli, &loaded.config)?;
     if cli.print_config_stderr {
         let text = std::fs::read_to_string(&path)?;
         let text = if cli.expand_env {
@@ -170,6 +159,21 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
             None => return Ok(job.then_some(end.summary)),
         }
     }
+}
+
+/// Logging at the level and in the format the flags say, else the config file's `server`.
+fn start_logging(cli: &Cli, cfg: &config::Config) -> anyhow::Result<()> {
+    let level = cli
+        .log_level
+        .clone()
+        .or(cfg.server.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    let format = cli
+        .log_format
+        .clone()
+        .or(cfg.server.log_format.clone())
+        .unwrap_or_else(|| "logfmt".into());
+    init_logging(&level, &format)
 }
 
 /// The config `loaded` with the command line's overrides, compiled, and checked to be runnable;
