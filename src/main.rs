@@ -145,7 +145,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     let load_again = || compile(&cli, config::load_file(&path, &opts)?, &run_opts);
     let mut compiled = compiled;
     loop {
-        let running = signals::fingerprint(&compiled.text);
+        let running = compiled.text.clone();
         let ending = signals::next_ending(
             &mut signals,
             &mut reload_requests,

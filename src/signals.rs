@@ -71,15 +71,16 @@ impl Signals {
 }
 
 /// Waits until the run should end: a stop, or a reload whose config `load` accepted and that
-/// differs from `running` (its [`fingerprint`]). With `reloads` false (a `-dry-run` or
-/// `-exit-at-eof` job) a reload is refused and said so.
+/// differs from the `running` config's text (by its [`fingerprint`]). With `reloads` false (a
+/// `-dry-run` or `-exit-at-eof` job) a reload is refused and said so.
 pub async fn next_ending(
     signals: &mut Signals,
     requests: &mut mpsc::Receiver<Request>,
     reloads: bool,
-    running: &[u8],
+    running: &str,
     load: impl Fn() -> anyhow::Result<Compiled>,
 ) -> Ending {
+    let running_fingerprint = fingerprint(running);
     loop {
         let reply = tokio::select! {
             signal = signals.next() => match signal {
@@ -105,9 +106,12 @@ pub async fn next_ending(
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
-                if fingerprint(&compiled.text) == running {
+                if fingerprint(&compiled.text) == running_fingerprint {
                     tracing::info!("the config is unchanged: everything keeps running");
                     continue;
+                }
+                if let Some(changes) = lokiship::config::diff::changes(running, &compiled.text) {
+                    tracing::info!(changed = %changes, "the config changed");
                 }
                 return Ending::Reload(Box::new(compiled));
             }

@@ -12,6 +12,7 @@
 //! here is raw configuration, below them all.
 
 pub mod compile;
+pub mod diff;
 pub mod error;
 pub mod expand;
 pub mod go_regex;
