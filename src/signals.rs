@@ -1,7 +1,7 @@
 //! The command's signals and reloads: SIGINT and SIGTERM stop lokiship; SIGHUP and
 //! `POST /reload` read the config file again. A new config that loads and compiles ends the
 //! running one for a restart of the parts with it (see `run`) — unless it is the running one (the
-//! same text, and the same contents of the files it names: certificates, keys), as when
+//! same sections as YAML, and the same contents of the files it names: certificates, keys), as when
 //! logrotate's `postrotate` sends SIGHUP: then nothing restarts. One that does not load is logged
 //! and counted (`promtail_config_reload_fail_total`, `lokiship_config_last_reload_successful` 0),
 //! and the running config goes on.
@@ -71,7 +71,7 @@ impl Signals {
 }
 
 /// Waits until the run should end: a stop, or a reload whose config `load` accepted and that
-/// differs from the `running` config's text (by its [`fingerprint`]). With `reloads` false (a
+/// differs from the `running` config's text (by [`changes`]). With `reloads` false (a
 /// `-dry-run` or `-exit-at-eof` job) a reload is refused and said so.
 pub async fn next_ending(
     signals: &mut Signals,
@@ -80,7 +80,7 @@ pub async fn next_ending(
     running: &str,
     load: impl Fn() -> anyhow::Result<Compiled>,
 ) -> Ending {
-    let running_fingerprint = fingerprint(running);
+    let running_files = named_files(running);
     loop {
         let reply = tokio::select! {
             signal = signals.next() => match signal {
@@ -106,12 +106,12 @@ pub async fn next_ending(
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
-                if fingerprint(&compiled.text) == running_fingerprint {
-                    tracing::info!("the config is unchanged: everything keeps running");
-                    continue;
-                }
-                if let Some(changes) = lokiship::config::diff::changes(running, &compiled.text) {
-                    tracing::info!(changed = %changes, "the config changed");
+                match changes(running, &running_files, &compiled.text) {
+                    None => {
+                        tracing::info!("the config is unchanged: everything keeps running");
+                        continue;
+                    }
+                    Some(what) => tracing::info!(changed = %what, "the config changed"),
                 }
                 return Ending::Reload(Box::new(compiled));
             }
@@ -134,27 +134,41 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// What a reload compares: the config's text and the contents of each file it names under a key
-/// ending in `_file` (`cert_file`, `ca_file`, `password_file`, …), so that a renewed certificate
-/// is a change even when the text is not.
-pub fn fingerprint(text: &str) -> Vec<u8> {
+/// What differs between the running config (its text, and [`named_files`] of it) and `new`:
+/// `None` when nothing does — the same sections as YAML (a reflowed file is the same) and the
+/// same contents of the files they name.
+fn changes(running: &str, running_files: &[u8], new: &str) -> Option<String> {
+    match lokiship::config::diff::changes(running, new) {
+        Some(c) if c.is_empty() && named_files(new) == running_files => None,
+        Some(c) => Some(c.to_string()),
+        None => Some("the whole file".into()),
+    }
+}
+
+/// The contents of each file a config text names under a key ending in `_file` (`cert_file`,
+/// `ca_file`, `password_file`, …), so that a renewed certificate is a change even when the text
+/// is not.
+pub fn named_files(text: &str) -> Vec<u8> {
     static FILE_KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let key = FILE_KEY.get_or_init(|| {
         regex::Regex::new(r#"\b\w+_file\s*:\s*["']?([^"',}\s]+)"#).expect("a valid regex")
     });
-    let mut out = text.as_bytes().to_vec();
+    let mut out = Vec::new();
     for path in key.captures_iter(text).filter_map(|c| c.get(1)) {
+        out.extend_from_slice(path.as_str().as_bytes());
+        out.push(0);
         out.extend_from_slice(&std::fs::read(path.as_str()).unwrap_or_default());
+        out.push(0);
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::{changes, named_files};
 
     #[test]
-    fn a_renewed_certificate_is_a_change_the_same_config_is_none() {
+    fn a_renewed_certificate_is_a_change_a_reflowed_config_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("tls.crt");
         std::fs::write(&cert, "old").unwrap();
@@ -162,13 +176,17 @@ mod tests {
             "clients:\n  - url: http://x\n    tls_config: {{cert_file: '{}', key_file: /none}}\n",
             cert.display()
         );
-        let before = fingerprint(&text);
-        assert_eq!(fingerprint(&text), before);
+        let files = named_files(&text);
+        let reflowed = text.replace("  - url: http://x\n    ", "  - url: 'http://x'\n    ");
+        assert_eq!(changes(&text, &files, &reflowed), None);
+        assert_eq!(
+            changes(&text, &files, &text.replace("http://x", "http://y")).as_deref(),
+            Some("clients")
+        );
         std::fs::write(&cert, "renewed").unwrap();
-        assert_ne!(fingerprint(&text), before);
-        assert_ne!(
-            fingerprint(&text.replace("http://x", "http://y")),
-            fingerprint(&text)
+        assert_eq!(
+            changes(&text, &files, &text).as_deref(),
+            Some("no section (a file the config names changed)")
         );
     }
 }
