@@ -108,14 +108,26 @@ fn notifies_ready_pings_the_watchdog_and_says_stopping() {
     }
     // Three pings at half of 300 ms take about 450 ms, not the full timeout each.
     assert!(started.elapsed() < Duration::from_secs(3));
-    // `systemctl reload` (SIGHUP): RELOADING=1 with the time, then READY=1 once the config runs
-    // again, and no STOPPING=1 (systemd would take the service for stopping).
+    // `systemctl reload` (SIGHUP) of a changed config: RELOADING=1 with the time, then READY=1
+    // once it runs, and no STOPPING=1 (systemd would take the service for stopping).
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("batchwait: 100ms"));
+    std::fs::write(
+        &config,
+        text.replace("batchwait: 100ms", "batchwait: 200ms"),
+    )
+    .unwrap();
     std::process::Command::new("kill")
         .args(["-HUP", &lokiship.child.id().to_string()])
         .status()
         .unwrap();
     let mut during = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
     while let Some(n) = next(&socket, Duration::from_secs(10)) {
+        assert!(
+            Instant::now() < deadline,
+            "no READY=1 after the reload: {during:?}"
+        );
         let ready = n == "READY=1";
         during.push(n);
         if ready {
