@@ -71,7 +71,19 @@ fn files_table(html: &mut String, published: Option<SystemTime>, files: &[FileSt
         let _ = write!(html, ", as of {}", time(at));
     }
     html.push_str(")</small></h2>");
-    html.push_str("<table id=\"files\"><tr><th>path</th><th>labels</th><th>state</th><th>size</th><th>read</th><th>acknowledged</th><th>lag</th></tr>");
+    table_head(
+        html,
+        "files",
+        &[
+            "path",
+            "labels",
+            "state",
+            "size",
+            "read",
+            "acknowledged",
+            "lag",
+        ],
+    );
     for f in files {
         let _ = write!(
             html,
@@ -94,7 +106,7 @@ fn receivers_table(html: &mut String, receivers: &[ReceiverStatus]) {
         "<h2>Receivers and journals <small>({})</small></h2>",
         receivers.len()
     );
-    html.push_str("<table id=\"receivers\"><tr><th>job</th><th>kind</th><th>address</th></tr>");
+    table_head(html, "receivers", &["job", "kind", "address"]);
     for r in receivers {
         let _ = write!(
             html,
@@ -109,7 +121,18 @@ fn receivers_table(html: &mut String, receivers: &[ReceiverStatus]) {
 
 fn clients_table(html: &mut String, clients: &[ClientRow]) {
     let _ = write!(html, "<h2>Clients <small>({})</small></h2>", clients.len());
-    html.push_str("<table id=\"clients\"><tr><th>host</th><th>queue</th><th>disk queue</th><th>state</th><th>last delivery</th><th>last error</th></tr>");
+    table_head(
+        html,
+        "clients",
+        &[
+            "host",
+            "queue",
+            "disk queue",
+            "state",
+            "last delivery",
+            "last error",
+        ],
+    );
     for c in clients {
         let state = match c.failing_for {
             None => "<td class=\"ok\">pushing</td>".to_string(),
@@ -131,6 +154,15 @@ fn clients_table(html: &mut String, clients: &[ClientRow]) {
         );
     }
     html.push_str("</table>");
+}
+
+/// Opens the table `id` with its header row of `columns`.
+fn table_head(html: &mut String, id: &str, columns: &[&str]) {
+    let _ = write!(html, "<table id=\"{id}\"><tr>");
+    for c in columns {
+        let _ = write!(html, "<th>{c}</th>");
+    }
+    html.push_str("</tr>");
 }
 
 /// `/config`: the config file as it was read, with secrets replaced by `<secret>`.
