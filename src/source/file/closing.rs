@@ -70,8 +70,9 @@ impl FileSource {
         }
     }
 
-    /// Stops reading files that no target matches any more (after a discovery refresh), each once
-    /// what was read of it is delivered; `self.retiring` while some still wait.
+    /// Stops reading files that no target matches any more (after a discovery refresh or a
+    /// reload), each closed once what was read of it is delivered; `self.retiring` while some
+    /// still wait.
     pub(super) fn retire_unmatched(&mut self) {
         self.retiring = false;
         let mut i = 0;
@@ -90,6 +91,9 @@ impl FileSource {
                 }
                 self.retiring = true;
             }
+            // A file no target wants is not read further (a busy one would never drain): its
+            // unread rest stays where the position says, for a target that matches it later.
+            self.tailers[i].set_retired(!wanted);
             i += 1;
         }
     }

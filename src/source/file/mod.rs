@@ -43,6 +43,7 @@ mod lag;
 mod open;
 pub mod positions;
 mod read;
+pub mod reconfigure;
 pub mod tailer;
 #[cfg(test)]
 mod tests;
@@ -130,6 +131,8 @@ pub struct FileSource {
     lag: lag::LagClock,
     /// Targets and empty globs already logged.
     announced: announce::Announced,
+    /// New scrape configs from a reload ([`reconfigure`]).
+    reconfigure: Option<std::sync::mpsc::Receiver<reconfigure::Reconfigure>>,
 }
 
 impl FileSource {
@@ -170,6 +173,7 @@ impl FileSource {
             last_flush: Instant::now(),
             lag: lag::LagClock::default(),
             announced: announce::Announced::default(),
+            reconfigure: None,
         }
     }
 
@@ -193,6 +197,7 @@ impl FileSource {
                 let _ = self.flush_pipelines(true);
                 return;
             }
+            self.take_reconfigure();
             let Ok(pass) = self.pass(&mut clock) else {
                 return;
             };
@@ -247,7 +252,7 @@ impl FileSource {
             let t = &self.tailers[i];
             let polled = t.needs_poll();
             pass.needs_poll |= polled;
-            let due = full || t.wanted() || t.has_unsent() || (poll && polled);
+            let due = t.has_unsent() || (!t.retired() && (full || t.wanted() || (poll && polled)));
             // Once the queues are full, no other file reads a chunk it could only hold: a
             // hundred files would each keep one in memory.
             if !due || (pass.blocked && !t.has_unsent()) {

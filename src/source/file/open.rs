@@ -151,7 +151,7 @@ impl FileSource {
 }
 
 /// A file's labels: its target's, plus `filename`.
-fn labels_of(target: &Target, path: &str) -> crate::entry::Labels {
+pub(super) fn labels_of(target: &Target, path: &str) -> crate::entry::Labels {
     let mut labels = target.labels.clone();
     labels.insert("filename", path.to_string());
     labels

@@ -326,6 +326,22 @@ impl Positions {
         ledger
     }
 
+    /// A new ledger for `key`, starting at the cursor the one in use has committed, for a
+    /// reader that replaces the one before (a reload changed its job). Acknowledgements still
+    /// due to the old ledger go nowhere: what they stand for is read again, after the cursor.
+    pub fn renew_cursor_ledger(&self, key: &str) -> Arc<CursorLedger> {
+        let committed = match self.lock().cursors.remove(key) {
+            Some(Cursor::Live(ledger)) => ledger.committed(),
+            Some(Cursor::Stored(c)) => Some(c),
+            None => None,
+        };
+        let ledger = Arc::new(CursorLedger::new(committed, self.tracker_at(0)));
+        self.lock()
+            .cursors
+            .insert(key.to_string(), Cursor::Live(ledger.clone()));
+        ledger
+    }
+
     /// Writes both files atomically, the identity file first (a crash between the two leaves
     /// the newer identities, which are acknowledged offsets too). Files are looked at on disk
     /// outside the lock, so the file source never waits on the saver's `stat`s.

@@ -76,6 +76,8 @@ pub struct Tailer {
     watched: bool,
     /// The last read found the end of the file.
     at_eof: bool,
+    /// No target matches it any more: nothing more is read, it is closed once drained.
+    retired: bool,
 }
 
 /// Whether a tailer's content may be read.
@@ -143,6 +145,7 @@ impl Tailer {
             wanted: true,
             watched: opening.watched,
             at_eof: false,
+            retired: false,
         })
     }
 
@@ -160,6 +163,24 @@ impl Tailer {
 
     pub fn labels(&self) -> &Labels {
         &self.labels
+    }
+
+    /// Its scrape config moved to index `scrape` (a reload), with new labels when its config
+    /// changed; what is read from now on goes through that scrape config's pipeline.
+    pub fn reassign(&mut self, scrape: usize, labels: Option<Labels>) {
+        self.scrape = scrape;
+        if let Some(labels) = labels {
+            self.labels = labels;
+        }
+    }
+
+    /// No target matches it any more: nothing more is read of it.
+    pub fn retired(&self) -> bool {
+        self.retired
+    }
+
+    pub fn set_retired(&mut self, retired: bool) {
+        self.retired = retired;
     }
 
     /// Registers the lines read, in order; acknowledged, they move the file's position.
