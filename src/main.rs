@@ -4,8 +4,9 @@ use anyhow::Context;
 use clap::Parser;
 use cli::{apply_overrides, normalize_args, Cli};
 use lokiship::config::{self, LoadOptions};
-use lokiship::run::{run, RunOptions};
+use lokiship::run::{run, Ending, Endings, RunOptions};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 mod cli;
 mod signals;
@@ -143,22 +144,52 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     m.config_last_reload_success_seconds
         .set(signals::unix_now());
     let load_again = || compile(&cli, config::load_file(&path, &opts)?, &run_opts);
-    let mut compiled = compiled;
-    loop {
-        let running = compiled.text.clone();
-        let ending = signals::next_ending(
-            &mut signals,
-            &mut reload_requests,
-            !job,
-            &running,
-            load_again,
-        );
-        let end = runtime.block_on(run(compiled, run_opts.clone(), ending))?;
-        match end.next {
-            Some(next) => compiled = *next,
-            None => return Ok(job.then_some(end.summary)),
+    let (send, receive) = tokio::sync::mpsc::channel(1);
+    let mut endings = Endings {
+        receive,
+        running: Arc::new(Mutex::new(compiled.text.clone())),
+    };
+    let running = endings.running.clone();
+    // Signals and reload requests become endings the run takes: a stop, or a reload the run
+    // applies in place or restarts for. The running config's text is what the next reload is
+    // compared with.
+    let mut files = config::diff::named_files(&compiled.text);
+    let signal_side = async {
+        loop {
+            let ending = signals::next_ending(
+                &mut signals,
+                &mut reload_requests,
+                !job,
+                &running,
+                &files,
+                load_again,
+            )
+            .await;
+            if let Ending::Reload(next) = &ending {
+                *running.lock().unwrap_or_else(|e| e.into_inner()) = next.text.clone();
+                files = config::diff::named_files(&next.text);
+            }
+            if send.send(ending).await.is_err() {
+                return;
+            }
         }
-    }
+    };
+    let run_side = async {
+        let mut compiled = compiled;
+        loop {
+            let end = run(compiled, run_opts.clone(), &mut endings).await?;
+            match end.next {
+                Some(next) => compiled = *next,
+                None => return anyhow::Ok(job.then_some(end.summary)),
+            }
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            end = run_side => end,
+            () = signal_side => anyhow::bail!("the signal handling ended"),
+        }
+    })
 }
 
 /// Logging at the level and in the format the flags say, else the config file's `server`.

@@ -71,16 +71,17 @@ impl Signals {
 }
 
 /// Waits until the run should end: a stop, or a reload whose config `load` accepted and that
-/// differs from the `running` config's text (by [`changes`]). With `reloads` false (a
+/// differs from the `running` config's text and the contents of the files it named when it
+/// started (`running_files`), by [`changes`]. With `reloads` false (a
 /// `-dry-run` or `-exit-at-eof` job) a reload is refused and said so.
 pub async fn next_ending(
     signals: &mut Signals,
     requests: &mut mpsc::Receiver<Request>,
     reloads: bool,
-    running: &str,
+    running: &std::sync::Mutex<String>,
+    running_files: &[u8],
     load: impl Fn() -> anyhow::Result<Compiled>,
 ) -> Ending {
-    let running_files = named_files(running);
     loop {
         let reply = tokio::select! {
             signal = signals.next() => match signal {
@@ -106,7 +107,10 @@ pub async fn next_ending(
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
-                match changes(running, &running_files, &compiled.text) {
+                // Read now, not when the wait began: a run that could not apply the last
+                // reload entirely empties it, so that this one restarts everything.
+                let text = running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match changes(&text, running_files, &compiled.text) {
                     None => {
                         tracing::info!("the config is unchanged: everything keeps running");
                         continue;
@@ -134,38 +138,23 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// What differs between the running config (its text, and [`named_files`] of it) and `new`:
+/// What differs between the running config (its text, and the named files' contents) and `new`:
 /// `None` when nothing does — the same sections as YAML (a reflowed file is the same) and the
 /// same contents of the files they name.
 fn changes(running: &str, running_files: &[u8], new: &str) -> Option<String> {
     match lokiship::config::diff::changes(running, new) {
-        Some(c) if c.is_empty() && named_files(new) == running_files => None,
+        Some(c) if c.is_empty() && lokiship::config::diff::named_files(new) == running_files => {
+            None
+        }
         Some(c) => Some(c.to_string()),
         None => Some("the whole file".into()),
     }
 }
 
-/// The contents of each file a config text names under a key ending in `_file` (`cert_file`,
-/// `ca_file`, `password_file`, …), so that a renewed certificate is a change even when the text
-/// is not.
-pub fn named_files(text: &str) -> Vec<u8> {
-    static FILE_KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let key = FILE_KEY.get_or_init(|| {
-        regex::Regex::new(r#"\b\w+_file\s*:\s*["']?([^"',}\s]+)"#).expect("a valid regex")
-    });
-    let mut out = Vec::new();
-    for path in key.captures_iter(text).filter_map(|c| c.get(1)) {
-        out.extend_from_slice(path.as_str().as_bytes());
-        out.push(0);
-        out.extend_from_slice(&std::fs::read(path.as_str()).unwrap_or_default());
-        out.push(0);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{changes, named_files};
+    use super::changes;
+    use lokiship::config::diff::named_files;
 
     #[test]
     fn a_renewed_certificate_is_a_change_a_reflowed_config_is_none() {

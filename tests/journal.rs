@@ -306,3 +306,59 @@ fn a_node_without_a_journal_is_said_once_as_a_warning() {
         "{text}"
     );
 }
+
+#[test]
+fn a_reload_that_changes_the_journal_job_continues_after_what_was_read() {
+    if !have_journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    write_journal(&journal, "a", &entries(0, 40), 0);
+    let loki = FakeLoki::start();
+    let port = support::free_port();
+    let cfg = config(dir.path(), &journal, &loki.url(), "");
+    let with_server = |job: &str| {
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let text = text
+            .replace(
+                "server: {disable: true}",
+                &format!("server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}"),
+            )
+            .replace("job: systemd-journal", &format!("job: {job}"));
+        std::fs::write(&cfg, text).unwrap();
+    };
+    with_server("systemd-journal");
+    let lokiship = start(&cfg, None);
+    loki.wait_for(Duration::from_secs(30), "the first 40 entries", |got| {
+        got.len() >= 40
+    });
+    with_server("reloaded");
+    Command::new("kill")
+        .args(["-HUP", &lokiship.id().to_string()])
+        .status()
+        .unwrap();
+    // /config shows the config running: once the reload is applied, the new one.
+    support::eventually(Duration::from_secs(30), "the reload applied", || {
+        support::http_get(port, "/config").is_some_and(|page| page.contains("job: reloaded"))
+    });
+    assert_eq!(
+        metric(port, "promtail_config_reload_success_total", ""),
+        1.0
+    );
+    write_journal(&journal, "b", &entries(40, 20), 40);
+    loki.wait_for(Duration::from_secs(30), "60 entries", |got| got.len() >= 60);
+    terminate(lokiship);
+    let got = loki.accepted();
+    assert_eq!(messages(&got), expected(60), "each entry once");
+    for r in &got {
+        let n: usize = r.line["message ".len()..].parse().unwrap();
+        let job = if n < 40 {
+            "systemd-journal"
+        } else {
+            "reloaded"
+        };
+        assert!(r.labels.contains(&format!("job=\"{job}\"")), "{r:?}");
+    }
+}

@@ -82,6 +82,24 @@ pub fn changes(old: &str, new: &str) -> Option<Changes> {
     Some(out)
 }
 
+/// The contents of each file a config text names under a key ending in `_file` (`cert_file`,
+/// `ca_file`, `password_file`, …), so that a renewed certificate is a change even when the text
+/// is not.
+pub fn named_files(text: &str) -> Vec<u8> {
+    static FILE_KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let key = FILE_KEY.get_or_init(|| {
+        regex::Regex::new(r#"\b\w+_file\s*:\s*["']?([^"',}\s]+)"#).expect("a valid regex")
+    });
+    let mut out = Vec::new();
+    for path in key.captures_iter(text).filter_map(|c| c.get(1)) {
+        out.extend_from_slice(path.as_str().as_bytes());
+        out.push(0);
+        out.extend_from_slice(&std::fs::read(path.as_str()).unwrap_or_default());
+        out.push(0);
+    }
+    out
+}
+
 /// The top-level mapping of a config text, by key.
 fn sections(text: &str) -> Option<BTreeMap<String, Value>> {
     let Value::Mapping(map) = serde_yaml_ng::from_str(text).ok()? else {

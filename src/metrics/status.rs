@@ -65,6 +65,14 @@ impl Board {
     }
 
     /// Forgets the receivers and files: a run begins (the first, or after a reload) and lists its own.
+    /// Forgets job `job`'s receivers (a reload stopped them).
+    pub fn remove_receivers(&self, job: &str) {
+        self.receivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| r.job != job);
+    }
+
     pub fn clear(&self) {
         *self.files.lock().unwrap_or_else(|e| e.into_inner()) = (None, Vec::new());
         self.receivers

@@ -18,12 +18,16 @@
 //!    had acknowledged, stops; the positions are written a last time.
 //! 5. The HTTP server stops, after a last scrape could see the final counts.
 //!
-//! A reload (SIGHUP, `POST /reload`) whose new config is valid ends a run the same way, and the
-//! command runs again with the new config: positions are saved at step 4 and read again, what
-//! the clients held is delivered or on their disk queues, which the new clients send first.
+//! A reload (SIGHUP, `POST /reload`) whose new config is valid and changed only scrape configs
+//! is applied while the run goes on ([`in_place`]): only the jobs that changed stop and start.
+//! One that changed more (clients, server, positions, limits) ends the run the same way as a
+//! stop, and the command runs again with the new config: positions are saved at step 4 and read
+//! again, what the clients held is delivered or on their disk queues, which the new clients send
+//! first.
 
 mod clients;
-mod receivers;
+mod in_place;
+mod jobs;
 mod stdout;
 mod systemd;
 
@@ -37,9 +41,9 @@ use crate::source::file::{FileSource, FileSourceConfig, ReadlineLimit, Target, D
 use crate::summary::Summary;
 use anyhow::{bail, Context};
 use clients::{start_clients, Clients};
-use receivers::{start_push_receivers, start_syslog_receivers};
+use jobs::JobTasks;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Run-time choices that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -63,24 +67,44 @@ pub enum Ending {
     Reload(Box<Compiled>),
 }
 
+/// Where a run learns why to end, and says which config it runs.
+pub struct Endings {
+    pub receive: tokio::sync::mpsc::Receiver<Ending>,
+    /// The text of the config running, which the next reload is compared with: set by whoever
+    /// sends a reload, emptied by the run when it could not apply one entirely (a job that
+    /// could not start), so that the next reload restarts everything.
+    pub running: Arc<Mutex<String>>,
+}
+
+impl Endings {
+    async fn next(&mut self) -> Ending {
+        // No sender left: nothing can ask for a reload or a stop but the end of the sources.
+        match self.receive.recv().await {
+            Some(ending) => ending,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// What a run did, and the config to run next when it ended for a reload.
 pub struct RunEnd {
     pub summary: Summary,
     pub next: Option<Box<Compiled>>,
 }
 
-/// Runs lokiship until `stop_signal` resolves (or the files are read, with `exit_at_eof`); returns
-/// what the run did (also logged at the end of a dry run, an `exit_at_eof` run or a stop by
-/// signal) and, when it ended for a reload, the config to run next.
+/// Runs lokiship until `endings` says stop or restart (or the files are read, with
+/// `exit_at_eof`), applying in place the reloads that allow it; returns what the run did (also
+/// logged at the end of a dry run, an `exit_at_eof` run or a stop by signal) and, when it ended
+/// for a reload, the config to run next.
 pub async fn run(
     compiled: Compiled,
     opts: RunOptions,
-    stop_signal: impl std::future::Future<Output = Ending>,
+    endings: &mut Endings,
 ) -> anyhow::Result<RunEnd> {
     let Compiled {
         config,
         clients,
-        jobs,
+        mut jobs,
         text: config_text,
         ..
     } = compiled;
@@ -95,47 +119,86 @@ pub async fn run(
     // The one stop token: each part below stops when this function says, in the order above.
     let shutdown = Shutdown::new();
     let ready = Arc::new(Readiness::default());
-
     let reload = opts
         .reload_requests
         .clone()
         .filter(|_| config.server.enable_runtime_reload);
-    let server = start_server(&config, &config_text, reload, &ready, &shutdown).await?;
+    let config_page = crate::server::ConfigPage::default();
+    config_page.set(&config_text);
+    let server = start_server(&config, config_page.clone(), reload, &ready, &shutdown).await?;
     // Clients (none in a dry run: entries go to stdout).
     let Clients {
         sink,
         tasks: client_tasks,
         labels: client_labels,
     } = start_clients(&config, &clients, &opts, &ready, &shutdown)?;
-
-    // Push receivers (`loki_push_api`).
-    let push_servers =
-        start_push_receivers(&config, &jobs, &sink, shutdown.signal(Part::Sources)).await?;
-
-    let mut jobs = jobs;
-    let syslogs: Vec<_> = jobs.iter_mut().filter_map(|j| j.syslog.take()).collect();
-    let syslog_receivers =
-        start_syslog_receivers(syslogs, &sink, shutdown.signal(Part::Sources)).await?;
-    let journals: Vec<_> = jobs.iter_mut().filter_map(|j| j.journal.take()).collect();
+    let positions = load_positions(&config)?;
+    let mut running = in_place::Running::new(&config_text, &jobs);
+    // Receivers (`loki_push_api`, `syslog`) and journal readers, each job on its own.
+    let mut job_tasks = JobTasks::default();
+    let context = jobs::Context {
+        config: &config,
+        sink: &sink,
+        positions: &positions,
+        opts: &opts,
+    };
+    job_tasks
+        .start(&context, &mut jobs, |_| true, false)
+        .await?;
     let Files {
-        positions,
         source_thread,
+        reconfigurer,
         saver,
-    } = start_files(&config, jobs, &opts, client_labels, sink.clone(), &shutdown)?;
-    let journal_threads = start_journals(journals, &positions, &opts, sink, &shutdown)?;
+    } = start_files(
+        &config,
+        jobs,
+        &opts,
+        client_labels,
+        sink.clone(),
+        &positions,
+        &shutdown,
+    );
     ready.set(true);
 
     // Run until a stop signal, or until the sources finished by themselves (exit_at_eof).
+    let readers = if opts.exit_at_eof {
+        job_tasks.take_threads()
+    } else {
+        Vec::new()
+    };
     let source_done = tokio::task::spawn_blocking(move || {
         let _ = source_thread.join();
-        for t in journal_threads {
+        for t in readers {
             let _ = t.join();
         }
     });
     tokio::pin!(source_done);
-    tokio::pin!(stop_signal);
     systemd::ready();
-    let ending = run_until_stop(&mut stop_signal, &mut source_done).await;
+    let ending = loop {
+        let ending = run_until_stop(endings, &mut source_done).await;
+        let Some(Ending::Reload(next)) = ending else {
+            break ending;
+        };
+        let Some(plan) = in_place::plan(&running, &next) else {
+            break Some(Ending::Reload(next));
+        };
+        let applied = in_place::InPlace {
+            jobs: &mut job_tasks,
+            files: &reconfigurer,
+            sink: &sink,
+            positions: &positions,
+            opts: &opts,
+        }
+        .apply(*next, plan)
+        .await;
+        config_page.set(&applied.running.text);
+        running = applied.running;
+        if !applied.complete {
+            // The next reload, even of the same file, restarts everything.
+            running.text.clear();
+            *endings.running.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
+        }
+    };
     let signalled = ending.is_some();
     ready.set(false);
     match &ending {
@@ -152,20 +215,16 @@ pub async fn run(
     if signalled {
         stop_deliveries(&shutdown);
     }
-    // Push receivers stop taking requests (those in progress are answered) and the file source
-    // stops reading; both let go of the sink.
+    // Push receivers stop taking requests (those in progress are answered), the file source and
+    // the journal readers stop reading; all let go of the sink.
     shutdown.stop(Part::Sources);
-    for server in push_servers {
-        let _ = server.await;
-    }
-    for receiver in syslog_receivers {
-        let _ = receiver.await;
-    }
+    job_tasks.stop_all().await;
     if signalled {
         let _ = source_done.await;
     }
-    // The source thread has ended and dropped its sink: the client queues end after their last entries.
-    finish_clients(client_tasks, signalled, stop_signal, &shutdown).await;
+    drop(sink);
+    // The sources have ended and dropped their sinks: the client queues end after their last entries.
+    finish_clients(client_tasks, signalled, endings, &shutdown).await;
     shutdown.stop(Part::Saver);
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
@@ -194,14 +253,14 @@ pub async fn run(
 /// Waits for a stop signal or a reload (its [`Ending`]) or for the sources to finish (`None`),
 /// pinging systemd's watchdog meanwhile when it has one.
 async fn run_until_stop(
-    stop_signal: &mut (impl std::future::Future<Output = Ending> + Unpin),
+    endings: &mut Endings,
     source_done: &mut (impl std::future::Future + Unpin),
 ) -> Option<Ending> {
     let every = systemd::watchdog_every();
     let mut ticks = tokio::time::interval(every.unwrap_or(std::time::Duration::from_secs(3600)));
     loop {
         tokio::select! {
-            ending = &mut *stop_signal => return Some(ending),
+            ending = endings.next() => return Some(ending),
             _ = &mut *source_done => return None,
             _ = ticks.tick() => {
                 if every.is_some() {
@@ -218,7 +277,7 @@ async fn run_until_stop(
 async fn finish_clients(
     tasks: Vec<tokio::task::JoinHandle<()>>,
     signalled: bool,
-    stop_signal: std::pin::Pin<&mut impl std::future::Future<Output = Ending>>,
+    endings: &mut Endings,
     shutdown: &Shutdown,
 ) {
     let clients = futures_join(tasks);
@@ -229,7 +288,7 @@ async fn finish_clients(
     }
     tokio::select! {
         _ = &mut clients => {}
-        _ = stop_signal => {
+        _ = endings.next() => {
             tracing::info!("stopping: every file was read; not waiting for Loki longer than the client timeout");
             stop_deliveries(shutdown);
             clients.await;
@@ -273,36 +332,43 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 
 /// The file source and what keeps its positions.
 struct Files {
-    positions: Arc<Positions>,
     source_thread: std::thread::JoinHandle<()>,
+    /// Hands the file source the jobs of a reload applied in place.
+    reconfigurer: crate::source::file::reconfigure::Reconfigurer,
     /// None in a dry run: positions are not written.
     saver: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Loads the positions, starts the file source on its thread and the positions saver on its
-/// own. The saver runs until the clients have finished, so that what they deliver while a stop
-/// drains them is on disk even if a SIGKILL cuts the drain short.
+/// The positions file, read.
+fn load_positions(config: &Config) -> anyhow::Result<Arc<Positions>> {
+    let positions_path = std::path::PathBuf::from(&config.positions.filename);
+    Ok(Arc::new(Positions::load(
+        &positions_path,
+        config.positions.ignore_invalid_yaml,
+        config.clients.len().max(1) as u32,
+    )?))
+}
+
+/// Starts the file source on its thread and the positions saver on its own. The saver runs
+/// until the clients have finished, so that what they deliver while a stop drains them is on
+/// disk even if a SIGKILL cuts the drain short.
 fn start_files(
     config: &Config,
     jobs: Vec<Job>,
     opts: &RunOptions,
     client_labels: Vec<(String, String)>,
     sink: Arc<dyn EntrySink>,
+    positions: &Arc<Positions>,
     shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<Files> {
-    let positions_path = std::path::PathBuf::from(&config.positions.filename);
-    let positions = Arc::new(Positions::load(
-        &positions_path,
-        config.positions.ignore_invalid_yaml,
-        config.clients.len().max(1) as u32,
-    )?);
+) -> Files {
     let source_config = file_source_config(config, jobs, opts, client_labels);
-    let source = FileSource::new(
+    let mut source = FileSource::new(
         source_config,
         positions.clone(),
         sink,
         shutdown.signal(Part::Sources),
     );
+    let reconfigurer = source.reconfigurer();
     let source_thread = source.spawn();
     let saver = (!opts.dry_run).then(|| {
         positions::spawn_saver(
@@ -311,47 +377,11 @@ fn start_files(
             shutdown.signal(Part::Saver),
         )
     });
-    Ok(Files {
-        positions,
+    Files {
         source_thread,
+        reconfigurer,
         saver,
-    })
-}
-
-/// Starts a thread for each journal job; each resumes from its cursor in the positions. With
-/// `exit_at_eof` (and in a dry run) a job reads to the end of the journal and ends.
-fn start_journals(
-    journals: Vec<crate::source::journal::JournalJob>,
-    positions: &Arc<Positions>,
-    opts: &RunOptions,
-    sink: Arc<dyn EntrySink>,
-    shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
-    journals
-        .into_iter()
-        .map(|job| {
-            let ledger = positions.cursor_ledger(&job.positions_key());
-            let name = job.job.clone();
-            crate::metrics::status::board().add_receiver(crate::metrics::status::ReceiverStatus {
-                job: name.clone(),
-                kind: "journal".into(),
-                address: if job.path.is_empty() {
-                    "the system journal".into()
-                } else {
-                    job.path.clone()
-                },
-            });
-            crate::source::journal::JournalSource::new(
-                job,
-                !opts.exit_at_eof,
-                ledger,
-                sink.clone(),
-                shutdown.signal(Part::Sources),
-            )
-            .spawn()
-            .with_context(|| format!("job {name:?}: cannot start the journal reader"))
-        })
-        .collect()
+    }
 }
 
 /// Step 1 of a stop: the clients push for at most their timeout from now on, and what is not
@@ -365,7 +395,7 @@ fn stop_deliveries(shutdown: &Shutdown) {
 /// `/metrics`, `/ready`, the status pages and `/reload`, unless `server.disable`.
 async fn start_server(
     config: &Config,
-    config_text: &str,
+    config_page: crate::server::ConfigPage,
     reload: Option<crate::reload::Requests>,
     ready: &Arc<Readiness>,
     shutdown: &Arc<Shutdown>,
@@ -377,7 +407,7 @@ async fn start_server(
     let (bound, handle) = crate::server::serve(
         addr,
         ready.clone(),
-        config_text,
+        config_page,
         reload,
         shutdown.signal(Part::Server),
     )

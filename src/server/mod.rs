@@ -67,18 +67,32 @@ impl Readiness {
     }
 }
 
-/// Binds `addr` and serves until `shutdown` fires. Returns the bound address. `config_text` is
-/// the config file as read, shown on `/config` with its secrets masked; `reload`, where
-/// `POST /reload` sends its requests (none: `/reload` is not served).
+/// The `/config` page of the config running now: a reload applied in place replaces it.
+#[derive(Clone, Default)]
+pub struct ConfigPage(Arc<std::sync::RwLock<Arc<str>>>);
+
+impl ConfigPage {
+    /// Shows `config_text` (the config file as read) with its secrets masked.
+    pub fn set(&self, config_text: &str) {
+        let page = status::config_page(&crate::config::expand::mask_secrets(config_text));
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = page.into();
+    }
+
+    fn get(&self) -> Arc<str> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Binds `addr` and serves until `shutdown` fires. Returns the bound address. `config_page` is
+/// what `/config` shows; `reload`, where `POST /reload` sends its requests (none: `/reload` is
+/// not served).
 pub async fn serve(
     addr: SocketAddr,
     ready: Arc<Readiness>,
-    config_text: &str,
+    config_page: ConfigPage,
     reload: Option<crate::reload::Requests>,
     shutdown: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let config_page: Arc<str> =
-        status::config_page(&crate::config::expand::mask_secrets(config_text)).into();
     let targets_ready = ready.clone();
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -92,7 +106,7 @@ pub async fn serve(
         .route(
             "/config",
             get(move || {
-                let page = config_page.clone();
+                let page = config_page.get();
                 async move { Html(page.to_string()) }
             }),
         )
