@@ -19,7 +19,7 @@
 //! 5. The HTTP server stops, after a last scrape could see the final counts.
 //!
 //! A reload (SIGHUP, `POST /reload`) whose new config is valid and changed only scrape configs
-//! is applied while the run goes on ([`in_place`]): only the jobs that changed stop and start.
+//! is applied while the run goes on (`in_place.rs`): only the jobs that changed stop and start.
 //! One that changed more (clients, server, positions, limits) ends the run the same way as a
 //! stop, and the command runs again with the new config: positions are saved at step 4 and read
 //! again, what the clients held is delivered or on their disk queues, which the new clients send
