@@ -235,6 +235,10 @@ pub struct MultilineStage {
     pub max_lines: Option<u64>,
 }
 
+/// The options of a stage that has none (`docker`, `decolorize`): an empty mapping or nothing.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct NoOptions {}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CriStage {
     #[serde(default)]
@@ -383,12 +387,14 @@ impl<'de> Visitor<'de> for StageVisitor {
             "logfmt" => StageConfig::Logfmt(options(&mut map, &name)?),
             "replace" => StageConfig::Replace(options(&mut map, &name)?),
             "multiline" => StageConfig::Multiline(options(&mut map, &name)?),
+            // Read as a struct without fields, not skipped: a skipped value is what the
+            // unknown-option warning reports, and `docker: {}` is how Promtail's docs write it.
             "decolorize" => {
-                map.next_value::<de::IgnoredAny>()?;
+                map.next_value::<Option<NoOptions>>()?;
                 StageConfig::Decolorize
             }
             "docker" => {
-                map.next_value::<de::IgnoredAny>()?;
+                map.next_value::<Option<NoOptions>>()?;
                 StageConfig::Docker
             }
             "cri" => StageConfig::Cri(map.next_value::<Option<_>>()?.unwrap_or_default()),
@@ -423,5 +429,33 @@ impl<'de> Visitor<'de> for StageVisitor {
             )));
         }
         Ok(stage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, LoadOptions};
+
+    fn warnings(stages: &str) -> Vec<String> {
+        let text = format!(
+            "clients: [{{url: 'http://127.0.0.1:3100/loki/api/v1/push'}}]
+scrape_configs:
+  - job_name: pods
+    static_configs: [{{targets: [localhost], labels: {{__path__: /var/log/pods/*/*/*.log}}}}]
+    pipeline_stages:
+{stages}"
+        );
+        load_str("test.yaml", &text, &LoadOptions::default())
+            .unwrap()
+            .warnings
+    }
+
+    #[test]
+    fn stages_without_options_written_as_promtails_docs_write_them_get_no_warning() {
+        let none = warnings("      - docker: {}\n      - cri: {}\n      - decolorize: {}\n      - docker:\n      - decolorize:\n");
+        assert!(none.is_empty(), "{none:?}");
+        let one = warnings("      - docker: {format: json}\n");
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert!(one[0].contains("\"format\""), "{one:?}");
     }
 }
