@@ -25,26 +25,56 @@ impl PackStage {
 
 impl Stage for PackStage {
     fn process(&self, entry: &mut Processing) -> Verdict {
-        let mut object = serde_json::Map::new();
+        // As Promtail writes it: the values by name, then `_entry`, each string escaped as Go's
+        // encoding/json escapes it.
+        let mut line = String::with_capacity(entry.line.len() + 16);
+        line.push('{');
         for name in &self.names {
             let value = match entry.labels.remove(name) {
                 Some(v) => Some(v.to_string()),
                 None => entry.extracted.get(name).map(str::to_string),
             };
             if let Some(v) = value {
-                object.insert(name.clone(), serde_json::Value::String(v));
+                go_json_string(name, &mut line);
+                line.push(':');
+                go_json_string(&v, &mut line);
+                line.push(',');
             }
         }
-        object.insert(
-            "_entry".into(),
-            serde_json::Value::String(std::mem::take(&mut entry.line)),
-        );
-        entry.line = serde_json::Value::Object(object).to_string();
+        line.push_str("\"_entry\":");
+        go_json_string(&entry.line, &mut line);
+        line.push('}');
+        entry.line = line;
         if self.ingest_timestamp {
             entry.timestamp_ns = crate::entry::now_ns();
         }
         Verdict::Keep
     }
+}
+
+/// `s` as a JSON string the way Go's `json.Marshal` writes it: HTML characters and U+2028/2029
+/// escaped, other control characters as `\u00XX` but for `\n`, `\r`, `\t` (as Promtail 3.6 writes them:
+/// `\b` too is `\u0008`).
+fn go_json_string(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -74,5 +104,17 @@ mod tests {
         );
         let (e, _) = run("- pack: {labels: []}", "x");
         assert!(e.timestamp_ns > 1_000, "ingest_timestamp defaults to true");
+    }
+
+    #[test]
+    fn the_line_is_laid_out_and_escaped_as_promtail_writes_it() {
+        let (e, _) = run(
+            "- static_labels: {b: '2', a: '<1>'}\n- pack: {labels: [b, a], ingest_timestamp: false}",
+            "x & \u{8}\t\u{2028}\"",
+        );
+        assert_eq!(
+            e.line, r#"{"a":"\u003c1\u003e","b":"2","_entry":"x \u0026 \u0008\t\u2028\""}"#,
+            "names sorted, `_entry` last, HTML and control characters as \\u00XX"
+        );
     }
 }
