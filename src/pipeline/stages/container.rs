@@ -156,6 +156,8 @@ impl Stage for CriStage {
         let done = match partials.remove(&key) {
             Some(mut p) => {
                 p.entry.line.push_str(&entry.line);
+                // The joined line has the time of its last part, as Promtail gives it.
+                p.entry.timestamp_ns = entry.timestamp_ns;
                 p.entry.line = self.limit(std::mem::take(&mut p.entry.line));
                 if let (Some(first), Some(ack)) = (p.entry.ack.as_mut(), entry.ack.take()) {
                     first.absorb(ack);
@@ -252,8 +254,8 @@ mod tests {
         assert!(crate::pipeline::stages::test_util::errors("cri", "malformed") > before);
         assert_eq!(out[0].timestamp_ns, 1_556_590_361_844_351_500);
         assert_eq!(
-            out[2].timestamp_ns, 1_556_590_362_000_000_000,
-            "the first part's time"
+            out[2].timestamp_ns, 1_556_590_362_300_000_000,
+            "the last part's time"
         );
     }
 
