@@ -166,7 +166,7 @@ mod tests {
             "Entry=the line;Value=x;a=1;b=2;"
         );
         assert_eq!(render("a  {{- /* note */ -}}  b", "", &[]), "ab");
-        assert_eq!(render("{{ .missing }}|", "", &[]), "|");
+        assert_eq!(render("{{ .missing }}|", "", &[]), "<no value>|");
         assert_eq!(render("{{`raw \\n`}}", "", &[]), "raw \\n");
     }
 

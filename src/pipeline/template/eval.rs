@@ -42,6 +42,9 @@ enum Value {
     Float(f64),
     Bool(bool),
     Nil,
+    /// A key the data does not have: printed as Go prints it, `<no value>`; an empty string
+    /// where a function takes it.
+    Missing,
     /// The dot at the top level: the data itself.
     Data,
 }
@@ -53,7 +56,7 @@ impl Value {
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Bool(b) => *b,
-            Value::Nil => false,
+            Value::Nil | Value::Missing => false,
             Value::Data => true,
         }
     }
@@ -65,6 +68,7 @@ impl Value {
             Value::Float(f) => f.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Nil => "<nil>".into(),
+            Value::Missing => String::new(),
             Value::Data => "map[…]".into(),
         }
     }
@@ -139,6 +143,7 @@ impl Ctx<'_> {
                     let v = self.pipeline(p)?;
                     match &p.declare {
                         Some(name) => self.vars.push((name.clone(), v)),
+                        None if matches!(v, Value::Missing) => out.push_str("<no value>"),
                         None => out.push_str(&v.text()),
                     }
                 }
@@ -237,7 +242,7 @@ impl Ctx<'_> {
                     .data
                     .fields
                     .get(name.as_str())
-                    .map_or(Value::Str(String::new()), |v| Value::Str(v.clone())),
+                    .map_or(Value::Missing, |v| Value::Str(v.clone())),
                 _ => Value::Str(String::new()),
             },
             Arg::Var(name) => self
