@@ -1,17 +1,29 @@
-//! A Go `text/template` subset, enough for Promtail's `template` and `replace` stages.
+//! A Go `text/template` subset, enough for Promtail's `template` and `replace` stages, computing
+//! what Promtail 3.6 computes (checked against its recorded pushes in `tests/differential.rs`).
 //!
 //! Supported: text and `{{ }}` actions with `{{-`/`-}}` trimming and `{{/* comments */}}`; pipelines
-//! with `|`; fields `.Name` (the stage's data: `.Value`, `.Entry` and every extracted value);
-//! variables (`$x := …`, `$`); string (`"…"`, `` `…` ``), number and boolean literals; `if` /
-//! `else if` / `else` / `end`; `range` over the data (`{{ range $k, $v := . }}`); Go's `eq ne lt le
-//! gt ge and or not len print printf`; Promtail's `ToLower ToUpper Replace Trim TrimLeft TrimRight
-//! TrimPrefix TrimSuffix TrimSpace Hash Sha2Hash regexReplaceAll regexReplaceAllLiteral`, and
-//! `contains hasPrefix hasSuffix` from sprig. A missing field renders as an empty string.
+//! with `|`; fields `.Name` (the stage's data: `.Value`, `.Entry` and every extracted value, all
+//! strings); variables (`$x := …`, `$`); string (`"…"`, `` `…` ``), number and boolean literals;
+//! `if` / `else if` / `else` / `end`; `range` over the data or a list. Functions (`functions.rs`):
+//! Go's builtins, Promtail's `ToLower` … `regexReplaceAllLiteral`, and most of sprig's
+//! (`sprig.rs`, `numbers.rs`, `lists.rs`). A missing field prints `<no value>`; a function that
+//! wants a string refuses it, and the failed template leaves the stage's value as it was.
+//!
+//! `parse.rs` reads the text into nodes once; `eval.rs` runs them; `value.rs` is what they compute
+//! with and how Go prints it (`gofmt.rs`: `print`, `printf`).
 
+mod codecs;
 mod eval;
+mod functions;
+mod gofmt;
+mod lists;
+mod numbers;
 mod parse;
+mod sprig;
+mod value;
 
 pub use eval::Data;
+pub use value::go_json_string;
 
 use std::fmt;
 

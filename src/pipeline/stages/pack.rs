@@ -4,6 +4,7 @@
 //! streams merged into one stay in order for Loki.
 
 use crate::config::stages::PackStage as Config;
+use crate::pipeline::template::go_json_string;
 use crate::pipeline::{Processing, Stage, Verdict};
 
 pub struct PackStage {
@@ -50,31 +51,6 @@ impl Stage for PackStage {
         }
         Verdict::Keep
     }
-}
-
-/// `s` as a JSON string the way Go's `json.Marshal` writes it: HTML characters and U+2028/2029
-/// escaped, other control characters as `\u00XX` but for `\n`, `\r`, `\t` (as Promtail 3.6 writes them:
-/// `\b` too is `\u0008`).
-fn go_json_string(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

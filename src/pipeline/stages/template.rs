@@ -98,6 +98,24 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_key_prints_as_go_prints_it() {
+        let (e, _) = run(
+            "- template: {source: out, template: '[{{ .absent }}] [{{ print .absent }}] [{{ if .absent }}yes{{ else }}no{{ end }}]'}",
+            "x",
+        );
+        assert_eq!(e.extracted.get("out"), Some("[<no value>] [<nil>] [no]"));
+        let (e, _) = run(
+            "- template: {source: out, template: kept}\n- template: {source: out, template: '{{ ToUpper .absent }}'}",
+            "x",
+        );
+        assert_eq!(
+            e.extracted.get("out"),
+            Some("kept"),
+            "a function wanting a string refuses a missing key; the value stays"
+        );
+    }
+
+    #[test]
     fn a_bad_template_is_a_config_error() {
         let configs: Vec<crate::config::stages::StageConfig> =
             serde_yaml_ng::from_str("- template: {source: a, template: '{{ if .Value }}'}")

@@ -1,6 +1,6 @@
 //! Template text → nodes. Errors name what is wrong and where (byte offset into the template).
 
-use super::eval::FUNCTIONS;
+use super::functions::known;
 use super::TemplateError;
 
 #[derive(Debug, Clone)]
@@ -342,7 +342,7 @@ impl Parser<'_> {
                     "true" => Ok(Arg::Bool(true)),
                     "false" => Ok(Arg::Bool(false)),
                     "nil" => Ok(Arg::Nil),
-                    name => match FUNCTIONS.iter().find(|f| **f == name) {
+                    name => match known(name) {
                         Some(f) => Ok(Arg::Func(f)),
                         None => Err(self.err(format!("function \"{name}\" not defined"))),
                     },
