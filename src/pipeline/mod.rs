@@ -8,6 +8,7 @@
 
 pub mod cardinality;
 pub mod extracted;
+pub mod go_json;
 pub mod inspect;
 pub mod selector;
 pub mod stages;

@@ -23,7 +23,6 @@ mod sprig;
 mod value;
 
 pub use eval::Data;
-pub use value::go_json_string;
 
 use std::fmt;
 

@@ -119,8 +119,16 @@ fn variable_to_string(v: &jmespath::Variable) -> Option<String> {
         jmespath::Variable::Null => None,
         jmespath::Variable::String(s) => Some(s.clone()),
         jmespath::Variable::Bool(b) => Some(b.to_string()),
-        jmespath::Variable::Number(n) => Some(n.to_string()),
-        other => serde_json::to_string(other).ok(),
+        jmespath::Variable::Number(n) => Some(match n.as_f64() {
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        }),
+        other => {
+            let value = serde_json::to_value(other).ok()?;
+            let mut out = String::new();
+            crate::pipeline::go_json::write_value(&value, &mut out);
+            Some(out)
+        }
     }
 }
 

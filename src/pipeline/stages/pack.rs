@@ -4,7 +4,7 @@
 //! streams merged into one stay in order for Loki.
 
 use crate::config::stages::PackStage as Config;
-use crate::pipeline::template::go_json_string;
+use crate::pipeline::go_json::write_string as go_json_string;
 use crate::pipeline::{Processing, Stage, Verdict};
 
 pub struct PackStage {

@@ -5,7 +5,7 @@
 //! A key the data does not have is `Missing`: Go's invalid value, printed `<no value>`, an error
 //! where a function wants a string, nil where it takes anything.
 
-use std::fmt::Write as _;
+use crate::pipeline::go_json::{float_in_json, write_string};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -76,11 +76,11 @@ impl Value {
         match self {
             Value::Str(s) => {
                 let mut out = String::with_capacity(s.len() + 2);
-                go_json_string(s, &mut out);
+                write_string(s, &mut out);
                 out
             }
             Value::Int(i) => i.to_string(),
-            Value::Float(f) => json_float(*f),
+            Value::Float(f) => float_in_json(*f),
             Value::Bool(b) => b.to_string(),
             Value::Nil | Value::Missing => "null".into(),
             Value::List(items) => {
@@ -114,42 +114,6 @@ pub fn go_float(f: f64) -> String {
         return format!("{mantissa}e{sign}{:02}", exp.abs());
     }
     format!("{f}")
-}
-
-/// A float as Go's JSON writes it: plain digits from 1e-6 up to 1e21, exponent form outside.
-fn json_float(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let sci = format!("{f:e}");
-        let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    format!("{f}")
-}
-
-/// `s` as a JSON string the way Go's `json.Marshal` writes it: HTML characters and U+2028/2029
-/// escaped, other control characters as `\u00XX` but for `\n`, `\r`, `\t`.
-pub fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
