@@ -78,11 +78,81 @@ impl TimeFormat {
                 } else {
                     text.into()
                 };
-                chrono::format::parse(&mut parsed, &text, items.iter()).ok()?;
+                let zone = parse_layout(&mut parsed, &text, items)?;
+                // A zone name is the location's when the location has that name at the time
+                // (`PST` in America/Los_Angeles), otherwise UTC — as Go reads it.
+                let tz = match zone {
+                    Some(name) if !zone_is(tz, &parsed, name) => None,
+                    _ => tz,
+                };
                 resolve(&parsed, tz, now)
             }
         }
     }
+}
+
+/// Parses `text` with `items`, reading a zone name (`MST`) as Go reads one: 3 to 5 upper-case
+/// letters, or `GMT`/`UTC` and an offset (chrono would take every character up to a space).
+/// Returns the zone name, if the layout has one.
+fn parse_layout<'t>(parsed: &mut Parsed, text: &'t str, items: &[Item]) -> Option<Option<&'t str>> {
+    let is_zone = |i: &Item| matches!(i, Item::Fixed(Fixed::TimezoneName));
+    let mut rest = text;
+    let mut zone = None;
+    let mut segments = items.split(is_zone).peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            chrono::format::parse(parsed, rest, segment.iter()).ok()?;
+            break;
+        }
+        rest = chrono::format::parse_and_remainder(parsed, rest, segment.iter()).ok()?;
+        let len = zone_name_len(rest)?;
+        zone = Some(&rest[..len]);
+        rest = &rest[len..];
+    }
+    Some(zone)
+}
+
+/// The length of the zone name `text` starts with, as Go's `parseTimeZone` accepts it.
+fn zone_name_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    if text.starts_with("GMT") || text.starts_with("UTC") {
+        // An offset may follow: GMT+3, UTC-07.
+        let sign = b.get(3).is_some_and(|c| *c == b'+' || *c == b'-');
+        let digits = if sign {
+            b[4..].iter().take_while(|c| c.is_ascii_digit()).count()
+        } else {
+            0
+        };
+        return Some(if digits > 0 { 4 + digits } else { 3 });
+    }
+    if b.first().is_some_and(|c| *c == b'+' || *c == b'-') {
+        let digits = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        return (digits == 2 || digits == 4).then_some(1 + digits);
+    }
+    let upper = b
+        .iter()
+        .take(6)
+        .take_while(|c| c.is_ascii_uppercase())
+        .count();
+    match upper {
+        3 => Some(3),
+        4 if b[3] == b'T' || text.starts_with("WITA") => Some(4),
+        5 if b[4] == b'T' => Some(5),
+        _ => None,
+    }
+}
+
+/// Whether `tz` calls its time `name` at the time parsed.
+fn zone_is(tz: Option<Tz>, parsed: &Parsed, name: &str) -> bool {
+    use chrono_tz::OffsetName;
+    let Some(tz) = tz else {
+        return false;
+    };
+    let date = parsed
+        .to_naive_date()
+        .unwrap_or_else(|_| Utc::now().date_naive());
+    let naive = date.and_time(parsed.to_naive_time().unwrap_or_default());
+    tz.offset_from_utc_datetime(&naive).abbreviation() == Some(name)
 }
 
 /// `10:00:00,125` → `10:00:00.125`: chrono reads fractions after a dot only.
@@ -375,6 +445,31 @@ mod tests {
             parse("Jan _2 15:04:05", "Nov 24 10:00:00.5"),
             Some(ns("2026-11-24T10:00:00.5Z"))
         );
+    }
+
+    #[test]
+    fn a_zone_name_is_read_as_go_reads_it() {
+        assert_eq!(
+            parse(
+                "Jan 2, 2006 at 3:04pm (MST)",
+                "Nov 30, 2026 at 3:04pm (UTC)"
+            ),
+            Some(ns("2026-11-30T15:04:00Z")),
+            "the name ends where its letters end, not at the next space"
+        );
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let f = TimeFormat::new("RFC1123").unwrap();
+        assert_eq!(
+            f.parse("Mon, 30 Nov 2026 10:00:00 PST", Some(la), now()),
+            Some(ns("2026-11-30T18:00:00Z")),
+            "the location's own name: its offset"
+        );
+        assert_eq!(
+            f.parse("Mon, 30 Nov 2026 10:00:00 EST", Some(la), now()),
+            Some(ns("2026-11-30T10:00:00Z")),
+            "another name: UTC, as Go fabricates a zone with offset 0"
+        );
+        assert_eq!(parse("RFC1123", "Mon, 30 Nov 2026 10:00:00 pst"), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ impl TimestampStage {
         }
         let location = match config.location.as_deref() {
             None | Some("") => None,
+            Some("Local") => Some(local_zone()),
             Some(name) => Some(name.parse::<Tz>().map_err(|_| {
                 BuildError::new(
                     "timestamp",
@@ -44,6 +45,32 @@ impl TimestampStage {
             last: AtomicI64::new(i64::MIN),
         })
     }
+}
+
+/// The system's zone, for `location: Local`, found as Go finds it: `TZ` (a zone name, `:` before
+/// it allowed; empty is UTC), else the zone `/etc/localtime` links to, else `/etc/timezone`, else
+/// UTC.
+fn local_zone() -> Tz {
+    let from_env = std::env::var("TZ").ok();
+    let named = match from_env.as_deref() {
+        Some(tz) => Some(tz.trim_start_matches(':').to_string()),
+        None => std::fs::read_link("/etc/localtime")
+            .ok()
+            .and_then(|target| {
+                let target = target.to_string_lossy().into_owned();
+                target
+                    .split_once("zoneinfo/")
+                    .map(|(_, zone)| zone.to_string())
+            })
+            .or_else(|| {
+                std::fs::read_to_string("/etc/timezone")
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            }),
+    };
+    named
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(Tz::UTC)
 }
 
 impl Stage for TimestampStage {
