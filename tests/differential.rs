@@ -89,6 +89,8 @@ fn pushed_by(binary: &Path, done: impl Fn(&[Received]) -> bool) -> Vec<Pushed> {
     let _shipper = Shipper(
         Command::new(binary)
             .arg(format!("-config.file={}", config.display()))
+            // `location: Local` is this zone for both.
+            .env("TZ", "Europe/Berlin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
