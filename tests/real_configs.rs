@@ -1,6 +1,9 @@
 //! Configurations as found in real deployments load unchanged — quirks included — or are refused
 //! with an error that names the unsupported feature, never a generic parse error.
 
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
 /// Runs `lokiship -check-syntax` on `config` with `extra` flags and environment.
@@ -262,4 +265,42 @@ scrape_configs:
         &[],
     );
     assert!(!ok && out.contains("listen_protocol \"sctp\""), "{out}");
+}
+
+/// The configs of `tests/data/configs/` (every stage with its documented options; the server and
+/// client keys real configs set; Promtail's own `-print-config-stderr` output): Promtail 3.6.15
+/// accepts each without a word, so lokiship must too — no error and no warning.
+#[test]
+fn configs_promtail_accepts_load_without_a_warning() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/configs");
+    let promtail = support::peers::peer_binary("promtail");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        let config = std::fs::read_to_string(&file).unwrap();
+        let (ok, out) = check(&config, &["-config.expand-env=true"], &[]);
+        assert!(ok, "{}: {out}", file.display());
+        assert!(
+            !out.contains("level=warn"),
+            "{}: a warning Promtail does not give:\n{out}",
+            file.display()
+        );
+        if let Some(promtail) = &promtail {
+            let out = Command::new(promtail)
+                .arg(format!("-config.file={}", file.display()))
+                .args(["-check-syntax", "-config.expand-env=true"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: Promtail refuses it: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

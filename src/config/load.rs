@@ -51,7 +51,9 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
     };
     let text = yaml_compat::empty_flow_values(text);
     let mut config = parse(file, &text, opts, &mut warnings)?;
-    if let Some(client) = config.client.take() {
+    // The single `client` of old configs; one without a URL is the empty block Promtail's
+    // `-print-config-stderr` writes, and Promtail ignores it too.
+    if let Some(client) = config.client.take().filter(|c| !c.url.is_empty()) {
         config.clients.insert(0, client);
     }
     let lines = Lines {
@@ -91,6 +93,18 @@ fn parse(
         serde_ignored::deserialize(de, |path| ignored.push(path.to_string()));
     let config = parsed.map_err(|e| yaml_error(file, text, &e, &ignored))?;
     for path in ignored {
+        // Outside pipeline stages every struct denies unknown keys; what serde still reports
+        // there are the options the schema accepts and ignores on purpose, as Promtail does
+        // (the server's gRPC tuning) — but for one Promtail 3 refuses.
+        if !path.contains("pipeline_stages") {
+            if path.trim_end_matches(".?").ends_with("stream_lag_labels") {
+                let line = unknown::UnknownOption::new(text, &path).line;
+                let message =
+                    "stream_lag_labels was removed in Promtail 3 (which refuses it); ignored";
+                warnings.push(ConfigError::new(file, line, message).to_string());
+            }
+            continue;
+        }
         let unknown = unknown::UnknownOption::new(text, &path);
         if opts.strict {
             return Err(ConfigError::new(file, unknown.line, unknown.message(true)));

@@ -219,7 +219,9 @@ impl<'de> Deserialize<'de> for LabelName {
 }
 
 /// Declares types for Promtail options lokiship does not implement yet: reading one is an error that
-/// names it, so that a config never silently loses a feature.
+/// names it, so that a config never silently loses a feature. An option given but empty (null, `""`,
+/// `[]`, or a mapping of such — as Promtail's `-print-config-stderr` writes what is not set) asks
+/// for nothing and is accepted.
 macro_rules! unsupported_options {
     ($($ty:ident => $name:literal),* $(,)?) => {$(
         #[derive(Debug, Clone, Copy)]
@@ -227,11 +229,24 @@ macro_rules! unsupported_options {
 
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_ignored_any(de::IgnoredAny)?;
+                if is_unset(&serde_json::Value::deserialize(d)?) {
+                    return Ok($ty);
+                }
                 Err(de::Error::custom(concat!($name, " is not supported yet")))
             }
         }
     )*};
+}
+
+/// Whether an option's value sets nothing.
+fn is_unset(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(items) => items.is_empty(),
+        serde_json::Value::Object(map) => map.values().all(is_unset),
+        serde_json::Value::Bool(_) | serde_json::Value::Number(_) => false,
+    }
 }
 
 unsupported_options! {
@@ -256,6 +271,18 @@ unsupported_options! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsupported_option_is_refused_unless_it_sets_nothing() {
+        let read = |yaml: &str| serde_yaml_ng::from_str::<HttpTlsConfig>(yaml).map(|_| ());
+        assert!(read("{cert: '', key: null, client_ca_file: ''}").is_ok());
+        assert!(read("[]").is_ok());
+        let err = read("{cert_file: /etc/tls.crt}").unwrap_err().to_string();
+        assert!(
+            err.contains("server.http_tls_config is not supported yet"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn go_durations() {

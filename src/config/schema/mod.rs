@@ -12,7 +12,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 mod client;
+mod server;
 pub use client::*;
+pub use server::*;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -29,71 +31,6 @@ pub struct Config {
     pub global: GlobalConfig,
     pub wal: WalConfig,
     pub tracing: TracingConfig,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    pub http_listen_address: String,
-    pub http_listen_port: u16,
-    pub grpc_listen_address: String,
-    pub grpc_listen_port: u16,
-    pub log_level: Option<String>,
-    pub log_format: Option<String>,
-    #[serde(default, deserialize_with = "u::yaml11_bool")]
-    pub disable: bool,
-    #[serde(default, deserialize_with = "u::yaml11_bool")]
-    pub register_instrumentation: bool,
-    #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
-    pub health_check_target: Option<bool>,
-    #[serde(default, deserialize_with = "u::yaml11_bool")]
-    pub enable_runtime_reload: bool,
-    pub http_path_prefix: String,
-    // Tuning knobs of Promtail's Go HTTP/gRPC server that have no counterpart here; accepted so that
-    // configs load unchanged.
-    pub http_server_read_timeout: Option<GoDuration>,
-    pub http_server_write_timeout: Option<GoDuration>,
-    pub http_server_idle_timeout: Option<GoDuration>,
-    pub graceful_shutdown_timeout: Option<GoDuration>,
-    pub grpc_server_max_recv_msg_size: Option<IgnoredAny>,
-    pub grpc_server_max_send_msg_size: Option<IgnoredAny>,
-    pub grpc_server_max_concurrent_streams: Option<IgnoredAny>,
-    pub log_source_ips_enabled: Option<IgnoredAny>,
-    pub http_tls_config: Option<u::HttpTlsConfig>,
-    pub grpc_tls_config: Option<u::GrpcTlsConfig>,
-    pub external_url: Option<String>,
-    #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
-    pub profiling_enabled: Option<bool>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            http_listen_address: String::new(),
-            http_listen_port: 9080,
-            grpc_listen_address: String::new(),
-            grpc_listen_port: 9095,
-            log_level: None,
-            log_format: None,
-            disable: false,
-            register_instrumentation: true,
-            health_check_target: None,
-            enable_runtime_reload: false,
-            http_path_prefix: String::new(),
-            http_server_read_timeout: None,
-            http_server_write_timeout: None,
-            http_server_idle_timeout: None,
-            graceful_shutdown_timeout: None,
-            grpc_server_max_recv_msg_size: None,
-            grpc_server_max_send_msg_size: None,
-            grpc_server_max_concurrent_streams: None,
-            log_source_ips_enabled: None,
-            http_tls_config: None,
-            grpc_tls_config: None,
-            external_url: None,
-            profiling_enabled: None,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
