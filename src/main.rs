@@ -114,7 +114,10 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         } else {
             text
         };
-        eprintln!("{}", config::expand::mask_secrets(&text));
+        match config::print::printed(&text, env!("CARGO_PKG_VERSION")) {
+            Some(printed) => eprintln!("{printed}"),
+            None => eprintln!("{}", config::expand::mask_secrets(&text)),
+        }
     }
     let mut run_opts = RunOptions {
         dry_run: cli.dry_run,

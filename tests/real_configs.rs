@@ -150,7 +150,7 @@ fn ansible_role_quirks_load_with_expand_env() {
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains("replacement: '${1}'"),
+        out.contains("replacement: ${1}"),
         "regex groups survive expansion:\n{out}"
     );
     assert!(out.contains("replacement: $1"), "{out}");
@@ -158,6 +158,15 @@ fn ansible_role_quirks_load_with_expand_env() {
         out.contains("url: http://loki:3100/loki/api/v1/push"),
         "{out}"
     );
+    // Promtail's shape: defaults filled in (tests/data/configs/promtail-printed-defaults.yaml).
+    for default in [
+        "batchwait: 1s",
+        "max_retries: 20",
+        "min_period: 500ms",
+        "sync_period: 10s",
+    ] {
+        assert!(out.contains(default), "{default}:\n{out}");
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod expand;
 pub mod go_regex;
 mod introspect;
 pub mod load;
+pub mod print;
 pub mod schema;
 pub mod stages;
 mod unknown;
