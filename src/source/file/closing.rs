@@ -72,18 +72,27 @@ impl FileSource {
 
     /// Stops reading files that no target matches any more (after a discovery refresh or a
     /// reload), each closed once what was read of it is delivered; `self.retiring` while some
-    /// still wait.
+    /// still wait. A file still matched takes its target's labels, changed or not.
     pub(super) fn retire_unmatched(&mut self) {
         self.retiring = false;
         let mut i = 0;
         while i < self.tailers.len() {
             let t = &self.tailers[i];
             let path = std::path::Path::new(t.path());
-            let wanted = self
+            let matching = self
                 .config
                 .targets
                 .iter()
-                .any(|target| target.scrape == t.scrape() && target.glob.is_match(path));
+                .find(|target| target.scrape == t.scrape() && target.glob.is_match(path));
+            let wanted = matching.is_some();
+            if let Some(target) = matching {
+                // A discovered target whose labels changed (a pod relabelled): its open files
+                // take the new labels from the next line on.
+                let labels = super::open::labels_of(target, t.path());
+                let scrape = t.scrape();
+                self.tailers[i].reassign(scrape, Some(labels));
+            }
+            let t = &self.tailers[i];
             if !wanted {
                 if t.drained() {
                     self.close(i, "no target matches the file any more", false);
