@@ -58,12 +58,12 @@ fn missing_url_names_the_client() {
 #[test]
 fn unsupported_promtail_option_says_so() {
     let (code, err) = run_with(
-        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: k8s\n    kubernetes_sd_configs: [{role: pod}]\n",
+        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: docker\n    docker_sd_configs: [{host: 'unix:///var/run/docker.sock'}]\n",
         &[],
     );
     assert_eq!(code, 1);
     assert!(
-        err.contains("config.yaml:4: kubernetes_sd_configs is not supported yet"),
+        err.contains("config.yaml:4: docker_sd_configs is not supported yet"),
         "{err}"
     );
 }
@@ -100,7 +100,7 @@ fn expand_env_fills_variables_and_defaults() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("url: \"http://127.0.0.1:3100/loki/api/v1/push\""),
+        err.contains("url: http://127.0.0.1:3100/loki/api/v1/push"),
         "{err}"
     );
     let (code, err) = run_with(config, &["-check-syntax"]);

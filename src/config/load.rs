@@ -239,8 +239,10 @@ fn check_one_kind(
     job_line: usize,
 ) -> Result<(), ConfigError> {
     let kinds: Vec<&str> = [
-        (!sc.static_configs.is_empty() || !sc.file_sd_configs.is_empty())
-            .then_some("files (static_configs, file_sd_configs)"),
+        (!sc.static_configs.is_empty()
+            || !sc.file_sd_configs.is_empty()
+            || !sc.kubernetes_sd_configs.is_empty())
+        .then_some("files (static_configs, file_sd_configs, kubernetes_sd_configs)"),
         sc.journal.is_some().then_some("journal"),
         sc.syslog.is_some().then_some("syslog"),
         sc.loki_push_api.is_some().then_some("loki_push_api"),

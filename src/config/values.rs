@@ -250,7 +250,6 @@ fn is_unset(value: &serde_json::Value) -> bool {
 }
 
 unsupported_options! {
-    KubernetesSdConfigs => "kubernetes_sd_configs",
     DockerSdConfigs => "docker_sd_configs",
     ConsulSdConfigs => "consul_sd_configs",
     ConsulAgentSdConfigs => "consulagent_sd_configs",

@@ -4,7 +4,18 @@
 pub mod cursor;
 pub mod file;
 pub mod journal;
+pub mod kubernetes;
 pub mod push;
 pub mod relabel;
 pub mod syslog;
 pub mod targets;
+
+/// This host's name as Promtail takes it for `__host__` and the pods of its node: `HOSTNAME`, else the kernel's.
+pub fn this_host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}

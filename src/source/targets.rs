@@ -1,15 +1,18 @@
-//! Targets: what each scrape config tails, from `static_configs` and `file_sd_configs` target
-//! groups, after `relabel_configs`.
+//! Targets: what each scrape config tails, from `static_configs`, `file_sd_configs` and
+//! `kubernetes_sd_configs` target groups, after `relabel_configs`.
 //!
 //! Each target of a group becomes a label set: the group's labels, `__address__` (the target),
 //! and for file discovery `__meta_filepath`. Relabeling may change or drop it; what remains needs
 //! `__path__` (the glob to tail) and may have `__path_exclude__`; labels starting with `__` are
-//! then removed (but `__tenant_id__`). File discovery files (YAML or JSON lists of
+//! then removed (but `__tenant_id__`). A target whose `__host__` is not this host's name is not
+//! this node's to read (Promtail's rule, for a DaemonSet: `__host__` from the pod's node name).
+//! File discovery files (YAML or JSON lists of
 //! `{targets, labels}`) are read again every `refresh_interval` (5 m) and as soon as one changes.
 
 use super::file::compressed::Decompression;
 use super::file::discover::PathGlob;
 use super::file::Target;
+use super::kubernetes::KubernetesSd;
 use super::relabel::{self, Relabel};
 use crate::config::schema::ScrapeConfig;
 use crate::entry::Labels;
@@ -31,6 +34,7 @@ pub struct ScrapeTargets {
     pub job: String,
     static_groups: Vec<Group>,
     file_sd: Vec<FileSd>,
+    kubernetes: Vec<KubernetesSd>,
     relabel: Vec<Relabel>,
     decompression: Option<Decompression>,
 }
@@ -86,37 +90,54 @@ impl ScrapeTargets {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let kubernetes = sc
+            .kubernetes_sd_configs
+            .iter()
+            .map(|k| KubernetesSd::new(&sc.job_name, k))
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
             scrape,
             job: sc.job_name.clone(),
             static_groups,
             file_sd,
+            kubernetes,
             relabel,
             decompression,
         })
     }
 
     pub fn has_discovery(&self) -> bool {
-        !self.file_sd.is_empty()
+        !self.file_sd.is_empty() || !self.kubernetes.is_empty()
     }
 
-    /// Reads discovery files that are due or changed; `true` when some group changed.
+    /// Reads discovery files that are due or changed, and takes what the Kubernetes watches
+    /// found; `true` when some group changed.
     pub fn refresh(&mut self) -> bool {
         let mut changed = false;
         for sd in &mut self.file_sd {
             changed |= sd.refresh(&self.job);
         }
+        for sd in &mut self.kubernetes {
+            changed |= sd.refresh();
+        }
         changed
     }
 
-    /// The targets now. Invalid globs are reported and skipped.
-    pub fn targets(&self) -> Vec<Target> {
-        let mut out: Vec<Target> = Vec::new();
+    /// Whether a Kubernetes watch has news since the last [`refresh`](Self::refresh): looked at
+    /// every pass, so that a new pod does not wait for the next sync.
+    pub fn discovery_changed(&self) -> bool {
+        self.kubernetes.iter().any(KubernetesSd::changed)
+    }
+
+    /// Every label set discovered, before relabeling: each target of each group with the group's
+    /// labels, `__address__` and `__meta_filepath`; each Kubernetes target with its meta labels.
+    fn discovered(&self) -> Vec<BTreeMap<String, String>> {
         let groups = self.static_groups.iter().map(|g| (None, g)).chain(
             self.file_sd
                 .iter()
                 .flat_map(|sd| sd.groups.iter().map(|(p, g)| (Some(p.as_str()), g))),
         );
+        let mut out = Vec::new();
         for (file, group) in groups {
             let addresses: Vec<&str> = if group.targets.is_empty() {
                 vec![""]
@@ -133,43 +154,57 @@ impl ScrapeTargets {
                 if let Some(f) = file {
                     labels.insert("__meta_filepath".into(), f.to_string());
                 }
-                if !relabel::apply(&self.relabel, &mut labels) {
-                    continue;
-                }
-                let Some(pattern) = labels.get("__path__").filter(|p| !p.is_empty()) else {
-                    continue;
-                };
-                let glob = match PathGlob::new(
-                    pattern,
-                    labels.get("__path_exclude__").map(String::as_str),
-                ) {
-                    Ok(g) => g,
-                    Err(e) => {
-                        tracing::warn!(job = %self.job, pattern = %pattern, error = %e, "invalid __path__ glob; target skipped");
-                        continue;
-                    }
-                };
-                let labels: Labels = labels
-                    .iter()
-                    .filter(|(k, _)| {
-                        !k.starts_with("__") || k.as_str() == crate::entry::TENANT_LABEL
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                // Several addresses with the same path and labels are one target.
-                if out
-                    .iter()
-                    .any(|t| t.glob.pattern() == glob.pattern() && t.labels == labels)
-                {
-                    continue;
-                }
-                out.push(Target {
-                    glob,
-                    labels,
-                    scrape: self.scrape,
-                    decompression: self.decompression,
-                });
+                out.push(labels);
             }
+        }
+        for sd in &self.kubernetes {
+            out.extend(sd.targets().into_iter().map(|(_, labels)| labels));
+        }
+        out
+    }
+
+    /// The targets now. Invalid globs are reported and skipped.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        let host = super::this_host();
+        for mut labels in self.discovered() {
+            if !relabel::apply(&self.relabel, &mut labels) {
+                continue;
+            }
+            if labels.get("__host__").is_some_and(|h| *h != host) {
+                continue;
+            }
+            let Some(pattern) = labels.get("__path__").filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let glob = match PathGlob::new(
+                pattern,
+                labels.get("__path_exclude__").map(String::as_str),
+            ) {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(job = %self.job, pattern = %pattern, error = %e, "invalid __path__ glob; target skipped");
+                    continue;
+                }
+            };
+            let labels: Labels = labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__") || k.as_str() == crate::entry::TENANT_LABEL)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // Several addresses with the same path and labels are one target.
+            if out
+                .iter()
+                .any(|t| t.glob.pattern() == glob.pattern() && t.labels == labels)
+            {
+                continue;
+            }
+            out.push(Target {
+                glob,
+                labels,
+                scrape: self.scrape,
+                decompression: self.decompression,
+            });
         }
         out
     }

@@ -178,6 +178,11 @@ impl RealApiServer {
         self.state.path().join("audit/audit.log")
     }
 
+    /// The cluster admin's kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state.path().join("admin.kubeconfig")
+    }
+
     /// Runs kubectl with `args` as the cluster admin: success, and stdout + stderr.
     pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(&self.kubectl)

@@ -12,8 +12,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 mod client;
+mod kubernetes;
 mod server;
 pub use client::*;
+pub use kubernetes::*;
 pub use server::*;
 
 #[derive(Debug, Deserialize, Default)]
@@ -230,8 +232,9 @@ pub struct ScrapeConfig {
     pub journal: Option<JournalConfig>,
     pub syslog: Option<SyslogConfig>,
     pub loki_push_api: Option<PushApiConfig>,
+    #[serde(default)]
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub kubernetes_sd_configs: Option<u::KubernetesSdConfigs>,
     pub docker_sd_configs: Option<u::DockerSdConfigs>,
     pub consul_sd_configs: Option<u::ConsulSdConfigs>,
     pub consulagent_sd_configs: Option<u::ConsulAgentSdConfigs>,

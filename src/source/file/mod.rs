@@ -224,6 +224,10 @@ impl FileSource {
     fn pass(&mut self, clock: &mut Clock) -> Result<Pass, Closed> {
         let now = Instant::now();
         let full = now >= clock.next_sync;
+        if !full && self.config.scrapes.iter().any(|s| s.discovery_changed()) {
+            // A pod came or went: its files are opened or retired now, not at the next sync.
+            self.discover();
+        }
         if full {
             // The safety net: every file is looked at and read, whatever inotify said.
             self.check_rotations();

@@ -1,0 +1,260 @@
+//! `kubernetes_sd_configs`: targets from the Kubernetes API, as Promtail discovers them.
+//!
+//! Each entry is watched by its own thread (a small tokio runtime): a list, then a watch from the
+//! list's resourceVersion, by `kube`'s watcher, which resumes a dropped watch where it was and
+//! lists again on 410 Gone, with backoff while the API server cannot be reached. The pods it
+//! knows are kept with their targets ([`pod`]); every change bumps a generation that the file
+//! source looks at each pass, so a new or changed pod is tailed within its poll period.
+//!
+//! Roles: `pod`, the pods of this node only (`spec.nodeName` is `HOSTNAME`, or the kernel's host
+//! name), as Promtail watches them. The thread starts on the first look ([`KubernetesSd::refresh`]), so that
+//! `-check-syntax` connects to nothing, and stops when the scrape config is dropped (a reload).
+
+mod client;
+pub mod pod;
+
+use crate::config::schema::{KubernetesRole, KubernetesSdConfig};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::{watcher, WatchStreamExt};
+use pod::TargetLabels;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the watching thread found, shared with the file source.
+#[derive(Default)]
+struct Shared {
+    /// `namespace/name` → the pod's targets.
+    pods: Mutex<BTreeMap<String, Vec<TargetLabels>>>,
+    generation: AtomicU64,
+    stop: AtomicBool,
+}
+
+pub struct KubernetesSd {
+    job: String,
+    config: KubernetesSdConfig,
+    shared: Arc<Shared>,
+    started: bool,
+    seen: u64,
+}
+
+impl KubernetesSd {
+    /// Checks what can be checked without connecting: the role.
+    pub fn new(job: &str, config: &KubernetesSdConfig) -> Result<Self, String> {
+        if config.role != KubernetesRole::Pod {
+            return Err(format!(
+                "kubernetes_sd_configs: role {} is not supported yet (pod is)",
+                config.role.name()
+            ));
+        }
+        Ok(Self {
+            job: job.to_string(),
+            config: config.clone(),
+            shared: Arc::default(),
+            started: false,
+            seen: 0,
+        })
+    }
+
+    /// Starts the watch on the first call; `true` when the targets changed since the last call.
+    pub fn refresh(&mut self) -> bool {
+        if !self.started {
+            self.started = true;
+            let (job, config, shared) =
+                (self.job.clone(), self.config.clone(), self.shared.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("k8s-sd-{job}"))
+                .spawn(move || watch_thread(&job, &config, &shared));
+            if let Err(e) = spawned {
+                tracing::error!(job = %self.job, error = %e, "cannot start kubernetes discovery");
+            }
+        }
+        let now = self.shared.generation.load(Ordering::Acquire);
+        std::mem::replace(&mut self.seen, now) != now
+    }
+
+    /// Whether the targets changed since the last [`refresh`](Self::refresh), without taking it.
+    pub fn changed(&self) -> bool {
+        self.started && self.shared.generation.load(Ordering::Acquire) != self.seen
+    }
+
+    /// The targets now, pod by pod.
+    pub fn targets(&self) -> Vec<(String, TargetLabels)> {
+        let pods = self.shared.pods.lock().unwrap_or_else(|e| e.into_inner());
+        pods.iter()
+            .flat_map(|(key, targets)| {
+                targets
+                    .iter()
+                    .map(move |t| (format!("pod/{key}"), t.clone()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for KubernetesSd {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(job, error = %e, "cannot start kubernetes discovery");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let mut backoff = Duration::from_secs(1);
+        while !shared.stop.load(Ordering::Acquire) {
+            match connect(config).await {
+                Ok(apis) => {
+                    watch(job, apis, shared).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(job, error = %e, "kubernetes discovery cannot connect; trying again");
+                    stoppable_sleep(shared, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
+}
+
+/// One API per watched namespace (all of them when none are named), with the pod selectors.
+async fn connect(
+    config: &KubernetesSdConfig,
+) -> Result<Vec<(Option<String>, kube::Api<Pod>, watcher::Config)>, String> {
+    let client =
+        kube::Client::try_from(client::config(config).await?).map_err(|e| e.to_string())?;
+    let mut namespaces = config.namespaces.names.clone();
+    if config.namespaces.own_namespace {
+        namespaces.push(client::own_namespace()?);
+    }
+    let mut watch_config = watcher::Config::default();
+    let mut fields = Vec::new();
+    for s in config
+        .selectors
+        .iter()
+        .filter(|s| s.role == KubernetesRole::Pod)
+    {
+        if !s.label.is_empty() {
+            watch_config = watch_config.labels(&s.label);
+        }
+        if !s.field.is_empty() {
+            fields.push(s.field.clone());
+        }
+    }
+    // Promtail reads the pods of its own node only: it adds `spec.nodeName=<HOSTNAME>`.
+    if !fields.iter().any(|f| f.contains("spec.nodeName")) {
+        fields.push(format!("spec.nodeName={}", super::this_host()));
+    }
+    watch_config = watch_config.fields(&fields.join(","));
+    if namespaces.is_empty() {
+        return Ok(vec![(None, kube::Api::all(client), watch_config)]);
+    }
+    Ok(namespaces
+        .into_iter()
+        .map(|ns| {
+            let api = kube::Api::namespaced(client.clone(), &ns);
+            (Some(ns), api, watch_config.clone())
+        })
+        .collect())
+}
+
+/// Follows every namespace's pods until stopped.
+async fn watch(
+    job: &str,
+    apis: Vec<(Option<String>, kube::Api<Pod>, watcher::Config)>,
+    shared: &Arc<Shared>,
+) {
+    let streams = apis.into_iter().map(|(ns, api, config)| {
+        watcher(api, config)
+            .default_backoff()
+            .map(move |event| (ns.clone(), event))
+            .boxed()
+    });
+    let mut events = futures::stream::select_all(streams);
+    // The pods a list is bringing, per namespace (None: all), until its InitDone.
+    let mut listing: BTreeMap<Option<String>, HashSet<String>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let next = tokio::select! {
+            e = events.next() => e,
+            _ = tick.tick() => {
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some((scope, event)) = next else {
+            return;
+        };
+        match event {
+            Ok(event) => apply(shared, &mut listing, scope, event),
+            Err(e) => tracing::warn!(job, error = %e, "kubernetes watch failed; resuming"),
+        }
+    }
+}
+
+fn key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+fn apply(
+    shared: &Shared,
+    listing: &mut BTreeMap<Option<String>, HashSet<String>>,
+    scope: Option<String>,
+    event: watcher::Event<Pod>,
+) {
+    let mut pods = shared.pods.lock().unwrap_or_else(|e| e.into_inner());
+    let changed = match event {
+        watcher::Event::Init => {
+            listing.insert(scope, HashSet::new());
+            false
+        }
+        watcher::Event::InitApply(pod) => {
+            let k = key(&pod);
+            listing.entry(scope).or_default().insert(k.clone());
+            pods.insert(k, pod::targets(&pod));
+            false
+        }
+        watcher::Event::InitDone => {
+            // What the new list did not bring is gone (deleted while the watch was down).
+            let listed = listing.remove(&scope).unwrap_or_default();
+            let prefix = scope.map(|ns| format!("{ns}/"));
+            pods.retain(|k, _| {
+                listed.contains(k) || prefix.as_ref().is_some_and(|p| !k.starts_with(p))
+            });
+            // A list is taken as a whole, as a change: the first one brings the targets.
+            true
+        }
+        watcher::Event::Apply(pod) => {
+            let targets = pod::targets(&pod);
+            pods.insert(key(&pod), targets.clone()) != Some(targets)
+        }
+        watcher::Event::Delete(pod) => pods.remove(&key(&pod)).is_some(),
+    };
+    if changed {
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+async fn stoppable_sleep(shared: &Shared, total: Duration) {
+    let until = tokio::time::Instant::now() + total;
+    while tokio::time::Instant::now() < until && !shared.stop.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
