@@ -175,7 +175,11 @@ fn helm_chart_output_loads() {
     assert!(ok, "{out}");
     assert!(!out.contains("level=warn"), "{out}");
     // A role lokiship does not watch yet is refused with its name.
-    let (ok, out) = check(&HELM_CHART.replace("role: pod", "role: endpoints"), &[], &[]);
+    let (ok, out) = check(
+        &HELM_CHART.replace("role: pod", "role: endpoints"),
+        &[],
+        &[],
+    );
     assert!(!ok);
     assert!(
         out.contains("role endpoints is not supported yet (pod is)"),

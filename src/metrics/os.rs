@@ -1,4 +1,4 @@
-//! What the journal and syslog sources count. Promtail's names where Promtail has the metric
+//! What the journal and syslog sources and the Kubernetes discovery count. Promtail's names where Promtail has the metric
 //! (`promtail_journal_target_*`, `promtail_syslog_*`), lokiship's own beside them.
 
 use super::ReasonLabels;
@@ -33,6 +33,7 @@ pub struct OsMetrics {
     pub syslog_truncated: Counter,
     pub syslog_invalid_utf8: Counter,
     pub syslog_dropped: Family<ReasonLabels, Counter>,
+    pub kubernetes_errors: Family<JobReasonLabels, Counter>,
 }
 
 impl OsMetrics {
@@ -51,6 +52,11 @@ impl OsMetrics {
             "lokiship_journal_restarts",
             "journalctl runs that ended and were started again, by job and reason (spawn_failed, exited, cursor_rejected)",
             self.journal_restarts.clone(),
+        );
+        registry.register(
+            "lokiship_kubernetes_discovery_errors",
+            "Failures of the Kubernetes discovery, by job and reason (connect: no client could be made; watch: a list or watch failed and is retried)",
+            self.kubernetes_errors.clone(),
         );
         registry.register(
             "promtail_syslog_target_entries",

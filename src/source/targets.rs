@@ -123,6 +123,10 @@ impl ScrapeTargets {
         changed
     }
 
+    pub fn watches_kubernetes(&self) -> bool {
+        !self.kubernetes.is_empty()
+    }
+
     /// Whether a Kubernetes watch has news since the last [`refresh`](Self::refresh): looked at
     /// every pass, so that a new pod does not wait for the next sync.
     pub fn discovery_changed(&self) -> bool {

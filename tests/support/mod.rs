@@ -286,9 +286,15 @@ pub struct Lokiship {
 
 impl Lokiship {
     pub fn start(config: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(config, extra, &[])
+    }
+
+    /// Started with `env` added to the environment.
+    pub fn start_with_env(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_lokiship"))
             .arg(format!("-config.file={}", config.display()))
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

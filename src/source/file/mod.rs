@@ -302,7 +302,8 @@ impl FileSource {
             until_poll.min(held::FLUSH_EVERY)
         } else if pass.awaiting_acks {
             until_poll.min(lag::LAG_EVERY)
-        } else if pass.needs_poll || self.watcher_missing_dirs() {
+        } else if pass.needs_poll || self.watcher_missing_dirs() || self.watches_kubernetes() {
+            // A Kubernetes watch has no file to wake inotify: its news is looked at each poll.
             until_poll
         } else {
             // inotify wakes the thread for anything sooner.
@@ -357,6 +358,10 @@ impl FileSource {
                 }
             }
         }
+    }
+
+    fn watches_kubernetes(&self) -> bool {
+        self.config.scrapes.iter().any(|s| s.watches_kubernetes())
     }
 
     /// Every file read to its end, nothing waiting (`exit_at_eof`).

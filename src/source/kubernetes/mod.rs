@@ -119,6 +119,7 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
                     return;
                 }
                 Err(e) => {
+                    count_error(job, "connect");
                     tracing::warn!(job, error = %e, "kubernetes discovery cannot connect; trying again");
                     stoppable_sleep(shared, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -200,9 +201,24 @@ async fn watch(
         };
         match event {
             Ok(event) => apply(shared, &mut listing, scope, event),
-            Err(e) => tracing::warn!(job, error = %e, "kubernetes watch failed; resuming"),
+            Err(e) => {
+                count_error(job, "watch");
+                tracing::warn!(job, error = %e, "kubernetes watch failed; resuming");
+            }
         }
     }
+}
+
+/// `lokiship_kubernetes_discovery_errors_total{job,reason}`.
+fn count_error(job: &str, reason: &str) {
+    crate::metrics::metrics()
+        .os
+        .kubernetes_errors
+        .get_or_create(&crate::metrics::os::JobReasonLabels {
+            job: job.to_string(),
+            reason: reason.to_string(),
+        })
+        .inc();
 }
 
 fn key(pod: &Pod) -> String {
