@@ -68,8 +68,6 @@ scrape_configs:
     path
 }
 
-/// Creates pod `name` in `shop` (containers `app`, with a port, and `sidecar`), gives it an IP as
-/// a kubelet would, and returns its UID.
 /// The node the pods run on, and the host name both shippers are given.
 const NODE: &str = "node-a";
 
@@ -78,8 +76,21 @@ fn create_pod(api: &RealApiServer, name: &str, labels: &str) -> String {
 }
 
 fn create_pod_on(api: &RealApiServer, name: &str, labels: &str, node: &str) -> String {
+    create_pod_in(api, "shop", name, &format!(r#""labels": {labels}"#), node)
+}
+
+/// Creates pod `name` in `namespace` with `metadata` (labels, annotations, owners: JSON fields),
+/// containers `app` (with a port) and `sidecar`, gives it an IP as a kubelet would, and returns
+/// its UID.
+fn create_pod_in(
+    api: &RealApiServer,
+    namespace: &str,
+    name: &str,
+    metadata: &str,
+    node: &str,
+) -> String {
     let manifest = format!(
-        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}", "namespace": "shop", "labels": {labels}}},
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}", "namespace": "{namespace}", {metadata}}},
  "spec": {{"nodeName": "{node}", "containers": [{{"name": "app", "image": "web:1", "ports": [{{"containerPort": 8080}}]}}, {{"name": "sidecar", "image": "proxy:1"}}]}}}}"#
     );
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -97,7 +108,7 @@ fn create_pod_on(api: &RealApiServer, name: &str, labels: &str, node: &str) -> S
         "pod",
         name,
         "-n",
-        "shop",
+        namespace,
         "--subresource=status",
         "--type=merge",
         "-p",
@@ -109,7 +120,7 @@ fn create_pod_on(api: &RealApiServer, name: &str, labels: &str, node: &str) -> S
         "pod",
         name,
         "-n",
-        "shop",
+        namespace,
         "-o",
         "jsonpath={.metadata.uid}",
     ]);
@@ -300,4 +311,189 @@ fn pods_are_discovered_relabelled_changed_and_deleted_as_promtail_does() {
         ours,
         "Promtail's streams and lines"
     );
+}
+
+/// The scrape config the grafana/promtail Helm chart renders by default (its `kubernetes-pods`
+/// job with the common rules), with the pods' log directory under `logs`.
+fn helm_config(dir: &Path, logs: &Path, kubeconfig: &Path, url: &str) -> PathBuf {
+    let text = format!(
+        r#"server: {{http_listen_address: 127.0.0.1, http_listen_port: {http}, grpc_listen_port: 0}}
+positions: {{filename: {d}/positions.yaml}}
+clients: [{{url: '{url}', batchwait: 100ms}}]
+scrape_configs:
+  - job_name: kubernetes-pods
+    pipeline_stages:
+      - cri: {{}}
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: {kubeconfig}
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_controller_name]
+        regex: ([0-9a-z-.]+?)(-[0-9a-f]{{8,10}})?
+        action: replace
+        target_label: __tmp_controller_name
+      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_label_app, __tmp_controller_name, __meta_kubernetes_pod_name]
+        regex: ^;*([^;]+)(;.*)?$
+        action: replace
+        target_label: app
+      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_instance, __meta_kubernetes_pod_label_instance]
+        regex: ^;*([^;]+)(;.*)?$
+        action: replace
+        target_label: instance
+      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component, __meta_kubernetes_pod_label_component]
+        regex: ^;*([^;]+)(;.*)?$
+        action: replace
+        target_label: component
+      - action: replace
+        source_labels: [__meta_kubernetes_pod_node_name]
+        target_label: node_name
+      - action: replace
+        source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - action: replace
+        replacement: $1
+        separator: /
+        source_labels: [namespace, app]
+        target_label: job
+      - action: replace
+        source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      - action: replace
+        source_labels: [__meta_kubernetes_pod_container_name]
+        target_label: container
+      - action: replace
+        replacement: {logs}/*$1/*.log
+        separator: /
+        source_labels: [__meta_kubernetes_pod_uid, __meta_kubernetes_pod_container_name]
+        target_label: __path__
+      - action: replace
+        regex: true/(.*)
+        replacement: {logs}/*$1/*.log
+        separator: /
+        source_labels: [__meta_kubernetes_pod_annotationpresent_kubernetes_io_config_hash, __meta_kubernetes_pod_annotation_kubernetes_io_config_hash, __meta_kubernetes_pod_container_name]
+        target_label: __path__
+"#,
+        http = support::free_port(),
+        d = dir.display(),
+        kubeconfig = kubeconfig.display(),
+        logs = logs.display(),
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// What both shippers pushed, comparable: labels (without `filename`), line, timestamp.
+fn pushed(got: &[Received]) -> Vec<(String, String, i64)> {
+    let re = regex::Regex::new(r#"filename="[^"]*", "#).unwrap();
+    let mut v: Vec<_> = got
+        .iter()
+        .map(|r| {
+            (
+                re.replace(&r.labels, "").into_owned(),
+                r.line.clone(),
+                r.ts_ns,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_helm_charts_rules_give_the_streams_promtail_gives() {
+    let Some(promtail) = support::peers::peer_binary("promtail") else {
+        return;
+    };
+    let Some(api) = RealApiServer::start(&policy()) else {
+        return;
+    };
+    let (ok, out) = api.kubectl(&["create", "namespace", "helm"]);
+    assert!(ok, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("pods");
+    let owner = |kind: &str, name: &str| {
+        format!(
+            r#""ownerReferences": [{{"apiVersion": "apps/v1", "kind": "{kind}", "name": "{name}", "uid": "0b5c0c33-51b3-4c1b-8a44-5e3b0b4a1f00", "controller": true}}]"#
+        )
+    };
+    let pods = [
+        // A Deployment's pod: app, instance and component from the recommended labels.
+        (
+            "checkout-7d4b9c8f6d-x2x9z",
+            format!(
+                r#""labels": {{"app.kubernetes.io/name": "checkout", "app.kubernetes.io/instance": "shop-eu", "app.kubernetes.io/component": "api"}}, {}"#,
+                owner("ReplicaSet", "checkout-7d4b9c8f6d")
+            ),
+            None,
+        ),
+        // A StatefulSet's pod with the old `app` label.
+        (
+            "db-0",
+            format!(
+                r#""labels": {{"app": "postgres"}}, {}"#,
+                owner("StatefulSet", "db")
+            ),
+            None,
+        ),
+        // No labels: app is the controller's name without its hash.
+        (
+            "worker-5f8d9c7b6a-abcde",
+            owner("ReplicaSet", "worker-5f8d9c7b6a"),
+            None,
+        ),
+        // A static pod: its logs are under its config hash, not its UID.
+        (
+            "etcd-node-a",
+            r#""annotations": {"kubernetes.io/config.hash": "9f3c2b1a"}"#.to_string(),
+            Some("9f3c2b1a"),
+        ),
+    ];
+    for (i, (name, metadata, hash)) in pods.iter().enumerate() {
+        let uid = create_pod_in(&api, "helm", name, metadata, NODE);
+        let id = hash.map_or(uid, str::to_string);
+        for container in ["app", "sidecar"] {
+            let dir = logs.join(format!("helm_{name}_{id}")).join(container);
+            std::fs::create_dir_all(&dir).unwrap();
+            let lines: String = (0..3)
+                .map(|n| {
+                    format!("2026-12-03T07:00:0{n}.00000000{i}Z stdout F {name} {container} line {n}\n")
+                })
+                .collect::<String>()
+                + &format!("2026-12-03T07:00:05.1Z stderr P {name} partial \n2026-12-03T07:00:05.2Z stderr F joined\n");
+            std::fs::write(dir.join("0.log"), lines).unwrap();
+        }
+    }
+    let expected = pods.len() * 2 * 4;
+    let mut results = Vec::new();
+    for binary in [
+        Path::new(env!("CARGO_BIN_EXE_lokiship")),
+        promtail.as_path(),
+    ] {
+        let loki = FakeLoki::start();
+        let own = tempfile::tempdir().unwrap();
+        let cfg = helm_config(own.path(), &logs, &api.kubeconfig(), &loki.url());
+        let _shipper = run(binary, &cfg);
+        loki.wait_for(
+            WAIT,
+            &format!("{expected} lines from {}", binary.display()),
+            |r| r.len() >= expected,
+        );
+        results.push(pushed(&loki.accepted()));
+    }
+    assert_eq!(results[0].len(), expected);
+    assert_eq!(
+        results[0], results[1],
+        "lokiship (left) and Promtail (right)"
+    );
+    // And what they pushed is what the chart means.
+    assert!(results[0].iter().any(|(labels, _, _)| labels
+        == r#"{app="checkout", component="api", container="app", instance="shop-eu", job="helm/checkout", namespace="helm", node_name="node-a", pod="checkout-7d4b9c8f6d-x2x9z", stream="stdout"}"#));
+    assert!(results[0]
+        .iter()
+        .any(|(labels, _, _)| labels.contains(r#"app="worker""#)));
+    assert!(results[0]
+        .iter()
+        .any(|(labels, line, _)| labels.contains(r#"pod="etcd-node-a""#)
+            && line == "etcd-node-a partial joined"));
 }
