@@ -35,11 +35,57 @@ pub fn printed(text: &str, version: &str) -> Option<String> {
             fill_job(job, &relabel, &journal);
         }
     }
+    go_durations(&mut merged);
     let yaml = serde_yaml_ng::to_string(&merged).ok()?;
     Some(format!(
         "---\n# lokiship Config\n# (version={version})\n{}",
         super::expand::mask_secrets(&yaml)
     ))
+}
+
+/// The keys whose values are durations, printed as Go prints them (`5m` → `5m0s`).
+const DURATIONS: &[&str] = &[
+    "batchwait",
+    "timeout",
+    "min_period",
+    "max_period",
+    "sync_period",
+    "refresh_interval",
+    "max_wait_time",
+    "max_age",
+    "idle_timeout",
+    "max_idle_duration",
+    "older_than",
+    "initial_delay",
+    "min_poll_frequency",
+    "max_poll_frequency",
+    "cleanSegmentsOlderThan",
+    "graceful_shutdown_timeout",
+    "http_server_read_timeout",
+    "http_server_write_timeout",
+    "http_server_idle_timeout",
+    "reject_old_samples_max_age",
+    "unhealthy_after",
+];
+
+fn go_durations(value: &mut Value) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let is_duration = k.as_str().is_some_and(|k| DURATIONS.contains(&k));
+                match v {
+                    Value::String(text) if is_duration => {
+                        if let Ok(d) = super::values::parse_duration(text) {
+                            *text = super::values::GoDuration(d).to_string();
+                        }
+                    }
+                    other => go_durations(other),
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(go_durations),
+        _ => {}
+    }
 }
 
 fn fill_job(job: &mut Value, relabel: &Value, journal: &Value) {
@@ -88,14 +134,14 @@ mod tests {
 
     #[test]
     fn defaults_are_filled_in_promtails_order_and_secrets_masked() {
-        let text = "positions: {filename: /tmp/p.yaml}\nclients:\n  - url: http://loki:3100/loki/api/v1/push\n    basic_auth: {username: u, password: hunter2}\nscrape_configs:\n  - job_name: a\n    relabel_configs: [{source_labels: [x], target_label: y}]\n";
+        let text = "positions: {filename: /tmp/p.yaml}\nclients:\n  - url: http://loki:3100/loki/api/v1/push\n    batchwait: 2m\n    basic_auth: {username: u, password: hunter2}\nscrape_configs:\n  - job_name: a\n    relabel_configs: [{source_labels: [x], target_label: y}]\n";
         let out = printed(text, "test").unwrap();
         assert!(out.starts_with("---\n# lokiship Config\n"), "{out}");
         assert!(!out.contains("hunter2"), "{out}");
         assert!(out.contains("password: <secret>"), "{out}");
         for key in [
             "http_listen_port: 9080",
-            "batchwait: 1s",
+            "batchwait: 2m0s",
             "max_retries: 10",
             "sync_period: 10s",
             "filename: /tmp/p.yaml",

@@ -18,6 +18,43 @@ impl GoDuration {
     }
 }
 
+impl fmt::Display for GoDuration {
+    /// As Go's `time.Duration.String` writes it: `500ms`, `10s`, `1m30s`, `5m0s`, `2h0m0s`.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let ns = self.0.as_nanos();
+        let fraction = |value: u128, unit: u128| -> String {
+            let whole = value / unit;
+            let rest = value % unit;
+            if rest == 0 {
+                return whole.to_string();
+            }
+            let digits = unit.to_string().len() - 1;
+            let frac = format!("{rest:0digits$}");
+            format!("{whole}.{}", frac.trim_end_matches('0'))
+        };
+        if ns == 0 {
+            return f.write_str("0s");
+        }
+        if ns < 1_000 {
+            return write!(f, "{ns}ns");
+        }
+        if ns < 1_000_000 {
+            return write!(f, "{}\u{b5}s", fraction(ns, 1_000));
+        }
+        if ns < 1_000_000_000 {
+            return write!(f, "{}ms", fraction(ns, 1_000_000));
+        }
+        let hours = ns / 3_600_000_000_000;
+        let minutes = ns / 60_000_000_000 % 60;
+        let seconds = fraction(ns % 60_000_000_000, 1_000_000_000);
+        match (hours, minutes) {
+            (0, 0) => write!(f, "{seconds}s"),
+            (0, m) => write!(f, "{m}m{seconds}s"),
+            (h, m) => write!(f, "{h}h{m}m{seconds}s"),
+        }
+    }
+}
+
 /// Parses a Go duration string. Accepts a sign-less sequence of `<number><unit>` pairs.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
@@ -281,6 +318,23 @@ mod tests {
             err.contains("server.http_tls_config is not supported yet"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (text, go) in [
+            ("5m", "5m0s"),
+            ("90s", "1m30s"),
+            ("2h", "2h0m0s"),
+            ("500ms", "500ms"),
+            ("1.5s", "1.5s"),
+            ("0", "0s"),
+            ("1d", "24h0m0s"),
+            ("250us", "250\u{b5}s"),
+        ] {
+            let d = GoDuration(parse_duration(text).unwrap());
+            assert_eq!(d.to_string(), go, "{text}");
+        }
     }
 
     #[test]
