@@ -19,3 +19,18 @@ pub fn this_host() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
 }
+
+/// A valid label name from any text: every character but `[a-zA-Z0-9_]` becomes `_` (Prometheus'
+/// `strutil.SanitizeLabelName`, which Kubernetes meta labels use; syslog structured-data ids get
+/// it too, where Promtail replaces only `@` and makes names Loki refuses).
+pub fn sanitize_label_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -9,6 +9,7 @@
 //! (cursor, timestamps), not data: Promtail has no labels for them. journalctl writes this format
 //! for a quarter of the CPU its JSON costs it (measured: 5.6 against 24 µs an entry).
 
+use crate::pipeline::go_json::write_string;
 use std::io::{BufRead, Read};
 
 /// One entry's parts.
@@ -134,9 +135,9 @@ impl Record {
             if i > 0 {
                 out.push(',');
             }
-            go_json_string(name, &mut out);
+            write_string(name, &mut out);
             out.push(':');
-            go_json_string(value, &mut out);
+            write_string(value, &mut out);
         }
         out.push('}');
         out
@@ -190,26 +191,6 @@ pub fn priority_keyword(priority: &str) -> &str {
         "7" => "debug",
         other => other,
     }
-}
-
-/// Appends `s` as a JSON string the way Go's encoder does (HTML-safe, U+2028/9 escaped).
-fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -9,19 +9,6 @@ pub type TargetLabels = BTreeMap<String, String>;
 
 const META: &str = "__meta_kubernetes_";
 
-/// `strutil.SanitizeLabelName`: every character but `[a-zA-Z0-9_]` becomes `_`.
-pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// The labels every target of the pod has.
 fn pod_labels(pod: &Pod) -> TargetLabels {
     let mut labels = TargetLabels::new();
@@ -62,7 +49,7 @@ fn pod_labels(pod: &Pod) -> TargetLabels {
     }
     for (kind, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
         for (k, v) in map.iter().flatten() {
-            let name = sanitize(k);
+            let name = crate::source::sanitize_label_name(k);
             set(&format!("pod_{kind}_{name}"), v);
             set(&format!("pod_{kind}present_{name}"), "true");
         }

@@ -171,26 +171,12 @@ fn meta_labels(h: &Header<'_>, structured_data: bool) -> Vec<(String, String)> {
         for (id, params) in &h.structured_data {
             for (name, value) in params {
                 let label = format!("__syslog_message_sd_{id}_{name}");
-                meta.push((label_name(&label), unescape(value)));
+                // Every invalid character replaced, not only `@` as Promtail does (Loki refuses the rest).
+                meta.push((crate::source::sanitize_label_name(&label), unescape(value)));
             }
         }
     }
     meta
-}
-
-/// A valid label name: Promtail replaces only `@` (`exampleSDID@32473`) and so makes names Loki
-/// refuses (with the whole batch) from ids such as `origin.x-y`; here every other character is
-/// replaced too.
-fn label_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// A structured-data value as it reads: `\"`, `\\` and `\]` are escapes (RFC 5424 6.3.3).
