@@ -58,12 +58,12 @@ fn missing_url_names_the_client() {
 #[test]
 fn unsupported_promtail_option_says_so() {
     let (code, err) = run_with(
-        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: docker\n    docker_sd_configs: [{host: 'unix:///var/run/docker.sock'}]\n",
+        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: consul\n    consul_sd_configs: [{server: 'localhost:8500'}]\n",
         &[],
     );
     assert_eq!(code, 1);
     assert!(
-        err.contains("config.yaml:4: docker_sd_configs is not supported yet"),
+        err.contains("config.yaml:4: consul_sd_configs is not supported yet"),
         "{err}"
     );
 }
@@ -370,4 +370,27 @@ fn a_keyword_that_is_none_of_its_choices_is_refused_at_its_line_with_the_choices
             "{option}: {stderr}"
         );
     }
+}
+
+#[test]
+fn docker_discovery_loads_without_warnings_and_its_mistakes_name_their_line() {
+    let good = "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: docker\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n        refresh_interval: 5s\n        filters: [{name: label, values: [logging=promtail]}]\n    relabel_configs:\n      - {source_labels: ['__meta_docker_container_name'], regex: '/(.*)', target_label: container}\n";
+    let (code, err) = run_with(good, &["-check-syntax"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warn"), "{err}");
+    let (code, err) = run_with(
+        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: docker\n    docker_sd_configs:\n      - host: /var/run/docker.sock\n",
+        &["-check-syntax"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("config.yaml:4:") && err.contains("expected unix:///path/to/docker.sock"),
+        "{err}"
+    );
+    let (code, err) = run_with(
+        "clients: [{url: http://127.0.0.1:1/}]\nscrape_configs:\n  - job_name: docker\n    docker_sd_configs: [{host: 'unix:///d.sock'}]\n    static_configs: [{labels: {__path__: /var/log/*.log}}]\n",
+        &["-check-syntax"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("a job reads one kind of source"), "{err}");
 }

@@ -9,6 +9,7 @@ use super::load::{Lines, Loaded};
 use super::schema::ScrapeConfig;
 use super::{Config, ConfigError};
 use crate::pipeline::Pipeline;
+use crate::source::docker::{self, DockerJob};
 use crate::source::file::compressed::{Decompression, Format};
 use crate::source::file::discover::PathGlob;
 use crate::source::journal::{self, JournalJob};
@@ -41,6 +42,8 @@ pub struct Job {
     pub journal: Option<JournalJob>,
     /// Its `syslog` receiver, if it has one.
     pub syslog: Option<SyslogJob>,
+    /// Its `docker_sd_configs` entries.
+    pub docker: Vec<DockerJob>,
 }
 
 /// Compiles every job of `loaded`.
@@ -118,6 +121,18 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
         ),
         None => None,
     };
+    let docker = sc
+        .docker_sd_configs
+        .iter()
+        .map(|d| docker_job(sc, d, relabel.clone(), pipeline.clone()))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|why| {
+            lines.error(
+                "docker_sd_configs:",
+                job_line,
+                format!("job {:?}: docker_sd_configs: {why}", sc.job_name),
+            )
+        })?;
     let targets = ScrapeTargets::new(index, sc, relabel, decompression).map_err(|e| {
         ConfigError::new(
             &lines.file,
@@ -131,7 +146,100 @@ fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, Co
         targets,
         journal,
         syslog,
+        docker,
     })
+}
+
+/// A `docker_sd_configs` entry checked and made into its reader's settings.
+fn docker_job(
+    sc: &ScrapeConfig,
+    d: &crate::config::schema::DockerSdConfig,
+    relabel: Vec<Relabel>,
+    pipeline: Arc<Pipeline>,
+) -> Result<DockerJob, String> {
+    if d.host.is_empty() {
+        return Err("host is required (unix:///var/run/docker.sock, tcp://host:2375)".into());
+    }
+    let tls = &d.tls_config;
+    if !(tls.ca_file.is_empty()
+        && tls.cert_file.is_empty()
+        && tls.key_file.is_empty()
+        && tls.ca.is_empty()
+        && tls.cert.is_empty())
+    {
+        return Err(
+            "tls_config is not supported yet: reach the daemon by its unix socket or plain tcp://"
+                .into(),
+        );
+    }
+    if !d.proxy_url.is_empty() {
+        return Err("proxy_url is not supported yet".into());
+    }
+    Ok(DockerJob {
+        job: sc.job_name.clone(),
+        daemon: docker::api::Daemon::parse(&d.host)?,
+        authorization: docker_authorization(d)?,
+        filters: DockerJob::encode_filters(&d.filters),
+        port: d.port.unwrap_or(80),
+        host_networking_host: d
+            .host_networking_host
+            .clone()
+            .unwrap_or_else(|| "localhost".into()),
+        refresh: d
+            .refresh_interval
+            .map(|r| r.0)
+            .filter(|r| !r.is_zero())
+            .unwrap_or(docker::DEFAULT_REFRESH),
+        relabel,
+        pipeline,
+    })
+}
+
+/// The `Authorization` header of `basic_auth`, `authorization` or `bearer_token(_file)`.
+fn docker_authorization(
+    d: &crate::config::schema::DockerSdConfig,
+) -> Result<Option<String>, String> {
+    use base64::Engine as _;
+    let read = |file: &str, what: &str| {
+        std::fs::read_to_string(file)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("{what} {file}: {e}"))
+    };
+    if let Some(b) = &d.basic_auth {
+        let password = if b.password_file.is_empty() {
+            b.password.clone()
+        } else {
+            read(&b.password_file, "basic_auth.password_file")?
+        };
+        let user = if b.username_file.is_empty() {
+            b.username.clone()
+        } else {
+            read(&b.username_file, "basic_auth.username_file")?
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        return Ok(Some(format!("Basic {token}")));
+    }
+    let (kind, credentials) = match &d.authorization {
+        Some(a) if !a.credentials_file.is_empty() => (
+            a.kind.clone(),
+            read(&a.credentials_file, "authorization.credentials_file")?,
+        ),
+        Some(a) => (a.kind.clone(), a.credentials.clone()),
+        None if !d.bearer_token_file.is_empty() => (
+            String::new(),
+            read(&d.bearer_token_file, "bearer_token_file")?,
+        ),
+        None => (String::new(), d.bearer_token.clone()),
+    };
+    if credentials.is_empty() {
+        return Ok(None);
+    }
+    let kind = if kind.is_empty() {
+        "Bearer".to_string()
+    } else {
+        kind
+    };
+    Ok(Some(format!("{kind} {credentials}")))
 }
 
 /// A `syslog` block checked and made into its receiver's settings.

@@ -244,6 +244,7 @@ fn check_one_kind(
             || !sc.kubernetes_sd_configs.is_empty())
         .then_some("files (static_configs, file_sd_configs, kubernetes_sd_configs)"),
         sc.journal.is_some().then_some("journal"),
+        (!sc.docker_sd_configs.is_empty()).then_some("docker_sd_configs"),
         sc.syslog.is_some().then_some("syslog"),
         sc.loki_push_api.is_some().then_some("loki_push_api"),
     ]

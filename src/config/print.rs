@@ -1,7 +1,7 @@
 //! `-print-config-stderr`: the config as it runs, in the shape Promtail prints it — every section
 //! and key in Promtail's order, defaults filled in where the file is silent (`printed-defaults.yaml`:
 //! Promtail 3.6.15's own output, with lokiship's values where they differ), each client, relabel
-//! rule and journal block filled in as well, and secrets masked.
+//! rule, journal block and docker_sd_configs entry filled in as well, and secrets masked.
 
 use serde_yaml_ng::Value;
 
@@ -18,6 +18,7 @@ pub fn printed(text: &str, version: &str) -> Option<String> {
     let client = defaults.remove("_client")?;
     let relabel = defaults.remove("_relabel")?;
     let journal = defaults.remove("_journal")?;
+    let docker = defaults.remove("_docker")?;
     let mut merged = merge(
         Value::Mapping(defaults),
         config.as_mapping()?.clone().into(),
@@ -32,7 +33,7 @@ pub fn printed(text: &str, version: &str) -> Option<String> {
     }
     if let Some(Value::Sequence(jobs)) = merged.get_mut("scrape_configs") {
         for job in jobs.iter_mut() {
-            fill_job(job, &relabel, &journal);
+            fill_job(job, &relabel, &journal, &docker);
         }
     }
     go_durations(&mut merged);
@@ -88,7 +89,7 @@ fn go_durations(value: &mut Value) {
     }
 }
 
-fn fill_job(job: &mut Value, relabel: &Value, journal: &Value) {
+fn fill_job(job: &mut Value, relabel: &Value, journal: &Value, docker: &Value) {
     let Some(map) = job.as_mapping_mut() else {
         return;
     };
@@ -99,6 +100,11 @@ fn fill_job(job: &mut Value, relabel: &Value, journal: &Value) {
     }
     if let Some(block) = map.get_mut("journal") {
         *block = merge(journal.clone(), block.clone());
+    }
+    if let Some(Value::Sequence(entries)) = map.get_mut("docker_sd_configs") {
+        for entry in entries.iter_mut() {
+            *entry = merge(docker.clone(), entry.clone());
+        }
     }
     if !map.contains_key("static_configs") {
         map.insert("static_configs".into(), Value::Sequence(Vec::new()));

@@ -287,7 +287,6 @@ fn is_unset(value: &serde_json::Value) -> bool {
 }
 
 unsupported_options! {
-    DockerSdConfigs => "docker_sd_configs",
     ConsulSdConfigs => "consul_sd_configs",
     ConsulAgentSdConfigs => "consulagent_sd_configs",
     Gcplog => "gcplog",

@@ -34,6 +34,9 @@ pub struct OsMetrics {
     pub syslog_invalid_utf8: Counter,
     pub syslog_dropped: Family<ReasonLabels, Counter>,
     pub kubernetes_errors: Family<JobReasonLabels, Counter>,
+    pub docker_entries: Counter,
+    pub docker_parse_errors: Counter,
+    pub docker_errors: Family<JobReasonLabels, Counter>,
 }
 
 impl OsMetrics {
@@ -57,6 +60,21 @@ impl OsMetrics {
             "lokiship_kubernetes_discovery_errors",
             "Failures of the Kubernetes discovery, by job and reason (connect: no client could be made; watch: a list or watch failed and is retried)",
             self.kubernetes_errors.clone(),
+        );
+        registry.register(
+            "promtail_docker_target_entries",
+            "Lines read from Docker containers' log streams",
+            self.docker_entries.clone(),
+        );
+        registry.register(
+            "promtail_docker_target_parsing_errors",
+            "Docker log lines without a readable timestamp (skipped)",
+            self.docker_parse_errors.clone(),
+        );
+        registry.register(
+            "lokiship_docker_discovery_errors",
+            "Failures of the Docker discovery, by job and reason (connect, list, inspect, logs, stream, frame); each is retried at the next refresh",
+            self.docker_errors.clone(),
         );
         registry.register(
             "promtail_syslog_target_entries",

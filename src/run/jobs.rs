@@ -96,6 +96,9 @@ impl JobTasks {
                 start_journal(ctx, journal, &stop, replacing).await?,
             ));
         }
+        for docker in std::mem::take(&mut job.docker) {
+            done.push(Done::Thread(start_docker(ctx, docker, &stop)?));
+        }
         self.tasks.extend(done.into_iter().map(|done| JobTask {
             job: job.name.clone(),
             stop: stop.clone(),
@@ -189,6 +192,33 @@ async fn start_push(
         address: bound.to_string(),
     });
     Ok(handle)
+}
+
+/// A Docker discovery job, each container resuming from its position. With `exit_at_eof` (and in
+/// a dry run) it reads the logs of the containers running now to their end and ends.
+fn start_docker(
+    ctx: &Context<'_>,
+    job: crate::source::docker::DockerJob,
+    stop: &Arc<Shutdown>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let name = job.job.clone();
+    board().add_receiver(ReceiverStatus {
+        job: name.clone(),
+        kind: "docker".into(),
+        address: match &job.daemon {
+            crate::source::docker::api::Daemon::Unix(p) => format!("unix://{}", p.display()),
+            crate::source::docker::api::Daemon::Tcp(a) => format!("tcp://{a}"),
+        },
+    });
+    crate::source::docker::DockerSource {
+        job,
+        follow: !ctx.opts.exit_at_eof,
+        ledgers: ctx.positions.clone(),
+        sink: ctx.sink.clone(),
+        stop: stop.signal(Part::Sources),
+    }
+    .spawn()
+    .with_context(|| format!("job {name:?}: cannot start the docker discovery"))
 }
 
 /// A journal reader, resuming from its cursor in the positions. With `exit_at_eof` (and in a

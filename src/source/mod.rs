@@ -2,6 +2,7 @@
 //! position once the clients delivered them.
 
 pub mod cursor;
+pub mod docker;
 pub mod file;
 pub mod journal;
 pub mod kubernetes;

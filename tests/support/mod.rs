@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod config;
+pub mod docker;
 pub mod gen;
 pub mod journal;
 pub mod peers;

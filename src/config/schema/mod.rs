@@ -12,9 +12,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 mod client;
+mod docker;
 mod kubernetes;
 mod server;
 pub use client::*;
+pub use docker::*;
 pub use kubernetes::*;
 pub use server::*;
 
@@ -234,8 +236,9 @@ pub struct ScrapeConfig {
     pub loki_push_api: Option<PushApiConfig>,
     #[serde(default)]
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
+    #[serde(default)]
+    pub docker_sd_configs: Vec<DockerSdConfig>,
     // Promtail's other targets and discovery mechanisms, not implemented yet.
-    pub docker_sd_configs: Option<u::DockerSdConfigs>,
     pub consul_sd_configs: Option<u::ConsulSdConfigs>,
     pub consulagent_sd_configs: Option<u::ConsulAgentSdConfigs>,
     pub gcplog: Option<u::Gcplog>,

@@ -102,8 +102,17 @@ pub fn fingerprint(len: u64, hex: &str) -> Fingerprint {
     }
 }
 
-/// How Promtail names a cursor entry of its positions map: `journal-<job_name>`.
+/// How Promtail names a journal's cursor entry in its positions map: `journal-<job_name>`.
 pub const CURSOR_PREFIX: &str = "journal-";
+/// How Promtail names a Docker container's entry: `cursor-<container id>` → the time of its last
+/// line read, in Unix seconds (lokiship writes `seconds.nanoseconds`).
+pub const DOCKER_CURSOR_PREFIX: &str = "cursor-";
+
+/// Whether an entry of the positions map is a cursor rather than a file's offset: a Docker
+/// container's time is a number too, and must not be taken for a file's offset.
+fn is_cursor_key(key: &str) -> bool {
+    key.starts_with(CURSOR_PREFIX) || key.starts_with(DOCKER_CURSOR_PREFIX)
+}
 
 /// Everything the two files say.
 #[derive(Debug, Default)]
@@ -142,12 +151,13 @@ pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, String> {
     let mut positions = BTreeMap::new();
     let mut cursors = BTreeMap::new();
     for (path, offset) in main.positions {
+        if is_cursor_key(&path) {
+            cursors.insert(path, offset);
+            continue;
+        }
         match offset.trim().parse::<u64>() {
             Ok(offset) => {
                 positions.insert(path, offset);
-            }
-            Err(_) if path.starts_with(CURSOR_PREFIX) => {
-                cursors.insert(path, offset);
             }
             Err(_) => return Err(format!("offset {offset:?} of {path:?} is not a number")),
         }
@@ -246,6 +256,14 @@ mod tests {
         assert_eq!(parse(&main, None).unwrap().cursors, back.cursors);
         // A damaged offset is still an error, not mistaken for a cursor.
         assert!(parse("positions:\n  /a.log: x1\n", None).is_err());
+    }
+
+    #[test]
+    fn promtails_docker_cursors_are_cursors_though_they_are_numbers() {
+        let promtail = "positions:\n  cursor-c1aa: \"1796288405\"\n  /a.log: '3'\n";
+        let back = parse(promtail, None).unwrap();
+        assert_eq!(back.cursors["cursor-c1aa"], "1796288405");
+        assert_eq!(back.positions.len(), 1, "{:?}", back.positions);
     }
 
     #[test]

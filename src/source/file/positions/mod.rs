@@ -9,7 +9,7 @@
 //! reads back. The earlier contents of truncated files are [`generations`].
 
 mod format;
-pub use format::CURSOR_PREFIX;
+pub use format::{CURSOR_PREFIX, DOCKER_CURSOR_PREFIX};
 mod generations;
 pub mod saver;
 
