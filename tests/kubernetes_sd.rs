@@ -497,3 +497,112 @@ fn the_helm_charts_rules_give_the_streams_promtail_gives() {
         .any(|(labels, line, _)| labels.contains(r#"pod="etcd-node-a""#)
             && line == "etcd-node-a partial joined"));
 }
+
+/// Jobs of the `node` and `service` roles, each target reading `<logs>/<role>/<name>.log`.
+fn node_and_service_config(dir: &Path, logs: &Path, kubeconfig: &Path, url: &str) -> PathBuf {
+    let text = format!(
+        r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml}}
+clients: [{{url: '{url}', batchwait: 100ms}}]
+scrape_configs:
+  - job_name: nodes
+    kubernetes_sd_configs: [{{role: node, kubeconfig_file: {kubeconfig}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_node_(name|provider_id|label_.+|address_.+)', replacement: 'node_$1'}}
+      - {{source_labels: [__address__], target_label: addr}}
+      - {{source_labels: [__meta_kubernetes_node_name], replacement: '{logs}/nodes/$1.log', target_label: __path__}}
+  - job_name: services
+    kubernetes_sd_configs: [{{role: service, kubeconfig_file: {kubeconfig}, namespaces: {{names: [shop]}}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_(namespace|service_.+)', replacement: 'svc_$1'}}
+      - {{source_labels: [__address__], target_label: addr}}
+      - {{source_labels: [__meta_kubernetes_service_name, __meta_kubernetes_service_port_name], separator: '-', replacement: '{logs}/services/$1.log', target_label: __path__}}
+"#,
+        d = dir.display(),
+        kubeconfig = kubeconfig.display(),
+        logs = logs.display(),
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
+    let Some(api) = RealApiServer::start(&policy()) else {
+        return;
+    };
+    let manifests = tempfile::tempdir().unwrap();
+    let create = |name: &str, manifest: &str| {
+        let file = manifests.path().join(name);
+        std::fs::write(&file, manifest).unwrap();
+        let (ok, out) = api.kubectl(&[
+            "create",
+            "--validate=false",
+            "-f",
+            &file.display().to_string(),
+        ]);
+        assert!(ok, "{out}");
+    };
+    let (ok, out) = api.kubectl(&["create", "namespace", "shop"]);
+    assert!(ok, "{out}");
+    create(
+        "node.json",
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": {"kubernetes.io/os": "linux", "topology.kubernetes.io/zone": "z1"}}, "spec": {"providerID": "test://node-a"}}"#,
+    );
+    let (ok, out) = api.kubectl(&[
+        "patch", "node", "node-a", "--subresource=status", "--type=merge", "-p",
+        r#"{"status": {"addresses": [{"type": "Hostname", "address": "node-a"}, {"type": "InternalIP", "address": "10.0.0.5"}], "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}"#,
+    ]);
+    assert!(ok, "{out}");
+    create(
+        "service.json",
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]}}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    for (sub, name, line) in [
+        ("nodes", "node-a", "kubelet says hi"),
+        ("services", "web-http", "http line"),
+        ("services", "web-dns", "dns line"),
+    ] {
+        std::fs::create_dir_all(logs.join(sub)).unwrap();
+        std::fs::write(
+            logs.join(sub).join(format!("{name}.log")),
+            format!("{line}\n"),
+        )
+        .unwrap();
+    }
+    let push_of = |binary: &Path, name: &str| {
+        let loki = FakeLoki::start();
+        let own = dir.path().join(name);
+        std::fs::create_dir_all(&own).unwrap();
+        let cfg = node_and_service_config(&own, &logs, &api.kubeconfig(), &loki.url());
+        let _running = run(binary, &cfg);
+        loki.wait_for(WAIT, "a line of the node and of each service port", |r| {
+            r.len() >= 3
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        streams(&loki.accepted())
+    };
+    let ours = push_of(Path::new(env!("CARGO_BIN_EXE_lokiship")), "lokiship");
+    let node = ours.iter().find(|(_, l)| l == "kubelet says hi").unwrap();
+    assert_eq!(
+        node.0,
+        r#"{addr="10.0.0.5:10250", instance="node-a", node_address_Hostname="node-a", node_address_InternalIP="10.0.0.5", node_label_kubernetes_io_os="linux", node_label_topology_kubernetes_io_zone="z1", node_name="node-a", node_provider_id="test://node-a"}"#
+    );
+    let dns = ours.iter().find(|(_, l)| l == "dns line").unwrap();
+    assert!(dns.0.contains(r#"addr="web.shop.svc:53""#), "{}", dns.0);
+    assert!(
+        dns.0.contains(r#"svc_service_port_protocol="UDP""#),
+        "{}",
+        dns.0
+    );
+    if let Some(promtail) = support::peers::peer_binary("promtail") {
+        assert_eq!(
+            push_of(&promtail, "promtail"),
+            ours,
+            "Promtail pushed other streams"
+        );
+    }
+}

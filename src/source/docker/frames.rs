@@ -298,7 +298,10 @@ mod tests {
     fn broken_input_is_reported_not_trusted() {
         let mut d = Decoder::new(false, 1 << 20);
         d.push(&frame(1, "notime line\n"));
-        assert_eq!(d.next_line(), Some(Err(Fault::NoTimestamp("notime".into()))));
+        assert_eq!(
+            d.next_line(),
+            Some(Err(Fault::NoTimestamp("notime".into())))
+        );
         let mut huge = vec![1, 0, 0, 0];
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         d.push(&huge);

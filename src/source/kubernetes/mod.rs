@@ -7,16 +7,19 @@
 //! source looks at each pass, so a new or changed pod is tailed within its poll period.
 //!
 //! Roles: `pod`, the pods of this node only (`spec.nodeName` is `HOSTNAME`, or the kernel's host
-//! name), as Promtail watches them. The thread starts on the first look ([`KubernetesSd::refresh`]), so that
+//! name), as Promtail watches them ([`pod`]); `node` ([`node`]) and `service` ([`service`]). The thread starts on the first look ([`KubernetesSd::refresh`]), so that
 //! `-check-syntax` connects to nothing, and stops when the scrape config is dropped (a reload).
 
 mod client;
+pub mod node;
 pub mod pod;
+pub mod service;
 
 use crate::config::schema::{KubernetesRole, KubernetesSdConfig};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::{watcher, WatchStreamExt};
+use kube::ResourceExt;
 use pod::TargetLabels;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +29,7 @@ use std::time::Duration;
 /// What the watching thread found, shared with the file source.
 #[derive(Default)]
 struct Shared {
-    /// `namespace/name` → the pod's targets.
+    /// `namespace/name` → the object's targets.
     pods: Mutex<BTreeMap<String, Vec<TargetLabels>>>,
     generation: AtomicU64,
     stop: AtomicBool,
@@ -43,9 +46,12 @@ pub struct KubernetesSd {
 impl KubernetesSd {
     /// Checks what can be checked without connecting: the role.
     pub fn new(job: &str, config: &KubernetesSdConfig) -> Result<Self, String> {
-        if config.role != KubernetesRole::Pod {
+        if !matches!(
+            config.role,
+            KubernetesRole::Pod | KubernetesRole::Node | KubernetesRole::Service
+        ) {
             return Err(format!(
-                "kubernetes_sd_configs: role {} is not supported yet (pod is)",
+                "kubernetes_sd_configs: role {} is not supported yet (pod, node and service are)",
                 config.role.name()
             ));
         }
@@ -80,14 +86,15 @@ impl KubernetesSd {
         self.started && self.shared.generation.load(Ordering::Acquire) != self.seen
     }
 
-    /// The targets now, pod by pod.
+    /// The targets now, object by object.
     pub fn targets(&self) -> Vec<(String, TargetLabels)> {
+        let role = self.config.role.name();
         let pods = self.shared.pods.lock().unwrap_or_else(|e| e.into_inner());
         pods.iter()
             .flat_map(|(key, targets)| {
                 targets
                     .iter()
-                    .map(move |t| (format!("pod/{key}"), t.clone()))
+                    .map(move |t| (format!("{role}/{key}"), t.clone()))
             })
             .collect()
     }
@@ -113,11 +120,15 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
     runtime.block_on(async {
         let mut backoff = Duration::from_secs(1);
         while !shared.stop.load(Ordering::Acquire) {
-            match connect(config).await {
-                Ok(apis) => {
-                    watch(job, apis, shared).await;
-                    return;
+            let connected = match config.role {
+                KubernetesRole::Node => follow::<Node>(job, config, shared, node::targets).await,
+                KubernetesRole::Service => {
+                    follow::<Service>(job, config, shared, service::targets).await
                 }
+                _ => follow::<Pod>(job, config, shared, pod::targets).await,
+            };
+            match connected {
+                Ok(()) => return,
                 Err(e) => {
                     count_error(job, "connect");
                     tracing::warn!(job, error = %e, "kubernetes discovery cannot connect; trying again");
@@ -129,10 +140,69 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
     });
 }
 
-/// One API per watched namespace (all of them when none are named), with the pod selectors.
-async fn connect(
+/// Connects and watches until stopped; the error if no client could be made.
+async fn follow<K: Watched>(
+    job: &str,
     config: &KubernetesSdConfig,
-) -> Result<Vec<(Option<String>, kube::Api<Pod>, watcher::Config)>, String> {
+    shared: &Arc<Shared>,
+    targets: fn(&K) -> Vec<TargetLabels>,
+) -> Result<(), String> {
+    let apis = connect::<K>(config).await?;
+    watch(job, apis, shared, targets).await;
+    Ok(())
+}
+
+/// What a role watches: a kind of object, cluster-wide (nodes) or by namespace.
+trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const ROLE: KubernetesRole;
+    const NAMESPACED: bool;
+    /// The objects of namespace `ns`; every namespace's (or the cluster's) without one.
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self>;
+}
+
+impl Watched for Pod {
+    const ROLE: KubernetesRole = KubernetesRole::Pod;
+    const NAMESPACED: bool = true;
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
+        ns.map_or_else(
+            || kube::Api::all(client.clone()),
+            |ns| kube::Api::namespaced(client.clone(), ns),
+        )
+    }
+}
+
+impl Watched for Node {
+    const ROLE: KubernetesRole = KubernetesRole::Node;
+    const NAMESPACED: bool = false;
+    fn api(client: kube::Client, _: Option<&str>) -> kube::Api<Self> {
+        kube::Api::all(client)
+    }
+}
+
+impl Watched for Service {
+    const ROLE: KubernetesRole = KubernetesRole::Service;
+    const NAMESPACED: bool = true;
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
+        ns.map_or_else(
+            || kube::Api::all(client.clone()),
+            |ns| kube::Api::namespaced(client.clone(), ns),
+        )
+    }
+}
+
+type Apis<K> = Vec<(Option<String>, kube::Api<K>, watcher::Config)>;
+
+/// One API per watched namespace (all of them when none are named, or for nodes), with the
+/// selectors of the role.
+async fn connect<K: Watched>(config: &KubernetesSdConfig) -> Result<Apis<K>, String> {
     let client =
         kube::Client::try_from(client::config(config).await?).map_err(|e| e.to_string())?;
     let mut namespaces = config.namespaces.names.clone();
@@ -141,11 +211,7 @@ async fn connect(
     }
     let mut watch_config = watcher::Config::default();
     let mut fields = Vec::new();
-    for s in config
-        .selectors
-        .iter()
-        .filter(|s| s.role == KubernetesRole::Pod)
-    {
+    for s in config.selectors.iter().filter(|s| s.role == K::ROLE) {
         if !s.label.is_empty() {
             watch_config = watch_config.labels(&s.label);
         }
@@ -154,27 +220,30 @@ async fn connect(
         }
     }
     // Promtail reads the pods of its own node only: it adds `spec.nodeName=<HOSTNAME>`.
-    if !fields.iter().any(|f| f.contains("spec.nodeName")) {
+    if K::ROLE == KubernetesRole::Pod && !fields.iter().any(|f| f.contains("spec.nodeName")) {
         fields.push(format!("spec.nodeName={}", super::this_host()));
     }
-    watch_config = watch_config.fields(&fields.join(","));
-    if namespaces.is_empty() {
-        return Ok(vec![(None, kube::Api::all(client), watch_config)]);
+    if !fields.is_empty() {
+        watch_config = watch_config.fields(&fields.join(","));
+    }
+    if namespaces.is_empty() || !K::NAMESPACED {
+        return Ok(vec![(None, K::api(client, None), watch_config)]);
     }
     Ok(namespaces
         .into_iter()
         .map(|ns| {
-            let api = kube::Api::namespaced(client.clone(), &ns);
+            let api = K::api(client.clone(), Some(&ns));
             (Some(ns), api, watch_config.clone())
         })
         .collect())
 }
 
-/// Follows every namespace's pods until stopped.
-async fn watch(
+/// Follows every namespace's objects until stopped.
+async fn watch<K: Watched>(
     job: &str,
-    apis: Vec<(Option<String>, kube::Api<Pod>, watcher::Config)>,
+    apis: Apis<K>,
     shared: &Arc<Shared>,
+    targets: fn(&K) -> Vec<TargetLabels>,
 ) {
     let streams = apis.into_iter().map(|(ns, api, config)| {
         watcher(api, config)
@@ -183,7 +252,7 @@ async fn watch(
             .boxed()
     });
     let mut events = futures::stream::select_all(streams);
-    // The pods a list is bringing, per namespace (None: all), until its InitDone.
+    // The objects a list is bringing, per namespace (None: all), until its InitDone.
     let mut listing: BTreeMap<Option<String>, HashSet<String>> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -200,7 +269,7 @@ async fn watch(
             return;
         };
         match event {
-            Ok(event) => apply(shared, &mut listing, scope, event),
+            Ok(event) => apply(shared, &mut listing, scope, event, targets),
             Err(e) => {
                 count_error(job, "watch");
                 tracing::warn!(job, error = %e, "kubernetes watch failed; resuming");
@@ -221,19 +290,20 @@ fn count_error(job: &str, reason: &str) {
         .inc();
 }
 
-fn key(pod: &Pod) -> String {
+fn key<K: kube::Resource>(object: &K) -> String {
     format!(
         "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or(""),
-        pod.metadata.name.as_deref().unwrap_or("")
+        object.namespace().unwrap_or_default(),
+        object.name_any()
     )
 }
 
-fn apply(
+fn apply<K: Watched>(
     shared: &Shared,
     listing: &mut BTreeMap<Option<String>, HashSet<String>>,
     scope: Option<String>,
-    event: watcher::Event<Pod>,
+    event: watcher::Event<K>,
+    targets: fn(&K) -> Vec<TargetLabels>,
 ) {
     let mut pods = shared.pods.lock().unwrap_or_else(|e| e.into_inner());
     let changed = match event {
@@ -241,10 +311,10 @@ fn apply(
             listing.insert(scope, HashSet::new());
             false
         }
-        watcher::Event::InitApply(pod) => {
-            let k = key(&pod);
+        watcher::Event::InitApply(object) => {
+            let k = key(&object);
             listing.entry(scope).or_default().insert(k.clone());
-            pods.insert(k, pod::targets(&pod));
+            pods.insert(k, targets(&object));
             false
         }
         watcher::Event::InitDone => {
@@ -257,11 +327,11 @@ fn apply(
             // A list is taken as a whole, as a change: the first one brings the targets.
             true
         }
-        watcher::Event::Apply(pod) => {
-            let targets = pod::targets(&pod);
-            pods.insert(key(&pod), targets.clone()) != Some(targets)
+        watcher::Event::Apply(object) => {
+            let targets = targets(&object);
+            pods.insert(key(&object), targets.clone()) != Some(targets)
         }
-        watcher::Event::Delete(pod) => pods.remove(&key(&pod)).is_some(),
+        watcher::Event::Delete(object) => pods.remove(&key(&object)).is_some(),
     };
     if changed {
         shared.generation.fetch_add(1, Ordering::AcqRel);
