@@ -498,7 +498,8 @@ fn the_helm_charts_rules_give_the_streams_promtail_gives() {
             && line == "etcd-node-a partial joined"));
 }
 
-/// Jobs of the `node` and `service` roles, each target reading `<logs>/<role>/<name>.log`.
+/// Jobs of the `node`, `service` and `ingress` roles, each target reading a file of its own under
+/// `<logs>/<role>/`.
 fn node_and_service_config(dir: &Path, logs: &Path, kubeconfig: &Path, url: &str) -> PathBuf {
     let text = format!(
         r#"server: {{disable: true}}
@@ -517,6 +518,12 @@ scrape_configs:
       - {{action: labelmap, regex: '__meta_kubernetes_(namespace|service_.+)', replacement: 'svc_$1'}}
       - {{source_labels: [__address__], target_label: addr}}
       - {{source_labels: [__meta_kubernetes_service_name, __meta_kubernetes_service_port_name], separator: '-', replacement: '{logs}/services/$1.log', target_label: __path__}}
+  - job_name: ingresses
+    kubernetes_sd_configs: [{{role: ingress, kubeconfig_file: {kubeconfig}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_(namespace|ingress_.+)', replacement: 'ing_$1'}}
+      - {{source_labels: [__address__], target_label: addr}}
+      - {{source_labels: [__meta_kubernetes_ingress_host, __meta_kubernetes_ingress_path], regex: '(.+);/(.*)', replacement: '{logs}/ingresses/${{1}}_${{2}}.log', target_label: __path__}}
 "#,
         d = dir.display(),
         kubeconfig = kubeconfig.display(),
@@ -559,12 +566,19 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
         "service.json",
         r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]}}"#,
     );
+    create(
+        "ingress.json",
+        r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop", "annotations": {"kubernetes.io/ingress.class": "nginx"}}, "spec": {"tls": [{"hosts": ["*.example.com"]}], "rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}, {"pathType": "Prefix", "path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}, {"host": "plain.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}"#,
+    );
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     for (sub, name, line) in [
         ("nodes", "node-a", "kubelet says hi"),
         ("services", "web-http", "http line"),
         ("services", "web-dns", "dns line"),
+        ("ingresses", "a.example.com_api", "api path line"),
+        ("ingresses", "a.example.com_", "root path line"),
+        ("ingresses", "plain.test_", "plain host line"),
     ] {
         std::fs::create_dir_all(logs.join(sub)).unwrap();
         std::fs::write(
@@ -580,7 +594,7 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
         let cfg = node_and_service_config(&own, &logs, &api.kubeconfig(), &loki.url());
         let _running = run(binary, &cfg);
         loki.wait_for(WAIT, "a line of the node and of each service port", |r| {
-            r.len() >= 3
+            r.len() >= 6
         });
         std::thread::sleep(Duration::from_millis(300));
         streams(&loki.accepted())
@@ -597,6 +611,21 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
         dns.0.contains(r#"svc_service_port_protocol="UDP""#),
         "{}",
         dns.0
+    );
+    let api_path = ours.iter().find(|(_, l)| l == "api path line").unwrap();
+    assert!(
+        api_path.0.contains(r#"addr="a.example.com""#)
+            && api_path.0.contains(r#"ing_ingress_scheme="https""#)
+            // Promtail reads no class from the annotation.
+            && !api_path.0.contains("ing_ingress_class_name"),
+        "{}",
+        api_path.0
+    );
+    let plain = ours.iter().find(|(_, l)| l == "plain host line").unwrap();
+    assert!(
+        plain.0.contains(r#"ing_ingress_scheme="http""#),
+        "{}",
+        plain.0
     );
     if let Some(promtail) = support::peers::peer_binary("promtail") {
         assert_eq!(

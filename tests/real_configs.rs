@@ -182,7 +182,7 @@ fn helm_chart_output_loads() {
     );
     assert!(!ok);
     assert!(
-        out.contains("role endpoints is not supported yet (pod is)"),
+        out.contains("role endpoints is not supported yet (pod, node, service and ingress are)"),
         "{out}"
     );
 }

@@ -7,10 +7,11 @@
 //! source looks at each pass, so a new or changed pod is tailed within its poll period.
 //!
 //! Roles: `pod`, the pods of this node only (`spec.nodeName` is `HOSTNAME`, or the kernel's host
-//! name), as Promtail watches them ([`pod`]); `node` ([`node`]) and `service` ([`service`]). The thread starts on the first look ([`KubernetesSd::refresh`]), so that
+//! name), as Promtail watches them ([`pod`]); `node` ([`node`]), `service` ([`service`]) and `ingress` ([`ingress`]). The thread starts on the first look ([`KubernetesSd::refresh`]), so that
 //! `-check-syntax` connects to nothing, and stops when the scrape config is dropped (a reload).
 
 mod client;
+pub mod ingress;
 pub mod node;
 pub mod pod;
 pub mod service;
@@ -18,6 +19,7 @@ pub mod service;
 use crate::config::schema::{KubernetesRole, KubernetesSdConfig};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use pod::TargetLabels;
@@ -48,10 +50,13 @@ impl KubernetesSd {
     pub fn new(job: &str, config: &KubernetesSdConfig) -> Result<Self, String> {
         if !matches!(
             config.role,
-            KubernetesRole::Pod | KubernetesRole::Node | KubernetesRole::Service
+            KubernetesRole::Pod
+                | KubernetesRole::Node
+                | KubernetesRole::Service
+                | KubernetesRole::Ingress
         ) {
             return Err(format!(
-                "kubernetes_sd_configs: role {} is not supported yet (pod, node and service are)",
+                "kubernetes_sd_configs: role {} is not supported yet (pod, node, service and ingress are)",
                 config.role.name()
             ));
         }
@@ -125,6 +130,9 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
                 KubernetesRole::Service => {
                     follow::<Service>(job, config, shared, service::targets).await
                 }
+                KubernetesRole::Ingress => {
+                    follow::<Ingress>(job, config, shared, ingress::targets).await
+                }
                 _ => follow::<Pod>(job, config, shared, pod::targets).await,
             };
             match connected {
@@ -184,6 +192,17 @@ impl Watched for Node {
     const NAMESPACED: bool = false;
     fn api(client: kube::Client, _: Option<&str>) -> kube::Api<Self> {
         kube::Api::all(client)
+    }
+}
+
+impl Watched for Ingress {
+    const ROLE: KubernetesRole = KubernetesRole::Ingress;
+    const NAMESPACED: bool = true;
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
+        ns.map_or_else(
+            || kube::Api::all(client.clone()),
+            |ns| kube::Api::namespaced(client.clone(), ns),
+        )
     }
 }
 
