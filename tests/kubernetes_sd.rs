@@ -524,6 +524,18 @@ scrape_configs:
       - {{action: labelmap, regex: '__meta_kubernetes_(namespace|ingress_.+)', replacement: 'ing_$1'}}
       - {{source_labels: [__address__], target_label: addr}}
       - {{source_labels: [__meta_kubernetes_ingress_host, __meta_kubernetes_ingress_path], regex: '(.+);/(.*)', replacement: '{logs}/ingresses/${{1}}_${{2}}.log', target_label: __path__}}
+  - job_name: endpoints
+    kubernetes_sd_configs: [{{role: endpoints, kubeconfig_file: {kubeconfig}, namespaces: {{names: [shop]}}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_(endpoint_ready|endpoint_port_name|endpoint_node_name|endpoint_address_target_kind|endpoints_name|pod_name|pod_node_name|pod_container_name|pod_container_port_number|service_name|service_label_app)', replacement: 'ep_$1'}}
+      - {{source_labels: [__address__], target_label: addr}}
+      - {{source_labels: [__meta_kubernetes_endpoint_address_target_name, __meta_kubernetes_endpoint_ready], regex: '(.*);(.*)', replacement: '{logs}/endpoints/${{1}}_${{2}}.log', target_label: __path__}}
+  - job_name: endpointslices
+    kubernetes_sd_configs: [{{role: endpointslice, kubeconfig_file: {kubeconfig}, namespaces: {{names: [shop]}}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_(endpointslice_name|endpointslice_port|endpointslice_port_name|endpointslice_endpoint_conditions_ready|endpointslice_address_type|endpointslice_endpoint_node_name|endpointslice_address_target_kind|pod_name|pod_container_name|service_name|service_label_app)', replacement: 'es_$1'}}
+      - {{source_labels: [__address__], target_label: addr}}
+      - {{source_labels: [__meta_kubernetes_endpointslice_address_target_name], replacement: '{logs}/slices/$1.log', target_label: __path__}}
 "#,
         d = dir.display(),
         kubeconfig = kubeconfig.display(),
@@ -535,7 +547,7 @@ scrape_configs:
 }
 
 #[test]
-fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
+fn every_role_gives_the_targets_and_labels_promtail_gives() {
     let Some(api) = RealApiServer::start(&policy()) else {
         return;
     };
@@ -570,9 +582,25 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
         "ingress.json",
         r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop", "annotations": {"kubernetes.io/ingress.class": "nginx"}}, "spec": {"tls": [{"hosts": ["*.example.com"]}], "rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}, {"pathType": "Prefix", "path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}, {"host": "plain.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}"#,
     );
+    // Endpoints of the service (no controller manager makes them here): a pod of this node, one of
+    // another node, and an address not ready.
+    create_pod(&api, "web-1", r#"{"app": "web"}"#);
+    create_pod_on(&api, "elsewhere", r#"{"app": "web"}"#, "node-b");
+    create(
+        "endpoints.json",
+        r#"{"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "subsets": [{"addresses": [{"ip": "10.1.2.3", "nodeName": "node-a", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}}, {"ip": "10.1.2.4", "nodeName": "node-b", "targetRef": {"kind": "Pod", "name": "elsewhere", "namespace": "shop"}}], "notReadyAddresses": [{"ip": "10.1.2.9"}], "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}"#,
+    );
+    create(
+        "slice.json",
+        r#"{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "web-abc", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"], "conditions": {"ready": true}, "nodeName": "node-a", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}}], "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}"#,
+    );
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     for (sub, name, line) in [
+        ("slices", "web-1", "slice line"),
+        ("endpoints", "web-1_true", "web-1 endpoint line"),
+        ("endpoints", "elsewhere_true", "elsewhere endpoint line"),
+        ("endpoints", "_false", "not ready endpoint line"),
         ("nodes", "node-a", "kubelet says hi"),
         ("services", "web-http", "http line"),
         ("services", "web-dns", "dns line"),
@@ -594,7 +622,7 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
         let cfg = node_and_service_config(&own, &logs, &api.kubeconfig(), &loki.url());
         let _running = run(binary, &cfg);
         loki.wait_for(WAIT, "a line of the node and of each service port", |r| {
-            r.len() >= 6
+            r.len() >= 10
         });
         std::thread::sleep(Duration::from_millis(300));
         streams(&loki.accepted())
@@ -620,6 +648,25 @@ fn nodes_and_services_are_targets_with_the_labels_promtail_gives_them() {
             && !api_path.0.contains("ing_ingress_class_name"),
         "{}",
         api_path.0
+    );
+    let web = ours
+        .iter()
+        .find(|(_, l)| l == "web-1 endpoint line")
+        .unwrap();
+    assert!(
+        web.0.contains(r#"ep_pod_container_name="app""#)
+            && web.0.contains(r#"ep_service_label_app="web""#)
+            && web.0.contains(r#"ep_endpoint_ready="true""#),
+        "{}",
+        web.0
+    );
+    let slice = ours.iter().find(|(_, l)| l == "slice line").unwrap();
+    assert!(
+        slice.0.contains(r#"es_endpointslice_port="8080""#)
+            && slice.0.contains(r#"es_pod_container_name="app""#)
+            && slice.0.contains(r#"es_service_name="web""#),
+        "{}",
+        slice.0
     );
     let plain = ours.iter().find(|(_, l)| l == "plain host line").unwrap();
     assert!(

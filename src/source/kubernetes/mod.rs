@@ -11,14 +11,18 @@
 //! `-check-syntax` connects to nothing, and stops when the scrape config is dropped (a reload).
 
 mod client;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod ingress;
+mod joined;
 pub mod node;
 pub mod pod;
 pub mod service;
 
 use crate::config::schema::{KubernetesRole, KubernetesSdConfig};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
@@ -46,20 +50,8 @@ pub struct KubernetesSd {
 }
 
 impl KubernetesSd {
-    /// Checks what can be checked without connecting: the role.
+    /// A discovery that connects on its first [`refresh`](Self::refresh).
     pub fn new(job: &str, config: &KubernetesSdConfig) -> Result<Self, String> {
-        if !matches!(
-            config.role,
-            KubernetesRole::Pod
-                | KubernetesRole::Node
-                | KubernetesRole::Service
-                | KubernetesRole::Ingress
-        ) {
-            return Err(format!(
-                "kubernetes_sd_configs: role {} is not supported yet (pod, node, service and ingress are)",
-                config.role.name()
-            ));
-        }
         Ok(Self {
             job: job.to_string(),
             config: config.clone(),
@@ -130,6 +122,10 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
                 KubernetesRole::Service => {
                     follow::<Service>(job, config, shared, service::targets).await
                 }
+                KubernetesRole::Endpoints => follow_endpoints(job, config, shared).await,
+                KubernetesRole::EndpointSlice => {
+                    follow_endpoint_slices(job, config, shared).await
+                }
                 KubernetesRole::Ingress => {
                     follow::<Ingress>(job, config, shared, ingress::targets).await
                 }
@@ -157,6 +153,36 @@ async fn follow<K: Watched>(
 ) -> Result<(), String> {
     let apis = connect::<K>(config).await?;
     watch(job, apis, shared, targets).await;
+    Ok(())
+}
+
+/// The `endpoints` role: endpoints, pods and services watched together.
+async fn follow_endpoints(
+    job: &str,
+    config: &KubernetesSdConfig,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
+    let apis = (
+        connect::<Endpoints>(config).await?,
+        connect::<Pod>(config).await?,
+        connect::<Service>(config).await?,
+    );
+    joined::watch(job, apis, shared, endpoints::targets).await;
+    Ok(())
+}
+
+/// The `endpointslice` role: slices, pods and services watched together.
+async fn follow_endpoint_slices(
+    job: &str,
+    config: &KubernetesSdConfig,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
+    let apis = (
+        connect::<EndpointSlice>(config).await?,
+        connect::<Pod>(config).await?,
+        connect::<Service>(config).await?,
+    );
+    joined::watch(job, apis, shared, endpointslice::targets).await;
     Ok(())
 }
 
@@ -192,6 +218,28 @@ impl Watched for Node {
     const NAMESPACED: bool = false;
     fn api(client: kube::Client, _: Option<&str>) -> kube::Api<Self> {
         kube::Api::all(client)
+    }
+}
+
+impl Watched for Endpoints {
+    const ROLE: KubernetesRole = KubernetesRole::Endpoints;
+    const NAMESPACED: bool = true;
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
+        ns.map_or_else(
+            || kube::Api::all(client.clone()),
+            |ns| kube::Api::namespaced(client.clone(), ns),
+        )
+    }
+}
+
+impl Watched for EndpointSlice {
+    const ROLE: KubernetesRole = KubernetesRole::EndpointSlice;
+    const NAMESPACED: bool = true;
+    fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
+        ns.map_or_else(
+            || kube::Api::all(client.clone()),
+            |ns| kube::Api::namespaced(client.clone(), ns),
+        )
     }
 }
 
@@ -239,7 +287,10 @@ async fn connect<K: Watched>(config: &KubernetesSdConfig) -> Result<Apis<K>, Str
         }
     }
     // Promtail reads the pods of its own node only: it adds `spec.nodeName=<HOSTNAME>`.
-    if K::ROLE == KubernetesRole::Pod && !fields.iter().any(|f| f.contains("spec.nodeName")) {
+    if K::ROLE == KubernetesRole::Pod
+        && config.role == KubernetesRole::Pod
+        && !fields.iter().any(|f| f.contains("spec.nodeName"))
+    {
         fields.push(format!("spec.nodeName={}", super::this_host()));
     }
     if !fields.is_empty() {

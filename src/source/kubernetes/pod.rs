@@ -10,7 +10,7 @@ pub type TargetLabels = BTreeMap<String, String>;
 const META: &str = "__meta_kubernetes_";
 
 /// The labels every target of the pod has.
-fn pod_labels(pod: &Pod) -> TargetLabels {
+pub(super) fn pod_labels(pod: &Pod) -> TargetLabels {
     let mut labels = TargetLabels::new();
     let mut set = |name: &str, value: &str| {
         labels.insert(format!("{META}{name}"), value.to_string());
@@ -71,7 +71,7 @@ fn ready(pod: &Pod) -> &'static str {
     }
 }
 
-fn container_id(name: &str, statuses: Option<&Vec<ContainerStatus>>) -> String {
+pub(super) fn container_id(name: &str, statuses: Option<&Vec<ContainerStatus>>) -> String {
     statuses
         .into_iter()
         .flatten()
