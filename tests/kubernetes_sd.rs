@@ -536,6 +536,11 @@ scrape_configs:
       - {{action: labelmap, regex: '__meta_kubernetes_(endpointslice_name|endpointslice_port|endpointslice_port_name|endpointslice_endpoint_conditions_ready|endpointslice_address_type|endpointslice_endpoint_node_name|endpointslice_address_target_kind|pod_name|pod_container_name|service_name|service_label_app)', replacement: 'es_$1'}}
       - {{source_labels: [__address__], target_label: addr}}
       - {{source_labels: [__meta_kubernetes_endpointslice_address_target_name], replacement: '{logs}/slices/$1.log', target_label: __path__}}
+  - job_name: attached
+    kubernetes_sd_configs: [{{role: pod, kubeconfig_file: {kubeconfig}, namespaces: {{names: [shop]}}, attach_metadata: {{node: true, namespace: true}}}}]
+    relabel_configs:
+      - {{action: labelmap, regex: '__meta_kubernetes_(node_name|node_label_.+|node_labelpresent_kubernetes_io_os|namespace_label_.+|pod_name)', replacement: 'am_$1'}}
+      - {{source_labels: [__meta_kubernetes_pod_name, __meta_kubernetes_pod_container_name], separator: '_', replacement: '{logs}/attached/$1.log', target_label: __path__}}
 "#,
         d = dir.display(),
         kubeconfig = kubeconfig.display(),
@@ -597,6 +602,8 @@ fn every_role_gives_the_targets_and_labels_promtail_gives() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     for (sub, name, line) in [
+        ("attached", "web-1_app", "attached app line"),
+        ("attached", "web-1_sidecar", "attached sidecar line"),
         ("slices", "web-1", "slice line"),
         ("endpoints", "web-1_true", "web-1 endpoint line"),
         ("endpoints", "elsewhere_true", "elsewhere endpoint line"),
@@ -622,7 +629,7 @@ fn every_role_gives_the_targets_and_labels_promtail_gives() {
         let cfg = node_and_service_config(&own, &logs, &api.kubeconfig(), &loki.url());
         let _running = run(binary, &cfg);
         loki.wait_for(WAIT, "a line of the node and of each service port", |r| {
-            r.len() >= 10
+            r.len() >= 12
         });
         std::thread::sleep(Duration::from_millis(300));
         streams(&loki.accepted())
@@ -659,6 +666,17 @@ fn every_role_gives_the_targets_and_labels_promtail_gives() {
             && web.0.contains(r#"ep_endpoint_ready="true""#),
         "{}",
         web.0
+    );
+    let attached = ours.iter().find(|(_, l)| l == "attached app line").unwrap();
+    assert!(
+        attached
+            .0
+            .contains(r#"am_node_label_topology_kubernetes_io_zone="z1""#)
+            && attached
+                .0
+                .contains(r#"am_namespace_label_kubernetes_io_metadata_name="shop""#),
+        "{}",
+        attached.0
     );
     let slice = ours.iter().find(|(_, l)| l == "slice line").unwrap();
     assert!(

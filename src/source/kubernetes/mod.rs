@@ -21,7 +21,7 @@ pub mod service;
 
 use crate::config::schema::{KubernetesRole, KubernetesSdConfig};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -129,6 +129,9 @@ fn watch_thread(job: &str, config: &KubernetesSdConfig, shared: &Arc<Shared>) {
                 KubernetesRole::Ingress => {
                     follow::<Ingress>(job, config, shared, ingress::targets).await
                 }
+                _ if config.attach_metadata.node || config.attach_metadata.namespace => {
+                    follow_pods_with_metadata(job, config, shared).await
+                }
                 _ => follow::<Pod>(job, config, shared, pod::targets).await,
             };
             match connected {
@@ -162,11 +165,12 @@ async fn follow_endpoints(
     config: &KubernetesSdConfig,
     shared: &Arc<Shared>,
 ) -> Result<(), String> {
-    let apis = (
-        connect::<Endpoints>(config).await?,
-        connect::<Pod>(config).await?,
-        connect::<Service>(config).await?,
-    );
+    let apis = joined::Apis {
+        primary: connect::<Endpoints>(config).await?,
+        pods: connect::<Pod>(config).await?,
+        services: connect::<Service>(config).await?,
+        metadata: metadata_apis(config).await?,
+    };
     joined::watch(job, apis, shared, endpoints::targets).await;
     Ok(())
 }
@@ -177,13 +181,48 @@ async fn follow_endpoint_slices(
     config: &KubernetesSdConfig,
     shared: &Arc<Shared>,
 ) -> Result<(), String> {
-    let apis = (
-        connect::<EndpointSlice>(config).await?,
-        connect::<Pod>(config).await?,
-        connect::<Service>(config).await?,
-    );
+    let apis = joined::Apis {
+        primary: connect::<EndpointSlice>(config).await?,
+        pods: connect::<Pod>(config).await?,
+        services: connect::<Service>(config).await?,
+        metadata: metadata_apis(config).await?,
+    };
     joined::watch(job, apis, shared, endpointslice::targets).await;
     Ok(())
+}
+
+/// The `pod` role with `attach_metadata`: the pods, and the nodes and namespaces whose labels
+/// they take.
+async fn follow_pods_with_metadata(
+    job: &str,
+    config: &KubernetesSdConfig,
+    shared: &Arc<Shared>,
+) -> Result<(), String> {
+    let apis = joined::Apis {
+        primary: connect::<Pod>(config).await?,
+        pods: Vec::new(),
+        services: Vec::new(),
+        metadata: metadata_apis(config).await?,
+    };
+    joined::watch(job, apis, shared, |pod, _| pod::targets(pod)).await;
+    Ok(())
+}
+
+/// The node and namespace watches `attach_metadata` asks for.
+async fn metadata_apis(config: &KubernetesSdConfig) -> Result<joined::Metadata, String> {
+    let attach = &config.attach_metadata;
+    Ok(joined::Metadata {
+        nodes: if attach.node {
+            connect::<Node>(config).await?
+        } else {
+            Vec::new()
+        },
+        namespaces: if attach.namespace {
+            connect::<Namespace>(config).await?
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// What a role watches: a kind of object, cluster-wide (nodes) or by namespace.
@@ -196,14 +235,15 @@ trait Watched:
     + Sync
     + 'static
 {
-    const ROLE: KubernetesRole;
+    /// The role whose `selectors` apply to the watch (none for namespaces).
+    const ROLE: Option<KubernetesRole>;
     const NAMESPACED: bool;
     /// The objects of namespace `ns`; every namespace's (or the cluster's) without one.
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self>;
 }
 
 impl Watched for Pod {
-    const ROLE: KubernetesRole = KubernetesRole::Pod;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::Pod);
     const NAMESPACED: bool = true;
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
         ns.map_or_else(
@@ -214,7 +254,7 @@ impl Watched for Pod {
 }
 
 impl Watched for Node {
-    const ROLE: KubernetesRole = KubernetesRole::Node;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::Node);
     const NAMESPACED: bool = false;
     fn api(client: kube::Client, _: Option<&str>) -> kube::Api<Self> {
         kube::Api::all(client)
@@ -222,7 +262,7 @@ impl Watched for Node {
 }
 
 impl Watched for Endpoints {
-    const ROLE: KubernetesRole = KubernetesRole::Endpoints;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::Endpoints);
     const NAMESPACED: bool = true;
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
         ns.map_or_else(
@@ -232,8 +272,16 @@ impl Watched for Endpoints {
     }
 }
 
+impl Watched for Namespace {
+    const ROLE: Option<KubernetesRole> = None;
+    const NAMESPACED: bool = false;
+    fn api(client: kube::Client, _: Option<&str>) -> kube::Api<Self> {
+        kube::Api::all(client)
+    }
+}
+
 impl Watched for EndpointSlice {
-    const ROLE: KubernetesRole = KubernetesRole::EndpointSlice;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::EndpointSlice);
     const NAMESPACED: bool = true;
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
         ns.map_or_else(
@@ -244,7 +292,7 @@ impl Watched for EndpointSlice {
 }
 
 impl Watched for Ingress {
-    const ROLE: KubernetesRole = KubernetesRole::Ingress;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::Ingress);
     const NAMESPACED: bool = true;
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
         ns.map_or_else(
@@ -255,7 +303,7 @@ impl Watched for Ingress {
 }
 
 impl Watched for Service {
-    const ROLE: KubernetesRole = KubernetesRole::Service;
+    const ROLE: Option<KubernetesRole> = Some(KubernetesRole::Service);
     const NAMESPACED: bool = true;
     fn api(client: kube::Client, ns: Option<&str>) -> kube::Api<Self> {
         ns.map_or_else(
@@ -278,7 +326,11 @@ async fn connect<K: Watched>(config: &KubernetesSdConfig) -> Result<Apis<K>, Str
     }
     let mut watch_config = watcher::Config::default();
     let mut fields = Vec::new();
-    for s in config.selectors.iter().filter(|s| s.role == K::ROLE) {
+    for s in config
+        .selectors
+        .iter()
+        .filter(|s| K::ROLE.as_ref() == Some(&s.role))
+    {
         if !s.label.is_empty() {
             watch_config = watch_config.labels(&s.label);
         }
@@ -287,7 +339,7 @@ async fn connect<K: Watched>(config: &KubernetesSdConfig) -> Result<Apis<K>, Str
         }
     }
     // Promtail reads the pods of its own node only: it adds `spec.nodeName=<HOSTNAME>`.
-    if K::ROLE == KubernetesRole::Pod
+    if K::ROLE == Some(KubernetesRole::Pod)
         && config.role == KubernetesRole::Pod
         && !fields.iter().any(|f| f.contains("spec.nodeName"))
     {
