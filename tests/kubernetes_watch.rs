@@ -270,3 +270,127 @@ scrape_configs:
         })
     });
 }
+
+/// An API server whose accepted token changes: lists pod `a`; once the token rotated, pod `d` is
+/// in the list and added in every watch. Every watch ends after a second, so requests keep coming.
+fn serve_rotating(stream: TcpStream, token: Arc<Mutex<String>>, refused: Arc<Mutex<usize>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    let current = token.lock().unwrap().clone();
+    let mut authorized = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if line.to_ascii_lowercase().starts_with("authorization:")
+            && line.trim_end().ends_with(&format!("Bearer {current}"))
+        {
+            authorized = true;
+        }
+    }
+    let mut out = stream;
+    if !authorized {
+        *refused.lock().unwrap() += 1;
+        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+        let _ = write!(out, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        return;
+    }
+    let rotated = current != "token-one";
+    if request.contains("watch=true") || request.contains("watch=1") {
+        let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        if rotated {
+            let chunk = event("ADDED", &pod("d", "uid-d", 30, "one")) + "\n";
+            let _ = write!(out, "{:x}\r\n{chunk}\r\n", chunk.len());
+        }
+        let _ = out.flush();
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = write!(out, "0\r\n\r\n");
+        return;
+    }
+    let mut items = vec![pod("a", "uid-a", 10, "one")];
+    if rotated {
+        items.push(pod("d", "uid-d", 30, "one"));
+    }
+    let rv = if rotated { 30 } else { 10 };
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"PodList","metadata":{{"resourceVersion":"{rv}"}},"items":[{}]}}"#,
+        items.join(",")
+    );
+    let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+}
+
+#[test]
+fn a_rotated_token_file_is_read_again() {
+    // Tokens are rotated (bound service account tokens: hourly); the file is read at each request,
+    // as Prometheus reads it, trimmed (this one ends in a newline, as `echo` writes it).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let token = Arc::new(Mutex::new("token-one".to_string()));
+    let refused = Arc::new(Mutex::new(0usize));
+    {
+        let (token, refused) = (token.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (token, refused) = (token.clone(), refused.clone());
+                std::thread::spawn(move || serve_rotating(stream, token, refused));
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("pods");
+    for uid in ["uid-a", "uid-d"] {
+        write_log(&logs, uid, &[&format!("first line of {uid}")]);
+    }
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "token-one\n").unwrap();
+    let loki = FakeLoki::start();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"server: {{disable: true}}
+positions: {{filename: {d}/positions.yaml}}
+clients: [{{url: '{url}', batchwait: 100ms}}]
+scrape_configs:
+  - job_name: pods
+    kubernetes_sd_configs:
+      - role: pod
+        api_server: http://127.0.0.1:{port}
+        bearer_token_file: {token}
+        namespaces: {{names: [shop]}}
+    relabel_configs:
+      - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
+      - source_labels: [__meta_kubernetes_pod_uid, __meta_kubernetes_pod_container_name]
+        separator: /
+        replacement: {logs}/*$1/*.log
+        target_label: __path__
+"#,
+            d = dir.path().display(),
+            url = loki.url(),
+            logs = logs.display(),
+            token = token_file.display(),
+        ),
+    )
+    .unwrap();
+    let _lokiship = Lokiship::start_with_env(&config, &[], &[("HOSTNAME", NODE)]);
+    loki.wait_for(Duration::from_secs(30), "pod a's line", |r| {
+        r.iter().any(|e| e.line == "first line of uid-a")
+    });
+    std::fs::write(&token_file, "token-two\n").unwrap();
+    *token.lock().unwrap() = "token-two".into();
+    // Only the new token lists pod d: the old one would be refused from now on.
+    loki.wait_for(
+        Duration::from_secs(30),
+        "pod d's line, listed with the new token",
+        |r| r.iter().any(|e| e.line == "first line of uid-d"),
+    );
+    assert_eq!(
+        *refused.lock().unwrap(),
+        0,
+        "a request went with a stale token"
+    );
+}

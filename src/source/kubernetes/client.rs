@@ -7,7 +7,84 @@ use std::path::Path;
 
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-pub async fn config(sd: &KubernetesSdConfig) -> Result<kube::Config, String> {
+/// A client of the API server `sd` names. A token file of the config (`bearer_token_file`,
+/// `authorization.credentials_file`) is read at every request, trimmed, as Prometheus reads it: a
+/// rotated token is used at once, and a file ending in a newline works.
+pub async fn client(sd: &KubernetesSdConfig) -> Result<kube::Client, String> {
+    let config = config(sd).await?;
+    let token_file = if !sd.bearer_token.is_empty() {
+        None
+    } else if !sd.bearer_token_file.is_empty() {
+        Some(TokenFile::new(&sd.bearer_token_file, "Bearer"))
+    } else {
+        sd.authorization
+            .as_ref()
+            .filter(|a| a.credentials.is_empty() && !a.credentials_file.is_empty())
+            .map(|a| {
+                let kind = if a.kind.is_empty() { "Bearer" } else { &a.kind };
+                TokenFile::new(&a.credentials_file, kind)
+            })
+    };
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
+    Ok(match token_file {
+        None => builder.build(),
+        Some(file) => {
+            let file = std::sync::Arc::new(file);
+            builder
+                .with_layer(&tower::util::MapRequestLayer::new(
+                    move |mut request: http::Request<kube::client::Body>| {
+                        if let Some(value) = file.header() {
+                            request
+                                .headers_mut()
+                                .insert(http::header::AUTHORIZATION, value);
+                        }
+                        request
+                    },
+                ))
+                .build()
+        }
+    })
+}
+
+/// A credentials file, read again at each request; the last good value if a read fails.
+struct TokenFile {
+    path: String,
+    kind: String,
+    last: std::sync::Mutex<Option<http::HeaderValue>>,
+}
+
+impl TokenFile {
+    fn new(path: &str, kind: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            kind: kind.to_string(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn header(&self) -> Option<http::HeaderValue> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => {
+                match http::HeaderValue::from_str(&format!("{} {}", self.kind, text.trim())) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        *last = Some(v);
+                    }
+                    Err(_) => {
+                        tracing::warn!(file = %self.path, "the token file holds what cannot be a header value; using the last good token");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %self.path, error = %e, "cannot read the token file; using the last good token");
+            }
+        }
+        last.clone()
+    }
+}
+
+async fn config(sd: &KubernetesSdConfig) -> Result<kube::Config, String> {
     if !sd.kubeconfig_file.is_empty() {
         let kubeconfig = kube::config::Kubeconfig::read_from(&sd.kubeconfig_file)
             .map_err(|e| format!("kubeconfig_file {}: {e}", sd.kubeconfig_file))?;
@@ -45,12 +122,10 @@ pub async fn config(sd: &KubernetesSdConfig) -> Result<kube::Config, String> {
     if !sd.bearer_token.is_empty() {
         auth.token = Some(sd.bearer_token.clone().into());
     } else if !sd.bearer_token_file.is_empty() {
-        auth.token_file = Some(sd.bearer_token_file.clone());
+        // Sent by the layer `client` adds.
     } else if let Some(a) = &sd.authorization {
         if !a.credentials.is_empty() {
             auth.token = Some(a.credentials.clone().into());
-        } else if !a.credentials_file.is_empty() {
-            auth.token_file = Some(a.credentials_file.clone());
         }
     } else if let Some(b) = &sd.basic_auth {
         auth.username = Some(b.username.clone());

@@ -318,8 +318,7 @@ type Apis<K> = Vec<(Option<String>, kube::Api<K>, watcher::Config)>;
 /// One API per watched namespace (all of them when none are named, or for nodes), with the
 /// selectors of the role.
 async fn connect<K: Watched>(config: &KubernetesSdConfig) -> Result<Apis<K>, String> {
-    let client =
-        kube::Client::try_from(client::config(config).await?).map_err(|e| e.to_string())?;
+    let client = client::client(config).await?;
     let mut namespaces = config.namespaces.names.clone();
     if config.namespaces.own_namespace {
         namespaces.push(client::own_namespace()?);
