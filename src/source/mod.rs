@@ -35,3 +35,13 @@ pub fn sanitize_label_name(name: &str) -> String {
         })
         .collect()
 }
+
+/// `host:port`, an IPv6 host in brackets (Go's `net.JoinHostPort`): the `__address__` of
+/// discovered targets.
+pub fn join_host_port(host: &str, port: impl std::fmt::Display) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}

@@ -178,22 +178,13 @@ fn first_target(
                 );
                 labels.insert("__meta_docker_port_public_ip".to_string(), p.ip.clone());
             }
-            join_host_port(&endpoint.ip_address, p.private_port)
+            crate::source::join_host_port(&endpoint.ip_address, p.private_port)
         }
         None if c.host_config.network_mode == "host" => how.host_networking_host.to_string(),
-        None => join_host_port(&endpoint.ip_address, how.port),
+        None => crate::source::join_host_port(&endpoint.ip_address, how.port),
     };
     labels.insert("__address__".to_string(), address);
     Some(labels)
-}
-
-/// `host:port`, with an IPv6 host in brackets (Go's `net.JoinHostPort`).
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub fn targets(ep: &Endpoints, lookup: &dyn Lookup) -> Vec<TargetLabels> {
     let group = group_labels(ep, lookup);
     let namespace = ep.metadata.namespace.clone().unwrap_or_default();
     let mut out = Vec::new();
-    let mut seen: Vec<(String, SeenPod)> = Vec::new();
+    let mut seen = Seen::new();
     for subset in ep.subsets.iter().flatten() {
         let ports = subset.ports.as_deref().unwrap_or_default();
         for port in ports {
@@ -72,7 +72,7 @@ pub fn targets(ep: &Endpoints, lookup: &dyn Lookup) -> Vec<TargetLabels> {
                 let mut t = group.clone();
                 t.insert(
                     "__address__".into(),
-                    super::node::join_host_port(&address.ip, port.port),
+                    crate::source::join_host_port(&address.ip, port.port),
                 );
                 t.insert(
                     format!("{META}endpoint_port_name"),
@@ -99,35 +99,11 @@ pub fn targets(ep: &Endpoints, lookup: &dyn Lookup) -> Vec<TargetLabels> {
                 if let Some(host) = &address.hostname {
                     t.insert(format!("{META}endpoint_hostname"), host.clone());
                 }
-                let pod = address
-                    .target_ref
-                    .as_ref()
-                    .filter(|r| r.kind.as_deref() == Some("Pod"))
-                    .and_then(|r| {
-                        let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-                        lookup.pod(&ns, r.name.as_deref().unwrap_or(""))
-                    });
-                if let Some(pod) = pod {
-                    let key = format!(
-                        "{}/{}",
-                        pod.metadata.namespace.as_deref().unwrap_or(""),
-                        pod.metadata.name.as_deref().unwrap_or("")
-                    );
-                    match seen.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, s)) => s.ports.push(port.port),
-                        None => seen.push((
-                            key,
-                            SeenPod {
-                                pod: pod.clone(),
-                                ports: ports.iter().map(|p| p.port).collect(),
-                            },
-                        )),
-                    }
-                    t.extend(pod::pod_labels(&pod));
-                    if let Some(c) = container_of_port(&pod, port.port) {
-                        t.extend(c);
-                    }
-                }
+                let all_ports = || ports.iter().map(|p| p.port).collect();
+                let target = address.target_ref.as_ref();
+                backing_pod(
+                    &mut t, target, &namespace, port.port, all_ports, lookup, &mut seen,
+                );
                 out.push(t);
             }
         }
@@ -138,8 +114,47 @@ pub fn targets(ep: &Endpoints, lookup: &dyn Lookup) -> Vec<TargetLabels> {
     out
 }
 
+/// The pods seen behind a role's addresses, by `namespace/name`.
+pub(super) type Seen = Vec<(String, SeenPod)>;
+
+/// For an address whose target is a pod: the pod's labels, and those of the container whose port
+/// is `port`, added to `t`, and the pod noted as seen with `port` (first seen: with `all_ports`,
+/// the object's ports, as Prometheus notes them).
+pub(super) fn backing_pod(
+    t: &mut TargetLabels,
+    target: Option<&k8s_openapi::api::core::v1::ObjectReference>,
+    namespace: &str,
+    port: i32,
+    all_ports: impl FnOnce() -> Vec<i32>,
+    lookup: &dyn Lookup,
+    seen: &mut Seen,
+) {
+    let pod = target
+        .filter(|r| r.kind.as_deref() == Some("Pod"))
+        .and_then(|r| {
+            let ns = r.namespace.as_deref().unwrap_or(namespace);
+            lookup.pod(ns, r.name.as_deref().unwrap_or(""))
+        });
+    let Some(pod) = pod else { return };
+    let key = super::key(pod.as_ref());
+    match seen.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, s)) => s.ports.push(port),
+        None => seen.push((
+            key,
+            SeenPod {
+                pod: pod.clone(),
+                ports: all_ports(),
+            },
+        )),
+    }
+    t.extend(pod::pod_labels(&pod));
+    if let Some(c) = container_of_port(&pod, port) {
+        t.extend(c);
+    }
+}
+
 /// The container labels of the container (init ones too) that declares `port`.
-pub(super) fn container_of_port(pod: &Pod, port: i32) -> Option<TargetLabels> {
+fn container_of_port(pod: &Pod, port: i32) -> Option<TargetLabels> {
     container_ports(pod)
         .find(|(_, _, p)| p.container_port == port)
         .map(|(c, init, p)| container_labels(pod, c, init, p))
@@ -225,7 +240,7 @@ pub(super) fn uncovered_ports(s: &SeenPod, group: &TargetLabels) -> Vec<TargetLa
             t.extend(container_labels(&s.pod, c, init, p));
             t.insert(
                 "__address__".into(),
-                super::node::join_host_port(ip, p.container_port),
+                crate::source::join_host_port(ip, p.container_port),
             );
             t
         })

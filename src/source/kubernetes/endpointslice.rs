@@ -5,8 +5,8 @@
 //! own meta labels, those of its service (the `kubernetes.io/service-name` label) and, for an
 //! endpoint backed by a pod, the pod's and its container's, as in the `endpoints` role.
 
-use super::endpoints::{self, Lookup, SeenPod};
-use super::pod::{self, TargetLabels};
+use super::endpoints::{self, Lookup};
+use super::pod::TargetLabels;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 
 const META: &str = "__meta_kubernetes_endpointslice_";
@@ -89,47 +89,23 @@ pub fn targets(slice: &EndpointSlice, lookup: &dyn Lookup) -> Vec<TargetLabels> 
     let namespace = slice.metadata.namespace.clone().unwrap_or_default();
     let ports = slice.ports.as_deref().unwrap_or_default();
     let mut out = Vec::new();
-    let mut seen: Vec<(String, SeenPod)> = Vec::new();
+    let mut seen = endpoints::Seen::new();
     for port in ports {
         for ep in slice.endpoints.iter().flatten() {
             for address in &ep.addresses {
                 let mut t = group.clone();
                 let a = match port.port {
-                    Some(p) => super::node::join_host_port(address, p),
+                    Some(p) => crate::source::join_host_port(address, p),
                     None => address.clone(),
                 };
                 t.insert("__address__".into(), a);
                 endpoint_labels(&mut t, ep, port);
-                let pod = ep
-                    .target_ref
-                    .as_ref()
-                    .filter(|r| r.kind.as_deref() == Some("Pod"))
-                    .and_then(|r| {
-                        let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-                        lookup.pod(&ns, r.name.as_deref().unwrap_or(""))
-                    });
-                if let Some(pod) = pod {
-                    let key = format!(
-                        "{}/{}",
-                        pod.metadata.namespace.as_deref().unwrap_or(""),
-                        pod.metadata.name.as_deref().unwrap_or("")
-                    );
-                    let number = port.port.unwrap_or(0);
-                    match seen.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, s)) => s.ports.push(number),
-                        None => seen.push((
-                            key,
-                            SeenPod {
-                                pod: pod.clone(),
-                                ports: ports.iter().filter_map(|p| p.port).collect(),
-                            },
-                        )),
-                    }
-                    t.extend(pod::pod_labels(&pod));
-                    if let Some(c) = endpoints::container_of_port(&pod, number) {
-                        t.extend(c);
-                    }
-                }
+                let all_ports = || ports.iter().filter_map(|p| p.port).collect();
+                let number = port.port.unwrap_or(0);
+                let target = ep.target_ref.as_ref();
+                endpoints::backing_pod(
+                    &mut t, target, &namespace, number, all_ports, lookup, &mut seen,
+                );
                 out.push(t);
             }
         }

@@ -63,18 +63,12 @@ pub fn targets(node: &Node) -> Vec<TargetLabels> {
         );
         labels.entry(key).or_insert_with(|| a.address.clone());
     }
-    labels.insert("__address__".into(), join_host_port(&address, port));
+    labels.insert(
+        "__address__".into(),
+        crate::source::join_host_port(&address, port),
+    );
     labels.insert("instance".into(), name);
     vec![labels]
-}
-
-/// `host:port`, with an IPv6 host in brackets (Go's `net.JoinHostPort`).
-pub fn join_host_port(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 #[cfg(test)]

@@ -127,7 +127,10 @@ pub fn targets(pod: &Pod) -> Vec<TargetLabels> {
         for port in ports {
             let mut t = base.clone();
             let number = port.container_port.to_string();
-            t.insert("__address__".into(), join_host_port(ip, &number));
+            t.insert(
+                "__address__".into(),
+                crate::source::join_host_port(ip, &number),
+            );
             t.insert(format!("{META}pod_container_port_number"), number);
             t.insert(
                 format!("{META}pod_container_port_name"),
@@ -141,15 +144,6 @@ pub fn targets(pod: &Pod) -> Vec<TargetLabels> {
         }
     }
     out
-}
-
-/// `net.JoinHostPort`: an IPv6 address in brackets.
-fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 #[cfg(test)]

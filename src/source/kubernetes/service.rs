@@ -65,7 +65,7 @@ pub fn targets(service: &Service) -> Vec<TargetLabels> {
             );
             labels.insert(
                 "__address__".into(),
-                super::node::join_host_port(&host, p.port),
+                crate::source::join_host_port(&host, p.port),
             );
             labels
         })
