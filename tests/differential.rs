@@ -10,9 +10,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{FakeLoki, Received};
+use support::{FakeLoki, Received, Shipper};
 
 const RECORDED: &str = "tests/data/differential/promtail-3.6.15.jsonl";
 const CASES: &str = "tests/data/differential/cases.yaml";
@@ -68,15 +68,6 @@ scrape_configs:
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-struct Shipper(Child);
-
-impl Drop for Shipper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs `binary` on every case and returns what it pushed once `done` says it is complete.

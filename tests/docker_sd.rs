@@ -6,10 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::docker::{Container, FakeDocker};
-use support::{eventually, free_port, http_get, metric_samples, FakeLoki, Received};
+use support::start_shipper as start;
+use support::{eventually, free_port, http_get, metric_samples, FakeLoki, Received, Shipper};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// 2026-12-03T10:00:00Z.
@@ -97,36 +97,6 @@ fn write_config(dir: &Path, http_port: u16, url: &str, jobs: &str) -> std::path:
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// A shipper process, stopped when dropped.
-struct Shipper(Child);
-
-impl Drop for Shipper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(binary: &Path, config: &Path, http_port: u16) -> Shipper {
-    let child = Command::new(binary)
-        .arg(format!("-config.file={}", config.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting the shipper");
-    let mut shipper = Shipper(child);
-    eventually(WAIT, "the shipper's /ready", || {
-        assert!(
-            shipper.0.try_wait().unwrap().is_none(),
-            "{} exited",
-            binary.display()
-        );
-        http_get(http_port, "/ready")
-            .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-    });
-    shipper
 }
 
 fn lokiship() -> &'static Path {

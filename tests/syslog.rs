@@ -9,9 +9,10 @@ mod support;
 use std::io::Write as _;
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{eventually, free_port, http_get, metric_samples, FakeLoki, Received};
+use support::start_shipper as start;
+use support::{eventually, free_port, http_get, metric_samples, FakeLoki, Received, Shipper};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -41,37 +42,6 @@ fn write_config(
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// A shipper process, stopped when dropped.
-struct Shipper(Child);
-
-impl Drop for Shipper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `binary` on `config` and waits for its `/ready` (its receivers listen by then).
-fn start(binary: &Path, config: &Path, http_port: u16) -> Shipper {
-    let child = Command::new(binary)
-        .arg(format!("-config.file={}", config.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the shipper");
-    let mut shipper = Shipper(child);
-    eventually(WAIT, "the shipper's /ready", || {
-        assert!(
-            shipper.0.try_wait().unwrap().is_none(),
-            "{} exited",
-            binary.display()
-        );
-        http_get(http_port, "/ready")
-            .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-    });
-    shipper
 }
 
 fn lokiship() -> &'static Path {

@@ -280,6 +280,38 @@ pub fn gen_logs(kind: &str, out: &Path, lines: usize, seed: u64) -> Vec<String> 
     made
 }
 
+/// A process (a shipper, or a program a test drives) killed when dropped.
+pub struct Shipper(pub Child);
+
+impl Drop for Shipper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `binary` (lokiship or Promtail) on `config` and waits for its `/ready` on `http_port`
+/// (its receivers listen by then).
+pub fn start_shipper(binary: &Path, config: &Path, http_port: u16) -> Shipper {
+    let child = Command::new(binary)
+        .arg(format!("-config.file={}", config.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the shipper");
+    let mut shipper = Shipper(child);
+    eventually(Duration::from_secs(30), "the shipper's /ready", || {
+        assert!(
+            shipper.0.try_wait().unwrap().is_none(),
+            "{} exited",
+            binary.display()
+        );
+        http_get(http_port, "/ready")
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+    });
+    shipper
+}
+
 /// A running lokiship process.
 pub struct Lokiship {
     pub child: Child,
