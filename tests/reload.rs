@@ -357,6 +357,14 @@ fn a_reload_that_changes_one_job_leaves_the_others_running() {
     support::eventually(Duration::from_secs(30), "the reload applied", || {
         metric(ports.0, "promtail_config_reload_success_total") == Some(1.0)
     });
+    // The file source takes the new labels after the pass it is in: /targets shows when.
+    support::eventually(Duration::from_secs(30), "audit's file with env two", || {
+        support::http_get(ports.0, "/targets").is_some_and(|page| {
+            page.lines().any(|row| {
+                row.contains("env=&quot;two&quot;") && row.contains("job=&quot;audit&quot;")
+            })
+        })
+    });
     loki.slow_down(Duration::ZERO);
     // The unchanged syslog job was not restarted: the connection lives on.
     sender.write_all(message(2).as_bytes()).unwrap();
