@@ -16,34 +16,15 @@ pub trait Lookup {
     fn service(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Service>>;
 }
 
-/// `<prefix>_name`, labels and annotations with their `present` variants.
-pub(super) fn object_meta(
-    labels: &mut TargetLabels,
-    role: &str,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) {
-    labels.insert(
-        format!("{META}{role}_name"),
-        meta.name.clone().unwrap_or_default(),
-    );
-    for (what, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
-        for (k, v) in map.iter().flatten() {
-            let n = crate::source::sanitize_label_name(k);
-            labels.insert(format!("{META}{role}_{what}_{n}"), v.clone());
-            labels.insert(format!("{META}{role}_{what}present_{n}"), "true".into());
-        }
-    }
-}
-
 /// The labels of the endpoints' group: its own, and its service's.
 fn group_labels(ep: &Endpoints, lookup: &dyn Lookup) -> TargetLabels {
     let namespace = ep.metadata.namespace.clone().unwrap_or_default();
     let mut labels = TargetLabels::new();
     labels.insert(format!("{META}namespace"), namespace.clone());
-    object_meta(&mut labels, "endpoints", &ep.metadata);
+    super::object_meta(&mut labels, "endpoints", &ep.metadata);
     let name = ep.metadata.name.as_deref().unwrap_or("");
     if let Some(svc) = lookup.service(&namespace, name) {
-        object_meta(&mut labels, "service", &svc.metadata);
+        super::object_meta(&mut labels, "service", &svc.metadata);
     }
     labels
 }

@@ -15,7 +15,7 @@ fn group_labels(slice: &EndpointSlice, lookup: &dyn Lookup) -> TargetLabels {
     let namespace = slice.metadata.namespace.clone().unwrap_or_default();
     let mut labels = TargetLabels::new();
     labels.insert("__meta_kubernetes_namespace".into(), namespace.clone());
-    endpoints::object_meta(&mut labels, "endpointslice", &slice.metadata);
+    super::object_meta(&mut labels, "endpointslice", &slice.metadata);
     labels.insert(format!("{META}address_type"), slice.address_type.clone());
     let service = slice
         .metadata
@@ -23,7 +23,7 @@ fn group_labels(slice: &EndpointSlice, lookup: &dyn Lookup) -> TargetLabels {
         .as_ref()
         .and_then(|l| l.get("kubernetes.io/service-name"));
     if let Some(svc) = service.and_then(|name| lookup.service(&namespace, name)) {
-        endpoints::object_meta(&mut labels, "service", &svc.metadata);
+        super::object_meta(&mut labels, "service", &svc.metadata);
     }
     labels
 }

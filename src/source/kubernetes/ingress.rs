@@ -19,21 +19,11 @@ pub fn targets(ingress: &Ingress) -> Vec<TargetLabels> {
         format!("{META}namespace"),
         meta.namespace.as_deref().unwrap_or(""),
     );
-    set(
-        format!("{META}ingress_name"),
-        meta.name.as_deref().unwrap_or(""),
-    );
-    for (what, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
-        for (k, v) in map.iter().flatten() {
-            let n = crate::source::sanitize_label_name(k);
-            set(format!("{META}ingress_{what}_{n}"), v);
-            set(format!("{META}ingress_{what}present_{n}"), "true");
-        }
-    }
     // From `spec` only: Promtail 3.6.15 does not read the `kubernetes.io/ingress.class` annotation.
     if let Some(class) = spec.and_then(|s| s.ingress_class_name.clone()) {
         set(format!("{META}ingress_class_name"), &class);
     }
+    super::object_meta(&mut common, "ingress", meta);
     let tls_hosts: Vec<&str> = spec
         .and_then(|s| s.tls.as_ref())
         .into_iter()

@@ -161,7 +161,7 @@ fn attach<P: Watched>(t: &mut TargetLabels, stores: &Stores<P>) {
             stores.nodes.iter().find_map(|s| s.get(&key))
         });
         if let Some(node) = found {
-            super::endpoints::object_meta(t, "node", &node.metadata);
+            super::object_meta(t, "node", &node.metadata);
         }
     }
     if !stores.namespaces.is_empty() {
@@ -171,7 +171,7 @@ fn attach<P: Watched>(t: &mut TargetLabels, stores: &Stores<P>) {
         });
         if let Some(ns) = found {
             let mut labels = TargetLabels::new();
-            super::endpoints::object_meta(&mut labels, "namespace", &ns.metadata);
+            super::object_meta(&mut labels, "namespace", &ns.metadata);
             labels.remove(&format!("{META}namespace_name"));
             t.extend(labels);
         }

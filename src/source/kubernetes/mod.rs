@@ -411,6 +411,29 @@ fn count_error(job: &str, reason: &str) {
         .inc();
 }
 
+/// `__meta_kubernetes_<role>_name`, and the object's labels and annotations, with their
+/// `present` variants: what Prometheus gives every role's objects.
+pub(super) fn object_meta(
+    labels: &mut TargetLabels,
+    role: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) {
+    labels.insert(
+        format!("__meta_kubernetes_{role}_name"),
+        meta.name.clone().unwrap_or_default(),
+    );
+    for (what, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
+        for (k, v) in map.iter().flatten() {
+            let n = crate::source::sanitize_label_name(k);
+            labels.insert(format!("__meta_kubernetes_{role}_{what}_{n}"), v.clone());
+            labels.insert(
+                format!("__meta_kubernetes_{role}_{what}present_{n}"),
+                "true".into(),
+            );
+        }
+    }
+}
+
 fn key<K: kube::Resource>(object: &K) -> String {
     format!(
         "{}/{}",

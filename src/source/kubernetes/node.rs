@@ -41,7 +41,6 @@ pub fn targets(node: &Node) -> Vec<TargetLabels> {
     let mut set = |name: String, value: &str| {
         labels.insert(name, value.to_string());
     };
-    set(format!("{META}name"), &name);
     set(
         format!("{META}provider_id"),
         node.spec
@@ -49,13 +48,7 @@ pub fn targets(node: &Node) -> Vec<TargetLabels> {
             .and_then(|s| s.provider_id.as_deref())
             .unwrap_or(""),
     );
-    for (kind, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
-        for (k, v) in map.iter().flatten() {
-            let n = crate::source::sanitize_label_name(k);
-            set(format!("{META}{kind}_{n}"), v);
-            set(format!("{META}{kind}present_{n}"), "true");
-        }
-    }
+    super::object_meta(&mut labels, "node", meta);
     for a in addresses.into_iter().flatten() {
         let key = format!(
             "{META}address_{}",

@@ -19,7 +19,6 @@ pub(super) fn pod_labels(pod: &Pod) -> TargetLabels {
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
     set("namespace", meta.namespace.as_deref().unwrap_or(""));
-    set("pod_name", meta.name.as_deref().unwrap_or(""));
     set(
         "pod_ip",
         status.and_then(|s| s.pod_ip.as_deref()).unwrap_or(""),
@@ -47,13 +46,7 @@ pub(super) fn pod_labels(pod: &Pod) -> TargetLabels {
         set("pod_controller_kind", &owner.kind);
         set("pod_controller_name", &owner.name);
     }
-    for (kind, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
-        for (k, v) in map.iter().flatten() {
-            let name = crate::source::sanitize_label_name(k);
-            set(&format!("pod_{kind}_{name}"), v);
-            set(&format!("pod_{kind}present_{name}"), "true");
-        }
-    }
+    super::object_meta(&mut labels, "pod", meta);
     labels
 }
 

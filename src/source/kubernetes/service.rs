@@ -21,14 +21,6 @@ pub fn targets(service: &Service) -> Vec<TargetLabels> {
         common.insert(key, value.to_string());
     };
     set(format!("{META}namespace"), &namespace);
-    set(format!("{META}service_name"), &name);
-    for (what, map) in [("label", &meta.labels), ("annotation", &meta.annotations)] {
-        for (k, v) in map.iter().flatten() {
-            let n = crate::source::sanitize_label_name(k);
-            set(format!("{META}service_{what}_{n}"), v);
-            set(format!("{META}service_{what}present_{n}"), "true");
-        }
-    }
     set(format!("{META}service_type"), &kind);
     if kind == "ExternalName" {
         set(
@@ -48,6 +40,7 @@ pub fn targets(service: &Service) -> Vec<TargetLabels> {
                 .unwrap_or(""),
         );
     }
+    super::object_meta(&mut common, "service", meta);
     let host = format!("{name}.{namespace}.svc");
     spec.and_then(|s| s.ports.as_ref())
         .into_iter()
