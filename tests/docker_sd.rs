@@ -128,12 +128,7 @@ fn push_of_corpus(binary: &Path) -> Vec<(String, String, i64)> {
 }
 
 fn recorded() -> Vec<(String, String, i64)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::recorded_push(RECORDED)
 }
 
 #[test]

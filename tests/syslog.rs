@@ -190,12 +190,7 @@ fn without_hostname(pushed: &[(String, String, i64)]) -> Vec<(String, String, i6
 }
 
 fn recorded() -> Vec<(String, String, i64)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::recorded_push(RECORDED)
 }
 
 #[test]

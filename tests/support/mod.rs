@@ -280,6 +280,17 @@ pub fn gen_logs(kind: &str, out: &Path, lines: usize, seed: u64) -> Vec<String> 
     made
 }
 
+/// A push recorded from Promtail (`tests/data/...jsonl`, one JSON `[labels, line, timestamp]`
+/// per entry), `path` relative to the repository.
+pub fn recorded_push(path: &str) -> Vec<(String, String, i64)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A process (a shipper, or a program a test drives) killed when dropped.
 pub struct Shipper(pub Child);
 

@@ -141,7 +141,7 @@ struct Container {
 
 impl Followed {
     /// Starts following `target`; a container whose every stream a rule drops is not read.
-    pub fn start(shared: &Arc<Shared>, target: Target, ledger: Arc<CursorLedger>) -> Option<Self> {
+    pub fn start(shared: &Arc<Shared>, target: Target, ledger: Arc<CursorLedger>) -> Self {
         let labels = StreamLabels::of(&shared.job, &target);
         let inner = Arc::new(Container {
             id: target.id.clone(),
@@ -156,11 +156,11 @@ impl Followed {
         };
         if f.inner.labels.stdout.is_none() && f.inner.labels.stderr.is_none() {
             tracing::debug!(job = %shared.job.job, container = %f.id, "every stream of the container is dropped by relabeling; not read");
-            return Some(f);
+            return f;
         }
         tracing::info!(job = %shared.job.job, container = %f.id, "following docker container");
         f.spawn(shared);
-        Some(f)
+        f
     }
 
     pub fn id(&self) -> &str {

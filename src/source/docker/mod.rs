@@ -209,9 +209,8 @@ impl DockerSource {
                         target.id
                     );
                     let ledger = self.ledgers.ledger(&key);
-                    if let Some(f) = follow::Followed::start(shared, target, ledger) {
-                        followed.insert(f.id().to_string(), f);
-                    }
+                    let f = follow::Followed::start(shared, target, ledger);
+                    followed.insert(f.id().to_string(), f);
                 }
             }
         }
