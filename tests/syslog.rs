@@ -535,34 +535,6 @@ ruleset(name=\"fwd\") {{
     }
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
-fn write_pki(dir: &Path) -> rustls::RootCertStore {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let signed = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    for (file, (cert, key)) in [
-        ("server", signed("127.0.0.1")),
-        ("client", signed("sender")),
-    ] {
-        std::fs::write(dir.join(format!("{file}.crt")), cert).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key).unwrap();
-    }
-    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    roots
-}
-
 /// Sends `data` over TLS to 127.0.0.1:`port`, with the client certificate in `dir` if `with_cert`.
 fn send_tls(port: u16, roots: &rustls::RootCertStore, dir: &Path, with_cert: bool, data: &[u8]) {
     use rustls::pki_types::pem::PemObject;
@@ -605,7 +577,7 @@ fn send_tls(port: u16, roots: &rustls::RootCertStore, dir: &Path, with_cert: boo
 #[test]
 fn tls_with_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let roots = write_pki(dir.path());
+    let roots = support::pki::write_pki(dir.path());
     let tcp = free_port();
     let d = dir.path().display();
     let alone = Alone::start(&format!(

@@ -193,6 +193,9 @@ fn check_jobs(
         if let Some(api) = &sc.loki_push_api {
             check_push_api(config, sc, api, lines, job_line)?;
         }
+        if let Some(hook) = &sc.k8s_audit_webhook {
+            check_audit_webhook(config, sc, hook, lines, job_line)?;
+        }
         check_one_kind(sc, lines, job_line)?;
         if let Some(journal) = &sc.journal {
             if let Some(name) = journal
@@ -247,6 +250,9 @@ fn check_one_kind(
         (!sc.docker_sd_configs.is_empty()).then_some("docker_sd_configs"),
         sc.syslog.is_some().then_some("syslog"),
         sc.loki_push_api.is_some().then_some("loki_push_api"),
+        sc.k8s_audit_webhook
+            .is_some()
+            .then_some("k8s_audit_webhook"),
     ]
     .into_iter()
     .flatten()
@@ -295,6 +301,56 @@ fn check_push_api(
                 api.server.http_listen_port
             ),
         ));
+    }
+    Ok(())
+}
+
+fn check_audit_webhook(
+    config: &Config,
+    sc: &schema::ScrapeConfig,
+    hook: &schema::AuditWebhookConfig,
+    lines: &Lines,
+    job_line: usize,
+) -> Result<(), ConfigError> {
+    let error = |key: &str, message: String| Err(lines.error(key, job_line, message));
+    let job = &sc.job_name;
+    if !sc.relabel_configs.is_empty() {
+        return error(
+            "relabel_configs:",
+            format!("job {job:?}: relabel_configs with k8s_audit_webhook is not supported (set labels, or use the pipeline)"),
+        );
+    }
+    if let Some(name) = hook.labels.keys().find(|n| !values::is_valid_label_name(n)) {
+        return error(
+            name,
+            format!("invalid label name {name:?} in k8s_audit_webhook.labels"),
+        );
+    }
+    let port = hook
+        .server
+        .http_listen_port
+        .unwrap_or(schema::DEFAULT_WEBHOOK_PORT);
+    if port != 0 && !config.server.disable && port == config.server.http_listen_port {
+        return error(
+            "k8s_audit_webhook:",
+            format!("job {job:?}: k8s_audit_webhook.server.http_listen_port {port} is lokiship's own server's port; give the receiver another"),
+        );
+    }
+    if let Some(tls) = &hook.server.tls_config {
+        if tls.cert_file.is_empty() || tls.key_file.is_empty() {
+            return error(
+                "tls_config:",
+                format!(
+                    "job {job:?}: k8s_audit_webhook.server.tls_config needs cert_file and key_file"
+                ),
+            );
+        }
+    }
+    if hook.max_request_bytes.is_some_and(|b| b.0 == 0) {
+        return error(
+            "max_request_bytes:",
+            format!("job {job:?}: k8s_audit_webhook.max_request_bytes must be above 0"),
+        );
     }
     Ok(())
 }

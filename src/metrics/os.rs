@@ -1,4 +1,4 @@
-//! What the journal and syslog sources and the Kubernetes discovery count. Promtail's names where Promtail has the metric
+//! What the journal, syslog and audit webhook sources and the Kubernetes discovery count. Promtail's names where Promtail has the metric
 //! (`promtail_journal_target_*`, `promtail_syslog_*`), lokiship's own beside them.
 
 use super::ReasonLabels;
@@ -19,6 +19,17 @@ pub struct JobReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobCodeLabels {
+    pub job: String,
+    pub code: String,
+}
+
 #[derive(Default)]
 pub struct OsMetrics {
     pub journal_lines: Counter,
@@ -37,6 +48,8 @@ pub struct OsMetrics {
     pub docker_entries: Counter,
     pub docker_parse_errors: Counter,
     pub docker_errors: Family<JobReasonLabels, Counter>,
+    pub audit_webhook_events: Family<JobLabels, Counter>,
+    pub audit_webhook_requests: Family<JobCodeLabels, Counter>,
 }
 
 impl OsMetrics {
@@ -75,6 +88,16 @@ impl OsMetrics {
             "lokiship_docker_discovery_errors",
             "Failures of the Docker discovery, by job and reason (connect, list, inspect, logs, stream, frame); each is retried at the next refresh",
             self.docker_errors.clone(),
+        );
+        registry.register(
+            "lokiship_audit_webhook_events",
+            "Audit events received by the k8s_audit_webhook receiver and made safe (on disk or delivered) before the 200",
+            self.audit_webhook_events.clone(),
+        );
+        registry.register(
+            "lokiship_audit_webhook_requests",
+            "Requests to the k8s_audit_webhook receiver, by job and answer (200, 400, 401, 405, 413, 503, tls_handshake_failed)",
+            self.audit_webhook_requests.clone(),
         );
         registry.register(
             "promtail_syslog_target_entries",

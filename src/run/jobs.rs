@@ -78,6 +78,11 @@ impl JobTasks {
         if sc.loki_push_api.is_some() {
             done.push(Done::Task(start_push(ctx, index, job, &stop).await?));
         }
+        if sc.k8s_audit_webhook.is_some() {
+            done.push(Done::Task(
+                start_audit_webhook(ctx, index, job, &stop).await?,
+            ));
+        }
         if let Some(syslog) = job.syslog.take() {
             let (name, protocol) = (syslog.job.clone(), syslog.protocol);
             let running =
@@ -172,9 +177,7 @@ async fn start_push(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
         use_incoming_timestamp: api.use_incoming_timestamp,
-        pipeline: job.pipeline.clone(),
-        sink: ctx.sink.clone(),
-        clients: ctx.config.clients.len().max(1) as u32,
+        hand_over: hand_over(ctx, job),
     });
     let addr = listen_addr(&api.server)?;
     let (bound, handle) = crate::source::push::serve(receiver, addr, stop.signal(Part::Sources))
@@ -192,6 +195,88 @@ async fn start_push(
         address: bound.to_string(),
     });
     Ok(handle)
+}
+
+/// A `k8s_audit_webhook` receiver for scrape config `index`.
+async fn start_audit_webhook(
+    ctx: &Context<'_>,
+    index: usize,
+    job: &Job,
+    stop: &Arc<Shutdown>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use crate::source::audit_webhook::{self as webhook, AuditWebhook, Credentials};
+    let sc = &ctx.config.scrape_configs[index];
+    let Some(config) = &sc.k8s_audit_webhook else {
+        anyhow::bail!("job {:?} has no k8s_audit_webhook", sc.job_name);
+    };
+    let context = || format!("job {:?}: k8s_audit_webhook", sc.job_name);
+    let tls = config.server.tls_config.as_ref();
+    let acceptor = tls
+        .map(|t| {
+            let clients = if t.client_ca_file.is_empty() {
+                crate::source::tls_server::ClientCerts::NotAsked
+            } else {
+                crate::source::tls_server::ClientCerts::Optional(&t.client_ca_file)
+            };
+            crate::source::tls_server::acceptor(&t.cert_file, &t.key_file, clients)
+        })
+        .transpose()
+        .with_context(|| format!("{}: tls_config", context()))?;
+    let token_file = &config.auth.bearer_token_file;
+    if !token_file.is_empty() {
+        std::fs::metadata(token_file).with_context(|| {
+            format!(
+                "{}: cannot read bearer_token_file {token_file:?}",
+                context()
+            )
+        })?;
+    }
+    let credentials = Credentials {
+        bearer_token_file: (!token_file.is_empty()).then(|| token_file.clone()),
+        client_certificates: tls.is_some_and(|t| !t.client_ca_file.is_empty()),
+    };
+    if credentials.none_required() {
+        tracing::warn!(job = %sc.job_name, "k8s_audit_webhook takes events from anyone who can connect: set auth.bearer_token_file or server.tls_config.client_ca_file");
+    }
+    let hook = Arc::new(AuditWebhook {
+        job: sc.job_name.clone(),
+        labels: config
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        max_request_bytes: config
+            .max_request_bytes
+            .map_or(64 << 20, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
+        credentials,
+        hand_over: hand_over(ctx, job),
+    });
+    let host = config.server.http_listen_address.as_str();
+    let port = config
+        .server
+        .http_listen_port
+        .unwrap_or(crate::config::schema::DEFAULT_WEBHOOK_PORT);
+    let addr = super::parse_listen_addr(host, port)?;
+    let (bound, handle) = webhook::serve(hook, addr, acceptor, stop.signal(Part::Sources))
+        .await
+        .with_context(|| format!("{}: cannot listen on {addr}", context()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(job = %sc.job_name, address = %bound, "audit webhook receiver listening ({scheme})");
+    board().add_receiver(ReceiverStatus {
+        job: sc.job_name.clone(),
+        kind: "k8s_audit_webhook".into(),
+        address: format!("{scheme}://{bound}"),
+    });
+    Ok(handle)
+}
+
+/// The hand-over of a receiver whose senders cannot send again once answered.
+fn hand_over(ctx: &Context<'_>, job: &Job) -> Arc<crate::source::hand_over::DurableHandOver> {
+    Arc::new(crate::source::hand_over::DurableHandOver {
+        pipeline: job.pipeline.clone(),
+        sink: ctx.sink.clone(),
+        clients: ctx.config.clients.len().max(1) as u32,
+    })
 }
 
 /// A Docker discovery job, each container resuming from its position. With `exit_at_eof` (and in

@@ -418,18 +418,15 @@ async fn start_server(
 }
 
 fn listen_addr(server: &crate::config::schema::ServerConfig) -> anyhow::Result<SocketAddr> {
-    let host = if server.http_listen_address.is_empty() {
-        "0.0.0.0"
-    } else {
-        server.http_listen_address.as_str()
-    };
-    let text = if host.contains(':') {
-        format!("[{host}]:{}", server.http_listen_port)
-    } else {
-        format!("{host}:{}", server.http_listen_port)
-    };
-    text.parse()
-        .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
+    parse_listen_addr(&server.http_listen_address, server.http_listen_port)
+}
+
+/// `host:port` to listen on; all interfaces when `host` is empty.
+fn parse_listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    crate::source::join_host_port(host, port)
+        .parse()
+        .with_context(|| format!("http_listen_address {host:?} is not an IP address"))
 }
 
 fn file_source_config(

@@ -1,15 +1,18 @@
 //! Sources of log lines. Each emits [`crate::entry::Entry`]s whose [`ack::Ack`] moves the source's
 //! position once the clients delivered them.
 
+pub mod audit_webhook;
 pub mod cursor;
 pub mod docker;
 pub mod file;
+pub mod hand_over;
 pub mod journal;
 pub mod kubernetes;
 pub mod push;
 pub mod relabel;
 pub mod syslog;
 pub mod targets;
+pub mod tls_server;
 
 /// This host's name as Promtail takes it for `__host__` and the pods of its node: `HOSTNAME`, else the kernel's.
 pub fn this_host() -> String {

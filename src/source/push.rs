@@ -7,14 +7,13 @@
 //! A pushed line cannot be read again: once the sender got its 204 it forgets it. So the receiver
 //! answers 204 only when every client has the request's entries safe — on its disk queue
 //! (fsync'd; every client has one unless `wal.enabled: false`), or delivered
-//! to Loki. What cannot be made safe within [`STORE_TIMEOUT`] gets a 503, and the sender retries
+//! to Loki ([`super::hand_over`]). What cannot be made safe within its timeout gets a 503, and the sender retries
 //! (the entries may then arrive twice: at least once, never lost). A body Loki would refuse gets a
 //! 400 that says why. Both are counted in `lokiship_push_errors{reason}`.
 
-use crate::entry::ack::AckTracker;
-use crate::entry::sink::EntrySink;
+use super::hand_over::DurableHandOver;
 use crate::entry::Labels;
-use crate::pipeline::{Pipeline, Processing};
+use crate::pipeline::Processing;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,10 +22,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// How long a request may wait for its entries to be safe before it is answered 503.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest request body taken (compressed), as Loki's default `grpc_server_max_recv_msg_size`.
 const MAX_BODY: usize = 100 << 20;
@@ -36,10 +31,7 @@ pub struct PushReceiver {
     /// Set on every entry, over the pushed labels.
     pub labels: Labels,
     pub use_incoming_timestamp: bool,
-    pub pipeline: Arc<Pipeline>,
-    pub sink: Arc<dyn EntrySink>,
-    /// Acknowledgements an entry needs: one per client.
-    pub clients: u32,
+    pub hand_over: Arc<DurableHandOver>,
 }
 
 /// One pushed entry, before the pipeline.
@@ -117,64 +109,30 @@ impl PushReceiver {
     /// Runs `entries` through the pipeline, hands them to the clients, and answers once every
     /// client has them safe.
     async fn store(self: Arc<Self>, entries: Vec<Pushed>) -> Response {
-        let count = entries.len() as u64;
         crate::metrics::metrics()
             .push_received_entries
-            .inc_by(count);
-        let deadline = Instant::now() + STORE_TIMEOUT;
-        let me = self.clone();
-        let handed = tokio::task::spawn_blocking(move || me.hand_over(entries, deadline)).await;
-        let tracker = match handed {
-            Ok(Some(tracker)) => tracker,
-            _ => return unavailable("the clients' queues are full, or lokiship is stopping"),
-        };
-        // On disk, the acknowledgements came with the hand-over; delivered, they come later.
-        while tracker.committed() < count {
-            if Instant::now() >= deadline {
-                return unavailable("not delivered in time");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        StatusCode::NO_CONTENT.into_response()
-    }
-
-    /// Pipeline and hand-over, on a blocking thread (disk writes, waits for room); `None` when the
-    /// clients had no room before `deadline`.
-    fn hand_over(&self, entries: Vec<Pushed>, deadline: Instant) -> Option<Arc<AckTracker>> {
-        let tracker = AckTracker::new(0, self.clients);
+            .inc_by(entries.len() as u64);
         let now = crate::entry::now_ns();
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, e) in entries.into_iter().enumerate() {
-            let mut labels = e.labels;
-            for (name, value) in self.labels.iter() {
-                labels.insert(name, value);
-            }
-            let ts = if self.use_incoming_timestamp {
-                e.timestamp_ns
-            } else {
-                now
-            };
-            let mut p = Processing::new(labels, e.line, ts);
-            p.structured_metadata = e.structured_metadata;
-            p.ack = Some(tracker.register(i as u64 + 1));
-            self.pipeline.run(p, &mut out);
-        }
-        // Entries a stage holds (multiline) end with the request: the sender waits for its answer.
-        self.pipeline.flush(true, &mut out);
-        let mut chunk: Vec<_> = out.into_iter().map(Processing::into_entry).collect();
-        loop {
-            match self.sink.try_send_unrereadable(chunk) {
-                Ok(()) => return Some(tracker),
-                Err(crate::entry::sink::TrySendError::Full(back)) if Instant::now() < deadline => {
-                    chunk = back;
-                    self.sink.wait_for_room(
-                        deadline
-                            .saturating_duration_since(Instant::now())
-                            .min(Duration::from_millis(100)),
-                    );
+        let entries = entries
+            .into_iter()
+            .map(|e| {
+                let mut labels = e.labels;
+                for (name, value) in self.labels.iter() {
+                    labels.insert(name, value);
                 }
-                Err(_) => return None,
-            }
+                let ts = if self.use_incoming_timestamp {
+                    e.timestamp_ns
+                } else {
+                    now
+                };
+                let mut p = Processing::new(labels, e.line, ts);
+                p.structured_metadata = e.structured_metadata;
+                p
+            })
+            .collect();
+        match self.hand_over.store(entries).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(why) => unavailable(why.reason()),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod docker;
 pub mod gen;
 pub mod journal;
 pub mod peers;
+pub mod pki;
 
 pub use config::ConfigBuilder;
 

@@ -146,6 +146,11 @@ impl RealApiServer {
     /// Starts it with `audit_policy` as its `--audit-policy-file`. `None`, with a message, when the
     /// peers or etcd (Debian's `etcd-server`) are missing.
     pub fn start(audit_policy: &Path) -> Option<Self> {
+        Self::start_with_args(audit_policy, "")
+    }
+
+    /// [`RealApiServer::start`] with more kube-apiserver flags (`extra`, split at spaces).
+    pub fn start_with_args(audit_policy: &Path, extra: &str) -> Option<Self> {
         let kubectl = peer_binary("kubectl")?;
         peer_binary("kube-apiserver")?;
         if Command::new("etcd").arg("--version").output().is_err() {
@@ -163,7 +168,7 @@ impl RealApiServer {
             .env("DISABLE_SA_ADMISSION", "1")
             .env(
                 "EXTRA_APISERVER_ARGS",
-                format!("--audit-policy-file={}", audit_policy.display()),
+                format!("--audit-policy-file={} {extra}", audit_policy.display()),
             )
             .stderr(Stdio::inherit())
             .output()

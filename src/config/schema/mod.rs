@@ -11,10 +11,12 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod audit_webhook;
 mod client;
 mod docker;
 mod kubernetes;
 mod server;
+pub use audit_webhook::*;
 pub use client::*;
 pub use docker::*;
 pub use kubernetes::*;
@@ -234,6 +236,7 @@ pub struct ScrapeConfig {
     pub journal: Option<JournalConfig>,
     pub syslog: Option<SyslogConfig>,
     pub loki_push_api: Option<PushApiConfig>,
+    pub k8s_audit_webhook: Option<AuditWebhookConfig>,
     #[serde(default)]
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     #[serde(default)]

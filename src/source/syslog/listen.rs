@@ -7,9 +7,8 @@ use super::message::{self, Outcome};
 use super::peer::{Lookup, Peer};
 use super::{SyslogJob, TlsFiles};
 use crate::shutdown::StopSignal;
+use crate::source::tls_server::ClientCerts;
 use anyhow::Context as _;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -315,33 +314,10 @@ fn refused(reason: &str) {
 }
 
 fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let read = |what: &str, path: &str| {
-        std::fs::read(path).with_context(|| format!("cannot read {what} {path:?}"))
-    };
-    let certs = CertificateDer::pem_slice_iter(&read("cert_file", &files.cert_file)?)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("cert_file {:?}", files.cert_file))?;
-    let key = PrivateKeyDer::from_pem_slice(&read("key_file", &files.key_file)?)
-        .with_context(|| format!("key_file {:?}", files.key_file))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = if files.ca_file.is_empty() {
-        builder.with_no_client_auth()
+    let clients = if files.ca_file.is_empty() {
+        ClientCerts::NotAsked
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&read("ca_file", &files.ca_file)?) {
-            roots
-                .add(cert.with_context(|| format!("ca_file {:?}", files.ca_file))?)
-                .with_context(|| format!("ca_file {:?}", files.ca_file))?;
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()?;
-        builder.with_client_cert_verifier(verifier)
+        ClientCerts::Required(&files.ca_file)
     };
-    let config = builder
-        .with_single_cert(certs, key)
-        .context("cert_file and key_file do not make a certificate")?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    crate::source::tls_server::acceptor(&files.cert_file, &files.key_file, clients)
 }

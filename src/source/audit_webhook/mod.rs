@@ -1,0 +1,258 @@
+//! `k8s_audit_webhook`: a receiver for kube-apiserver's audit webhook backend
+//! (`--audit-webhook-config-file`). The API server POSTs an `audit.k8s.io/v1` `EventList` to the
+//! kubeconfig's server URL (any path is taken); each event runs through the job's pipeline as one
+//! JSON line, exactly as the same event read from an audit log file.
+//!
+//! The API server forgets a batch once it got a 2xx, so the answer is 200 only when every event
+//! of the request is safe on every client's disk queue or delivered ([`super::hand_over`]);
+//! otherwise 503, and the API server retries with its backoff. 400 says why a body is not an
+//! EventList, 413 refuses one over `max_request_bytes`, 401 a request without credentials.
+
+mod auth;
+mod events;
+
+pub use auth::{Credentials, Peer};
+
+use super::hand_over::DurableHandOver;
+use crate::entry::Labels;
+use crate::pipeline::Processing;
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A TLS handshake that takes longer is given up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request whose headers take longer to arrive is given up (slow clients hold no connection).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections beyond this many wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+
+/// One `k8s_audit_webhook` scrape config, compiled.
+pub struct AuditWebhook {
+    pub job: String,
+    /// Set on every event, before the pipeline.
+    pub labels: Labels,
+    pub max_request_bytes: usize,
+    pub credentials: Credentials,
+    pub hand_over: Arc<DurableHandOver>,
+}
+
+/// Serves `hook` on `addr` (HTTPS with `tls`) until `stop` fires; returns the bound address and
+/// a task that ends once the requests in progress are answered.
+pub async fn serve(
+    hook: Arc<AuditWebhook>,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: crate::shutdown::StopSignal,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new().fallback(receive).with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(accept_loop(hook, listener, app, tls, stop));
+    Ok((bound, handle))
+}
+
+async fn accept_loop(
+    hook: Arc<AuditWebhook>,
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: crate::shutdown::StopSignal,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            _ = stop.stopped() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(job = %hook.job, error = %e, "audit webhook: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (app, tls, watcher, job) = (
+            app.clone(),
+            tls.clone(),
+            graceful.watcher(),
+            hook.job.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => serve_connection(stream, Peer::default(), app, watcher).await,
+                Some(tls) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
+                    else {
+                        count_request(&job, "tls_handshake_failed");
+                        return;
+                    };
+                    let peer = Peer {
+                        verified_certificate: stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .is_some_and(|c| !c.is_empty()),
+                    };
+                    serve_connection(stream, peer, app, watcher).await;
+                }
+            }
+        });
+    }
+    // Requests in progress are answered (their hand-over ends within its timeout).
+    let wait = super::hand_over::STORE_TIMEOUT + Duration::from_secs(5);
+    let _ = tokio::time::timeout(wait, graceful.shutdown()).await;
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: Peer,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app.layer(Extension(peer)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let _ = watcher.watch(connection).await;
+}
+
+async fn receive(
+    State(hook): State<Arc<AuditWebhook>>,
+    Extension(peer): Extension<Peer>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (code, message) = hook.answer(peer, method, &headers, body).await;
+    count_request(&hook.job, code.as_str());
+    if code.is_success() {
+        return (code, "{}\n").into_response();
+    }
+    tracing::warn!(job = %hook.job, status = code.as_u16(), error = %message, "audit webhook: refused a request");
+    let mut response = (code, message + "\n").into_response();
+    if code == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+impl AuditWebhook {
+    /// The status of the answer to a request, and what is wrong when it is not a success.
+    async fn answer(
+        self: &Arc<Self>,
+        peer: Peer,
+        method: Method,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> (StatusCode, String) {
+        if method != Method::POST {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "audit events are POSTed".into(),
+            );
+        }
+        match self.credentials.check(peer, headers) {
+            Ok(()) => {}
+            Err(auth::Refusal::Unauthorized(why)) => return (StatusCode::UNAUTHORIZED, why.into()),
+            Err(auth::Refusal::TokenUnreadable(why)) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, why)
+            }
+        }
+        let body = match self.read_body(headers, body).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
+        let lines = match events::event_lines(&body) {
+            Ok(lines) => lines,
+            Err(why) => return (StatusCode::BAD_REQUEST, why),
+        };
+        drop(body);
+        let count = lines.len() as u64;
+        let now = crate::entry::now_ns();
+        let entries = lines
+            .into_iter()
+            .map(|line| Processing::new(self.labels.clone(), line, now))
+            .collect();
+        match self.hand_over.store(entries).await {
+            Ok(()) => {
+                crate::metrics::metrics()
+                    .os
+                    .audit_webhook_events
+                    .get_or_create(&crate::metrics::os::JobLabels {
+                        job: self.job.clone(),
+                    })
+                    .inc_by(count);
+                (StatusCode::OK, String::new())
+            }
+            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.reason().into()),
+        }
+    }
+
+    /// The whole body, or 413 when it is over `max_request_bytes` (known from its length before
+    /// anything is read when the sender gives one).
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<axum::body::Bytes, (StatusCode, String)> {
+        let too_large = || {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is over max_request_bytes ({} bytes)",
+                    self.max_request_bytes
+                ),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_request_bytes as u64) {
+            return Err(too_large());
+        }
+        match http_body_util::Limited::new(body, self.max_request_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err((
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            )),
+        }
+    }
+}
+
+fn count_request(job: &str, code: &str) {
+    crate::metrics::metrics()
+        .os
+        .audit_webhook_requests
+        .get_or_create(&crate::metrics::os::JobCodeLabels {
+            job: job.into(),
+            code: code.into(),
+        })
+        .inc();
+}
