@@ -351,9 +351,19 @@ fn credentials_and_bodies_are_checked_and_refusals_say_why() {
     assert!(why.contains("not an EventList of audit.k8s.io/v1"), "{why}");
     let huge = event_list(&vec![events[3].clone(); 200]);
     assert!(huge.len() > 64 * 1024);
-    let (code, why) = status(&with_cert, huge, None).unwrap();
-    assert_eq!(code, 413);
-    assert!(why.contains("max_request_bytes"), "{why}");
+    // The 413 comes before the body is read (its Content-Length says enough): a sender still
+    // writing may see the connection closed instead of the answer; either way nothing is shipped,
+    // and the refusal is counted below.
+    match status(&with_cert, huge, None) {
+        Ok((code, why)) => {
+            assert_eq!(code, 413);
+            assert!(why.contains("max_request_bytes"), "{why}");
+        }
+        Err(e) => assert!(
+            e.contains("BrokenPipe") || e.contains("ConnectionReset"),
+            "{e}"
+        ),
+    }
 
     loki.wait_for(WAIT, "the two events let in", |got| got.len() >= 2);
     std::thread::sleep(Duration::from_millis(500));
