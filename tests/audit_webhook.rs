@@ -6,10 +6,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::pki::write_pki;
-use support::{eventually, free_port, http_get, metric_samples, FakeLoki, Lokiship, Received};
+use support::{
+    eventually, free_port, http_get, metric_samples, start_preset, stop_preset as stop, FakeLoki,
+    Lokiship, Received,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -76,45 +79,32 @@ fn post(
     })
 }
 
-/// Runs `config/<preset>` with `-config.expand-env` and `env`.
-fn start_preset(
-    preset: &str,
-    dir: &Path,
-    loki: &FakeLoki,
-    port: u16,
-    env: &[(&str, String)],
-) -> support::Shipper {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Command::new(env!("CARGO_BIN_EXE_lokiship"))
-        .arg(format!(
-            "-config.file={}",
-            root.join("config").join(preset).display()
-        ))
-        .arg("-config.expand-env=true")
-        .env("LOKI_URL", loki.url().trim_end_matches("/loki/api/v1/push"))
-        .env("CLUSTER", "test")
-        .env("LOKISHIP_POSITIONS", dir.join("positions.yaml"))
-        .env("LOKISHIP_LISTEN_ADDRESS", "127.0.0.1")
-        .env("LOKISHIP_LISTEN_PORT", port.to_string())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(support::Shipper)
-        .unwrap()
+/// `config/k8s-audit-webhook.yaml` on 127.0.0.1 with the certificates in `pki`, pushing to `loki`,
+/// once ready: the shipper, its server's port and its receiver's port.
+fn start_webhook_preset(dir: &Path, loki: &FakeLoki, pki: &Path) -> (support::Shipper, u16, u16) {
+    let (port, hook_port) = (free_port(), free_port());
+    let p = |f: &str| pki.join(f).display().to_string();
+    let shipper = start_preset(
+        "k8s-audit-webhook.yaml",
+        &dir.join("webhook"),
+        loki,
+        port,
+        &[
+            ("WEBHOOK_LISTEN_ADDRESS", "127.0.0.1".into()),
+            ("WEBHOOK_LISTEN_PORT", hook_port.to_string()),
+            ("WEBHOOK_CERT_FILE", p("server.crt")),
+            ("WEBHOOK_KEY_FILE", p("server.key")),
+            ("WEBHOOK_CLIENT_CA_FILE", p("ca.crt")),
+        ],
+    );
+    wait_ready(port);
+    (shipper, port, hook_port)
 }
 
 fn wait_ready(port: u16) {
     eventually(WAIT, "lokiship's /ready", || {
         http_get(port, "/ready").is_some_and(|r| r.contains(" 200 "))
     });
-}
-
-fn stop(mut shipper: support::Shipper) {
-    let _ = Command::new("kill")
-        .arg(shipper.0.id().to_string())
-        .status();
-    assert!(support::wait_timeout(&mut shipper.0, Duration::from_secs(30)).success());
 }
 
 /// What Loki stored, in an order that does not depend on how it was batched.
@@ -173,22 +163,7 @@ fn an_event_gets_the_same_entry_by_webhook_as_from_the_audit_log() {
     );
 
     let by_webhook = FakeLoki::start();
-    let (port, hook_port) = (free_port(), free_port());
-    let p = |f: &str| pki.join(f).display().to_string();
-    let hook_shipper = start_preset(
-        "k8s-audit-webhook.yaml",
-        &dir.path().join("webhook"),
-        &by_webhook,
-        port,
-        &[
-            ("WEBHOOK_LISTEN_ADDRESS", "127.0.0.1".into()),
-            ("WEBHOOK_LISTEN_PORT", hook_port.to_string()),
-            ("WEBHOOK_CERT_FILE", p("server.crt")),
-            ("WEBHOOK_KEY_FILE", p("server.key")),
-            ("WEBHOOK_CLIENT_CA_FILE", p("ca.crt")),
-        ],
-    );
-    wait_ready(port);
+    let (hook_shipper, port, hook_port) = start_webhook_preset(dir.path(), &by_webhook, &pki);
     let https = client(&pki, Some(&pki));
     let url = format!("https://127.0.0.1:{hook_port}/audit");
     // In batches, as the API server sends them (up to 400 events).
@@ -541,23 +516,8 @@ fn real_api_server_by_file_and_by_webhook(mode: &str) {
     std::fs::create_dir(&pki).unwrap();
     write_pki(&pki);
     let by_webhook = FakeLoki::start();
-    let (port, hook_port) = (free_port(), free_port());
-    let p = |f: &str| pki.join(f).display().to_string();
     // lokiship listens before the API server starts: it sends its first events at once.
-    let hook_shipper = start_preset(
-        "k8s-audit-webhook.yaml",
-        &dir.path().join("webhook"),
-        &by_webhook,
-        port,
-        &[
-            ("WEBHOOK_LISTEN_ADDRESS", "127.0.0.1".into()),
-            ("WEBHOOK_LISTEN_PORT", hook_port.to_string()),
-            ("WEBHOOK_CERT_FILE", p("server.crt")),
-            ("WEBHOOK_KEY_FILE", p("server.key")),
-            ("WEBHOOK_CLIENT_CA_FILE", p("ca.crt")),
-        ],
-    );
-    wait_ready(port);
+    let (hook_shipper, port, hook_port) = start_webhook_preset(dir.path(), &by_webhook, &pki);
     let kubeconfig = dir.path().join("audit-webhook.kubeconfig");
     webhook_kubeconfig(
         &kubeconfig,

@@ -5,47 +5,13 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{gen_logs, http_get, rfc3339_ns, wait_timeout, FakeLoki, Received};
+use support::{
+    free_port, gen_logs, http_get, rfc3339_ns, start_preset as start, stop_preset as stop,
+    FakeLoki, Received,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `config/<preset>` with `-config.expand-env` and the given environment.
-fn start(preset: &str, dir: &Path, loki: &FakeLoki, port: u16, env: &[(&str, String)]) -> Child {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = loki.url().trim_end_matches("/loki/api/v1/push").to_string();
-    Command::new(env!("CARGO_BIN_EXE_lokiship"))
-        .arg(format!(
-            "-config.file={}",
-            root.join("config").join(preset).display()
-        ))
-        .arg("-config.expand-env=true")
-        .env("LOKI_URL", base)
-        .env("LOKI_TENANT", "")
-        .env("CLUSTER", "test")
-        .env("LOKISHIP_POSITIONS", dir.join("positions.yaml"))
-        .env("LOKISHIP_LISTEN_ADDRESS", "127.0.0.1")
-        .env("LOKISHIP_LISTEN_PORT", port.to_string())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(wait_timeout(&mut child, Duration::from_secs(30)).success());
-}
 
 /// `{a="b", c="d"}` → map.
 fn labels(selector: &str) -> BTreeMap<String, String> {

@@ -324,6 +324,42 @@ pub fn start_shipper(binary: &Path, config: &Path, http_port: u16) -> Shipper {
     shipper
 }
 
+/// Runs `config/<preset>` unchanged with `-config.expand-env`: the environment points it at
+/// `loki`, a positions file in `dir` and its server on 127.0.0.1:`port`, plus `env`.
+pub fn start_preset(
+    preset: &str,
+    dir: &Path,
+    loki: &FakeLoki,
+    port: u16,
+    env: &[(&str, String)],
+) -> Shipper {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new(env!("CARGO_BIN_EXE_lokiship"))
+        .arg(format!(
+            "-config.file={}",
+            root.join("config").join(preset).display()
+        ))
+        .arg("-config.expand-env=true")
+        .env("LOKI_URL", loki.url().trim_end_matches("/loki/api/v1/push"))
+        .env("LOKI_TENANT", "")
+        .env("CLUSTER", "test")
+        .env("LOKISHIP_POSITIONS", dir.join("positions.yaml"))
+        .env("LOKISHIP_LISTEN_ADDRESS", "127.0.0.1")
+        .env("LOKISHIP_LISTEN_PORT", port.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Shipper)
+        .expect("starting lokiship on a preset")
+}
+
+/// SIGTERM to a preset's shipper; it must exit 0 within 30 s.
+pub fn stop_preset(mut shipper: Shipper) {
+    signal(&shipper.0, "TERM");
+    assert!(wait_timeout(&mut shipper.0, Duration::from_secs(30)).success());
+}
+
 /// A running lokiship process.
 pub struct Lokiship {
     pub child: Child,
