@@ -34,6 +34,7 @@
 //! still move the positions written at exit.
 
 mod announce;
+pub(crate) mod chunk;
 mod closing;
 pub mod compressed;
 pub mod discover;
@@ -104,7 +105,7 @@ pub struct FileSourceConfig {
     pub client_labels: Vec<(String, String)>,
 }
 
-type Limiter = governor::DefaultDirectRateLimiter;
+pub(crate) type Limiter = governor::DefaultDirectRateLimiter;
 
 pub struct FileSource {
     config: FileSourceConfig,
