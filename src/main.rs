@@ -86,17 +86,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The exit code of a `-dry-run` or `-exit-at-eof` run that refused, dropped or could not read lines.
+/// The exit code of a `-dry-run`, `-exit-at-eof` or `-stdin` run that refused, dropped or could not read lines.
 const EXIT_LOST: u8 = 3;
 
 /// Runs the command; the run's summary when it is a job that ends by itself (`-dry-run`,
-/// `-exit-at-eof`), whose exit code says whether lines were lost.
+/// `-exit-at-eof`, `-stdin`), whose exit code says whether lines were lost.
 fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
-    let Some(path) = cli.config_file.clone() else {
+    // `-stdin` runs without a config file, as Promtail's: `-client.url` says where to push.
+    let path = cli.config_file.clone();
+    if path.is_none() && !cli.stdin {
         anyhow::bail!("-config.file is required");
-    };
-    if cli.stdin {
-        anyhow::bail!("-stdin is not supported yet");
     }
     if cli.inspect {
         lokiship::pipeline::inspect::enable();
@@ -105,10 +104,19 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         expand_env: cli.expand_env,
         strict: cli.strict,
     };
-    let loaded = config::load_file(&path, &opts)?;
+    let load = || match &path {
+        Some(path) => config::load_file(path, &opts),
+        None => config::load_str("(no -config.file)", "{}", &opts),
+    };
+    let loaded = load()?;
     start_logging(&cli, &loaded.config)?;
+    // `target_config.stdin: true` is what Promtail's `-stdin` sets.
+    let stdin = cli.stdin || loaded.config.target_config.stdin;
     if cli.print_config_stderr {
-        let text = std::fs::read_to_string(&path)?;
+        let text = match &path {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => String::new(),
+        };
         let text = if cli.expand_env {
             config::expand::expand(&text, |n| std::env::var(n).ok())
         } else {
@@ -121,7 +129,8 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     }
     let mut run_opts = RunOptions {
         dry_run: cli.dry_run,
-        exit_at_eof: cli.exit_at_eof,
+        exit_at_eof: cli.exit_at_eof || stdin,
+        stdin,
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
         reload_requests: None,
     };
@@ -135,7 +144,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let job = cli.dry_run || cli.exit_at_eof;
+    let job = cli.dry_run || cli.exit_at_eof || stdin;
     let mut signals = {
         let _context = runtime.enter();
         signals::Signals::install()
@@ -146,7 +155,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     m.config_last_reload_successful.set(1);
     m.config_last_reload_success_seconds
         .set(signals::unix_now());
-    let load_again = || compile(&cli, config::load_file(&path, &opts)?, &run_opts);
+    let load_again = || compile(&cli, load()?, &run_opts);
     let (send, receive) = tokio::sync::mpsc::channel(1);
     let mut endings = Endings {
         receive,
@@ -223,5 +232,9 @@ fn compile(
     apply_overrides(cli, &mut loaded.config)?;
     let compiled = config::compile::compile(loaded)?;
     lokiship::run::check_runnable(&compiled.config, run_opts)?;
-    Ok(compiled)
+    Ok(if run_opts.stdin {
+        compiled.into_stdin()
+    } else {
+        compiled
+    })
 }

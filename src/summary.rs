@@ -29,6 +29,8 @@ pub struct Summary {
     /// Entries and bytes of lines in the clients' memory queues.
     pub queued_entries: u64,
     pub queued_bytes: u64,
+    /// Lines read from standard input (`-stdin`) and not delivered when the run ended.
+    pub stdin_undelivered: u64,
 }
 
 /// `lokiship_file_errors_total` reasons that mean a file's lines were not read.
@@ -76,6 +78,7 @@ impl Summary {
                 "lokiship_wal_entries" => s.disk_queue_entries += value,
                 "lokiship_client_queue_entries" => s.queued_entries += value,
                 "lokiship_client_queue_bytes" => s.queued_bytes += value,
+                "lokiship_stdin_undelivered_lines_total" => s.stdin_undelivered += value,
                 _ => {}
             }
         }
@@ -99,7 +102,10 @@ impl Summary {
     /// Whether lines were lost on the way: refused, dropped by a client, or never read. Lines a
     /// pipeline stage drops are the config's choice, not a loss.
     pub fn lost_anything(&self) -> bool {
-        self.dropped_total() > 0 || self.refused > 0 || self.unreadable() > 0
+        self.dropped_total() > 0
+            || self.refused > 0
+            || self.unreadable() > 0
+            || self.stdin_undelivered > 0
     }
 
     /// Logs the summary as one line.
@@ -121,14 +127,21 @@ impl Summary {
 
     /// What was not shipped, for the last line of a run that lost lines.
     pub fn loss(&self) -> String {
-        format!(
+        let mut loss = format!(
             "{} refused by Loki, {} dropped by the clients ({}), {} file errors ({})",
             self.refused,
             self.dropped_total(),
             join(&self.dropped, ": ", ", "),
             self.unreadable(),
             join(&self.file_errors, ": ", ", "),
-        )
+        );
+        if self.stdin_undelivered > 0 {
+            loss += &format!(
+                ", {} lines of standard input not delivered",
+                self.stdin_undelivered
+            );
+        }
+        loss
     }
 }
 
@@ -181,6 +194,7 @@ lokiship_wal_bytes{host="loki:3100"} 2048
 lokiship_wal_entries{host="loki:3100"} 3
 lokiship_client_queue_entries{host="loki:3100"} 4
 lokiship_client_queue_bytes{host="loki:3100"} 4096
+lokiship_stdin_undelivered_lines_total 6
 # EOF
 "#;
 
@@ -196,7 +210,11 @@ lokiship_client_queue_bytes{host="loki:3100"} 4096
         assert_eq!(s.unreadable(), 1);
         assert_eq!((s.disk_queue_entries, s.disk_queue_bytes), (3, 2048));
         assert_eq!((s.queued_entries, s.queued_bytes), (4, 4096));
+        assert_eq!(s.stdin_undelivered, 6);
         assert!(s.lost_anything());
+        assert!(s
+            .loss()
+            .ends_with(", 6 lines of standard input not delivered"));
     }
 
     #[test]

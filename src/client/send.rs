@@ -7,7 +7,8 @@
 //! lose lines that are still on disk. Past `max_retries` it logs an error and keeps retrying at
 //! `max_period`; reading pauses behind the full queue, and positions stay where they are, until Loki
 //! is back or lokiship is stopped. (A client with a disk queue asks for one attempt, `fail_fast`,
-//! and makes the retries from its disk queue.)
+//! and makes the retries from its disk queue.) Only `-stdin`, whose lines nothing keeps, drops the
+//! batch past `max_retries` (`give_up_after_max_retries`), and its exit code says so.
 
 use super::answer::{Answer, MAX_ANSWER_BODY};
 use super::rejection::StreamCount;
@@ -51,8 +52,10 @@ pub struct Sender {
     /// How long a push may take (`timeout`), and a stop's push.
     timeout: Duration,
     policy: Policy,
-    /// `backoff_config.max_retries`: past it, an error is logged (and the push goes on).
+    /// `backoff_config.max_retries`: past it, an error is logged (and the push goes on, unless
+    /// `give_up`).
     max_retries: u32,
+    give_up: bool,
     credentials: Option<super::auth::Credentials>,
     static_headers: HeaderMap,
     health: std::sync::Arc<super::health::ClientHealth>,
@@ -79,6 +82,7 @@ impl Sender {
             timeout: settings.timeout,
             policy: settings.policy,
             max_retries: settings.max_retries,
+            give_up: settings.give_up_after_max_retries,
             credentials: settings.credentials.clone(),
             static_headers: settings.headers.clone(),
             health,
@@ -134,6 +138,13 @@ impl Sender {
             }
             attempt += 1;
             m.batch_retries.get_or_create(&host).inc();
+            if attempt == self.max_retries && self.give_up {
+                let entries: usize = streams.iter().map(|s| s.entries).sum();
+                let bytes: usize = streams.iter().map(|s| s.bytes).sum();
+                tracing::error!(host = %self.host, attempts = attempt, entries,
+                    "Loki still not accepting after max_retries; dropping the batch (its lines cannot be read again)");
+                return self.dropped("ingester_error", tenant, entries, bytes);
+            }
             if attempt == self.max_retries {
                 tracing::error!(host = %self.host, attempts = attempt,
                     "Loki still not accepting after max_retries; lokiship keeps retrying and holds positions so nothing is lost");

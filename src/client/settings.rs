@@ -28,6 +28,10 @@ pub struct Settings {
     pub timeout: Duration,
     pub policy: Policy,
     pub max_retries: u32,
+    /// Drop a batch Loki has not taken after `max_retries` (as Promtail does) instead of
+    /// retrying on: for lines no source can read again and no disk queue keeps (`-stdin`),
+    /// which end the run with exit code 3 instead of hanging it.
+    pub give_up_after_max_retries: bool,
     pub unhealthy_after: Duration,
     pub credentials: Option<Credentials>,
     /// Content type, user agent and `headers`.
@@ -79,6 +83,7 @@ impl Settings {
                 drop_rate_limited: config.drop_rate_limited_batches,
             },
             max_retries: config.backoff_config.max_retries,
+            give_up_after_max_retries: false,
             unhealthy_after: config.unhealthy_after.0,
             credentials: Credentials::of(config),
             headers,

@@ -14,6 +14,7 @@ use crate::source::file::compressed::{Decompression, Format};
 use crate::source::file::discover::PathGlob;
 use crate::source::journal::{self, JournalJob};
 use crate::source::relabel::Relabel;
+use crate::source::stdin::StdinJob;
 use crate::source::syslog::{self, SyslogJob};
 use crate::source::targets::ScrapeTargets;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Compiled {
     /// The config file's text as it was read (expanded with `-config.expand-env`), for `/config`,
     /// which masks its secrets.
     pub text: String,
+    /// What `-stdin` reads standard input as ([`Compiled::into_stdin`]); then the only source.
+    pub stdin: Option<StdinJob>,
 }
 
 /// One scrape config, compiled.
@@ -73,7 +76,73 @@ pub fn compile(loaded: Loaded) -> Result<Compiled, ConfigError> {
         jobs,
         warnings,
         text: lines.text,
+        stdin: None,
     })
+}
+
+impl Compiled {
+    /// The config of a `-stdin` run: standard input is its only source, read with the first
+    /// scrape config's labels and pipeline; no other job runs. No disk queue either: a
+    /// lokiship running on the same node owns it, and the run waits until its lines are
+    /// delivered instead, or dropped after `max_retries` (as Promtail does), which the exit
+    /// code says.
+    pub fn into_stdin(mut self) -> Compiled {
+        let job = stdin_job(&self.config, &self.jobs);
+        tracing::debug!(job = %job.job, labels = %job.labels.render(), "reading standard input");
+        self.stdin = Some(job);
+        self.jobs.clear();
+        self.config.scrape_configs.clear();
+        self.config.wal.enabled = Some(false);
+        for client in &mut self.clients {
+            client.give_up_after_max_retries = true;
+        }
+        self
+    }
+}
+
+/// Standard input's labels and pipeline: the first scrape config's, its labels those of its
+/// first `static_configs` entry (or its receiver's or journal's `labels`) as Promtail takes
+/// them, but without the `__` ones (Promtail pushes `__path__` as a label). Without a scrape
+/// config, or a label, `{job="stdin", hostname="<this host>"}` as Promtail's.
+fn stdin_job(config: &Config, jobs: &[Job]) -> StdinJob {
+    let first = config.scrape_configs.first().zip(jobs.first());
+    let mut labels: crate::entry::Labels = first
+        .map(|(sc, _)| first_labels(sc))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("__"))
+        .collect();
+    if labels.is_empty() {
+        labels.insert("job", "stdin");
+        labels.insert("hostname", crate::source::this_host());
+    }
+    StdinJob {
+        job: first.map_or("stdin".into(), |(sc, _)| sc.job_name.clone()),
+        labels,
+        pipeline: first.map_or_else(
+            || Arc::new(Pipeline::empty()),
+            |(_, job)| job.pipeline.clone(),
+        ),
+    }
+}
+
+/// The labels a scrape config gives its entries before relabeling.
+fn first_labels(sc: &ScrapeConfig) -> std::collections::BTreeMap<String, String> {
+    if let Some(st) = sc.static_configs.first() {
+        return st.labels.clone();
+    }
+    let labels = [
+        sc.journal.as_ref().map(|j| &j.labels),
+        sc.syslog.as_ref().map(|s| &s.labels),
+        sc.loki_push_api.as_ref().map(|p| &p.labels),
+        sc.k8s_audit_webhook.as_ref().map(|w| &w.labels),
+    ];
+    labels
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn compile_job(index: usize, sc: &ScrapeConfig, lines: &Lines) -> Result<Job, ConfigError> {
@@ -359,4 +428,29 @@ fn check_static_globs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stdin_labels(yaml: &str) -> String {
+        let loaded = crate::config::load_str("t.yaml", yaml, &Default::default()).unwrap();
+        let compiled = compile(loaded).unwrap().into_stdin();
+        assert!(compiled.jobs.is_empty() && compiled.config.scrape_configs.is_empty());
+        assert_eq!(compiled.config.wal.enabled, Some(false));
+        compiled.stdin.unwrap().labels.render()
+    }
+
+    #[test]
+    fn stdin_reads_with_the_first_jobs_labels_else_job_stdin_and_the_host() {
+        let journal = "scrape_configs:\n  - job_name: j\n    journal:\n      labels: {job: systemd-journal}\n  - job_name: f\n    static_configs:\n      - labels: {job: files, __path__: /x}\n";
+        assert_eq!(stdin_labels(journal), r#"{job="systemd-journal"}"#);
+        let only_path = "scrape_configs:\n  - job_name: f\n    static_configs:\n      - labels: {__path__: /x}\n";
+        let host = crate::source::this_host();
+        assert_eq!(
+            stdin_labels(only_path),
+            format!(r#"{{hostname="{host}", job="stdin"}}"#)
+        );
+    }
 }

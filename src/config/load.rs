@@ -71,7 +71,6 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
         }
     };
     check_clients(&config, &lines, &unexpanded)?;
-    check_targets(&config, &lines)?;
     check_jobs(&config, &lines, &mut warnings)?;
     Ok(Loaded {
         config,
@@ -158,14 +157,6 @@ fn check_clients(
                 format!("clients[{i}]: set bearer_token or bearer_token_file, not both"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// `target_config`: what the schema alone does not refuse.
-fn check_targets(config: &Config, lines: &Lines) -> Result<(), ConfigError> {
-    if config.target_config.stdin {
-        return Err(lines.error("stdin:", 0, "target_config.stdin is not supported yet"));
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub struct OsMetrics {
     pub docker_errors: Family<JobReasonLabels, Counter>,
     pub audit_webhook_events: Family<JobLabels, Counter>,
     pub audit_webhook_requests: Family<JobCodeLabels, Counter>,
+    pub stdin_undelivered: Counter,
 }
 
 impl OsMetrics {
@@ -98,6 +99,11 @@ impl OsMetrics {
             "lokiship_audit_webhook_requests",
             "Requests to the k8s_audit_webhook receiver, by job and answer (200, 400, 401, 405, 413, 503, tls_handshake_failed)",
             self.audit_webhook_requests.clone(),
+        );
+        registry.register(
+            "lokiship_stdin_undelivered_lines",
+            "Lines read from standard input (-stdin) that were not delivered when the run ended",
+            self.stdin_undelivered.clone(),
         );
         registry.register(
             "promtail_syslog_target_entries",

@@ -347,3 +347,37 @@ async fn start_journal(
     .spawn()
     .with_context(|| format!("job {name:?}: cannot start the journal reader"))
 }
+
+/// Standard input's reader (`-stdin`), and the tracker of its lines' delivery.
+pub(super) fn start_stdin(
+    ctx: &Context<'_>,
+    job: crate::source::stdin::StdinJob,
+    shutdown: &Arc<Shutdown>,
+    client_labels: Vec<(String, String)>,
+) -> anyhow::Result<(
+    std::thread::JoinHandle<()>,
+    Arc<crate::entry::ack::AckTracker>,
+)> {
+    use std::os::fd::AsFd;
+    let input = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("-stdin: cannot read standard input")?;
+    let limits = &ctx.config.limits_config;
+    board().add_receiver(ReceiverStatus {
+        job: job.job.clone(),
+        kind: "stdin".into(),
+        address: "standard input".into(),
+    });
+    crate::source::stdin::StdinSource {
+        job,
+        input: std::fs::File::from(input),
+        max_line: super::max_line(limits),
+        truncate_long_lines: limits.max_line_size_truncate,
+        client_labels,
+        sink: ctx.sink.clone(),
+        stop: shutdown.signal(Part::Sources),
+    }
+    .spawn(ctx.config.clients.len().max(1) as u32)
+    .context("-stdin: cannot start reading standard input")
+}

@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Stop once every file was read to its end and everything read was delivered.
     pub exit_at_eof: bool,
+    /// Standard input is the only source (`-stdin`): no positions are read or written, and
+    /// the HTTP server is left out if its port is taken (by the node's lokiship).
+    pub stdin: bool,
     /// Send disk queues left by clients whose URL or name changed through the client now at
     /// their place (`-wal.adopt-orphaned-queues`).
     pub adopt_orphaned_queues: bool,
@@ -106,6 +109,7 @@ pub async fn run(
         clients,
         mut jobs,
         text: config_text,
+        stdin,
         ..
     } = compiled;
     crate::pipeline::cardinality::set_budget(
@@ -125,14 +129,25 @@ pub async fn run(
         .filter(|_| config.server.enable_runtime_reload);
     let config_page = crate::server::ConfigPage::default();
     config_page.set(&config_text);
-    let server = start_server(&config, config_page.clone(), reload, &ready, &shutdown).await?;
+    let server = start_server(&config, config_page.clone(), reload, &ready, &shutdown).await;
+    let server = match server {
+        Err(e) if opts.stdin => {
+            tracing::warn!(error = %format!("{e:#}"), "-stdin: no HTTP server (/metrics) for this run");
+            None
+        }
+        server => server?,
+    };
     // Clients (none in a dry run: entries go to stdout).
     let Clients {
         sink,
         tasks: client_tasks,
         labels: client_labels,
     } = start_clients(&config, &clients, &opts, &ready, &shutdown)?;
-    let positions = load_positions(&config)?;
+    let positions = if opts.stdin {
+        Arc::new(Positions::none(config.clients.len().max(1) as u32))
+    } else {
+        load_positions(&config)?
+    };
     let mut running = in_place::Running::new(&config_text, &jobs);
     // Receivers (`loki_push_api`, `syslog`) and journal readers, each job on its own.
     let mut job_tasks = JobTasks::default();
@@ -145,6 +160,9 @@ pub async fn run(
     job_tasks
         .start(&context, &mut jobs, |_| true, false)
         .await?;
+    let stdin = stdin
+        .map(|job| jobs::start_stdin(&context, job, &shutdown, client_labels.clone()))
+        .transpose()?;
     let Files {
         source_thread,
         reconfigurer,
@@ -161,11 +179,15 @@ pub async fn run(
     ready.set(true);
 
     // Run until a stop signal, or until the sources finished by themselves (exit_at_eof).
-    let readers = if opts.exit_at_eof {
+    let mut readers = if opts.exit_at_eof {
         job_tasks.take_threads()
     } else {
         Vec::new()
     };
+    let stdin = stdin.map(|(thread, tracker)| {
+        readers.push(thread);
+        tracker
+    });
     let source_done = tokio::task::spawn_blocking(move || {
         let _ = source_thread.join();
         for t in readers {
@@ -225,6 +247,9 @@ pub async fn run(
     drop(sink);
     // The sources have ended and dropped their sinks: the client queues end after their last entries.
     finish_clients(client_tasks, signalled, endings, &shutdown).await;
+    if let Some(tracker) = stdin {
+        count_undelivered_stdin(&tracker);
+    }
     shutdown.stop(Part::Saver);
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
@@ -293,6 +318,22 @@ async fn finish_clients(
             stop_deliveries(shutdown);
             clients.await;
         }
+    }
+}
+
+/// Says how many lines of standard input were read but are not delivered (a stop by signal
+/// before Loki had them): they cannot be read again, and the exit code says so.
+fn count_undelivered_stdin(tracker: &crate::entry::ack::AckTracker) {
+    let undelivered = tracker.in_flight() as u64;
+    if undelivered > 0 {
+        crate::metrics::metrics()
+            .os
+            .stdin_undelivered
+            .inc_by(undelivered);
+        tracing::error!(
+            lines = undelivered,
+            "lines read from standard input were not delivered"
+        );
     }
 }
 
@@ -370,7 +411,7 @@ fn start_files(
     );
     let reconfigurer = source.reconfigurer();
     let source_thread = source.spawn();
-    let saver = (!opts.dry_run).then(|| {
+    let saver = (!opts.dry_run && !opts.stdin).then(|| {
         positions::spawn_saver(
             positions.clone(),
             config.positions.sync_period.0,
@@ -429,6 +470,15 @@ fn parse_listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("http_listen_address {host:?} is not an IP address"))
 }
 
+/// `limits_config.max_line_size`, or lokiship's bound when it is 0 (no limit in Promtail).
+fn max_line(limits: &crate::config::schema::LimitsConfig) -> usize {
+    if limits.max_line_size.0 == 0 {
+        DEFAULT_MAX_LINE
+    } else {
+        limits.max_line_size.0 as usize
+    }
+}
+
 fn file_source_config(
     config: &Config,
     jobs: Vec<Job>,
@@ -460,11 +510,7 @@ fn file_source_config(
             .min_poll_frequency
             .0
             .max(std::time::Duration::from_millis(10)),
-        max_line: if limits.max_line_size.0 == 0 {
-            DEFAULT_MAX_LINE
-        } else {
-            limits.max_line_size.0 as usize
-        },
+        max_line: max_line(limits),
         truncate_long_lines: limits.max_line_size_truncate,
         readline: limits.readline_rate_enabled.then_some(ReadlineLimit {
             rate: limits.readline_rate,

@@ -10,6 +10,7 @@ pub mod journal;
 pub mod kubernetes;
 pub mod push;
 pub mod relabel;
+pub mod stdin;
 pub mod syslog;
 pub mod targets;
 pub mod tls_server;

@@ -100,6 +100,17 @@ enum Cursor {
 }
 
 impl Positions {
+    /// Positions kept nowhere: a `-stdin` run, whose lines have none, must not read or write the
+    /// positions file of a lokiship running on the same node.
+    pub fn none(acks_required: u32) -> Self {
+        Self {
+            path: PathBuf::new(),
+            changed: Arc::new(AtomicBool::new(false)),
+            acks_required,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
     /// Reads the positions file at `path` (and the identity file beside it); none is an empty
     /// start.
     pub fn load(

@@ -56,6 +56,18 @@ impl LineReader {
         })
     }
 
+    /// Reads `file` from where it is, without seeking: a pipe (standard input), whose offsets
+    /// count the bytes read since.
+    pub fn stream(file: File) -> Self {
+        Self {
+            decoder: None,
+            file,
+            offset: 0,
+            partial: Vec::new(),
+            overflow: Overflow::None,
+        }
+    }
+
     pub fn offset(&self) -> u64 {
         self.offset
     }
