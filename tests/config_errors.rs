@@ -117,13 +117,13 @@ fn garbage_is_a_clear_error() {
 #[test]
 fn an_unsupported_decompression_format_is_named_with_its_line() {
     let (code, err) = run_with(
-        "clients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\nscrape_configs:\n  - job_name: old\n    decompression:\n      enabled: true\n      format: bz2\n    static_configs: [{targets: [localhost], labels: {__path__: /var/log/*.bz2}}]\n",
+        "clients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\nscrape_configs:\n  - job_name: old\n    decompression:\n      enabled: true\n      format: lz4\n    static_configs: [{targets: [localhost], labels: {__path__: /var/log/*.lz4}}]\n",
         &[],
     );
     assert_eq!(code, 1);
     assert!(
         err.contains("config.yaml:5:")
-            && err.contains("decompression format \"bz2\" is not supported yet (gz and z are)"),
+            && err.contains("decompression format \"lz4\" is not supported yet (gz, z, bz2, zst, xz and auto are)"),
         "{err}"
     );
 }

@@ -46,8 +46,8 @@ impl FileSource {
         let target = &self.config.targets[index];
         let decompress = target
             .decompression
-            .filter(|d| compressed::is_format(&file, d.format));
-        if let Some(d) = decompress {
+            .and_then(|d| compressed::format_of(&file, d.format).map(|format| (d, format)));
+        if let Some((d, _)) = decompress {
             let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
             if age.is_none_or(|age| age < d.initial_delay) || self.positions.is_complete(id, &file)
             {
@@ -69,7 +69,7 @@ impl FileSource {
             id,
             scrape: target.scrape,
             file,
-            decompress: decompress.map(|d| d.format),
+            decompress: decompress.map(|(_, format)| format),
             watched: self.is_watched(path),
         };
         let compressed = opening.decompress.is_some();
@@ -151,7 +151,7 @@ impl FileSource {
 }
 
 /// A file's labels: its target's, plus `filename`.
-pub(super) fn labels_of(target: &Target, path: &str) -> crate::entry::Labels {
+pub(crate) fn labels_of(target: &Target, path: &str) -> crate::entry::Labels {
     let mut labels = target.labels.clone();
     labels.insert("filename", path.to_string());
     labels
