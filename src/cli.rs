@@ -41,6 +41,20 @@ pub struct Cli {
     /// Accepted for compatibility with Promtail (lokiship prints the config as written).
     #[arg(long = "log-config-reverse-order", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     pub log_config_reverse_order: bool,
+    /// `backfill FILE...`: ship these files once through a job's pipeline (lokiship's own
+    /// command; plain, gzip, zstd, bzip2 or xz files, told by content), then exit.
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// backfill: the scrape config whose pipeline and labels the files get (default: the first).
+    #[arg(long = "job", value_name = "NAME")]
+    pub job: Option<String>,
+    /// backfill: send every entry with the time it is sent, its own kept in structured metadata
+    /// `original_timestamp` (for entries Loki would refuse as too old or out of order).
+    #[arg(long = "restamp", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
+    pub restamp: bool,
+    /// backfill: send the entries as they are, even those Loki will refuse.
+    #[arg(long = "force", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
+    pub force: bool,
     /// Stop once every file was read to its end and delivered (lokiship's own flag; for backfills).
     #[arg(long = "exit-at-eof", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     pub exit_at_eof: bool,

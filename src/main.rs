@@ -8,6 +8,7 @@ use lokiship::run::{run, Ending, Endings, RunOptions};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+mod backfill_command;
 mod cli;
 mod signals;
 
@@ -92,6 +93,7 @@ const EXIT_LOST: u8 = 3;
 /// Runs the command; the run's summary when it is a job that ends by itself (`-dry-run`,
 /// `-exit-at-eof`, `-stdin`), whose exit code says whether lines were lost.
 fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
+    let backfill = backfill_command::files(&cli)?;
     // `-stdin` runs without a config file, as Promtail's: `-client.url` says where to push.
     let path = cli.config_file.clone();
     if path.is_none() && !cli.stdin {
@@ -129,7 +131,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     }
     let mut run_opts = RunOptions {
         dry_run: cli.dry_run,
-        exit_at_eof: cli.exit_at_eof || stdin,
+        exit_at_eof: cli.exit_at_eof || stdin || backfill.is_some(),
         stdin,
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
         reload_requests: None,
@@ -139,12 +141,18 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         println!("Valid config file! No syntax issues found");
         return Ok(None);
     }
+    if backfill.is_some() && !cli.force && !cli.restamp && !cli.dry_run {
+        backfill_command::check_timestamps(&compiled)?;
+    }
+    let progress = backfill
+        .as_ref()
+        .map(|files| lokiship::run::backfill::Progress::start(files.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let job = cli.dry_run || cli.exit_at_eof || stdin;
+    let job = cli.dry_run || cli.exit_at_eof || stdin || backfill.is_some();
     let mut signals = {
         let _context = runtime.enter();
         signals::Signals::install()
@@ -196,12 +204,17 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
             }
         }
     };
-    runtime.block_on(async {
+    let started = std::time::Instant::now();
+    let end = runtime.block_on(async {
         tokio::select! {
             end = run_side => end,
             () = signal_side => anyhow::bail!("the signal handling ended"),
         }
-    })
+    });
+    if let Some(progress) = progress {
+        progress.finish(started.elapsed());
+    }
+    end
 }
 
 /// Logging at the level and in the format the flags say, else the config file's `server`.
@@ -230,8 +243,15 @@ fn compile(
         tracing::warn!("{w}");
     }
     apply_overrides(cli, &mut loaded.config)?;
-    let compiled = config::compile::compile(loaded)?;
+    let backfill = backfill_command::files(cli)?;
+    if let Some(files) = &backfill {
+        config::backfill::for_backfill(&mut loaded.config, cli.job.as_deref(), files)?;
+    }
+    let mut compiled = config::compile::compile(loaded)?;
     lokiship::run::check_runnable(&compiled.config, run_opts)?;
+    if backfill.is_some() && cli.restamp {
+        backfill_command::restamp(&mut compiled)?;
+    }
     Ok(if run_opts.stdin {
         compiled.into_stdin()
     } else {

@@ -11,6 +11,7 @@
 //! `compile` sits above the rest of lokiship (it builds sources and pipelines); every other module
 //! here is raw configuration, below them all.
 
+pub mod backfill;
 pub mod compile;
 pub mod diff;
 pub mod error;

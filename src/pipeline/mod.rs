@@ -171,6 +171,14 @@ impl Pipeline {
         }
     }
 
+    /// This pipeline with `stage` (named `name`) after its last stage.
+    pub fn then(mut self, stage: Box<dyn Stage>, name: &'static str) -> Self {
+        self.holds_entries |= stage.holds_entries();
+        self.stages.push(stage);
+        self.names.push(name);
+        self
+    }
+
     /// An empty pipeline: entries pass unchanged.
     pub fn empty() -> Self {
         Self::from_stages(Vec::new(), Vec::new())

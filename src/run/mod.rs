@@ -25,6 +25,7 @@
 //! again, what the clients held is delivered or on their disk queues, which the new clients send
 //! first.
 
+pub mod backfill;
 mod clients;
 mod in_place;
 mod jobs;
@@ -471,7 +472,7 @@ fn parse_listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 /// `limits_config.max_line_size`, or lokiship's bound when it is 0 (no limit in Promtail).
-fn max_line(limits: &crate::config::schema::LimitsConfig) -> usize {
+pub fn max_line(limits: &crate::config::schema::LimitsConfig) -> usize {
     if limits.max_line_size.0 == 0 {
         DEFAULT_MAX_LINE
     } else {

@@ -15,6 +15,7 @@ mod output;
 mod pack;
 mod regex;
 mod replace;
+pub mod restamp;
 mod sampling;
 mod template;
 mod tenant;

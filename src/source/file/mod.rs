@@ -105,6 +105,11 @@ pub struct FileSourceConfig {
     pub client_labels: Vec<(String, String)>,
 }
 
+/// The labels of the lines of `path`, matched by `target`: its own and `filename`.
+pub fn labels_for(target: &Target, path: &str) -> crate::entry::Labels {
+    open::labels_of(target, path)
+}
+
 pub(crate) type Limiter = governor::DefaultDirectRateLimiter;
 
 pub struct FileSource {
