@@ -133,6 +133,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         dry_run: cli.dry_run,
         exit_at_eof: cli.exit_at_eof || stdin || backfill.is_some(),
         stdin,
+        server_optional: stdin || backfill.is_some(),
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
         reload_requests: None,
     };

@@ -240,6 +240,7 @@ fn inspect_shows_what_each_stage_changed() {
         &config,
         format!(
             r#"clients: [{{url: "http://127.0.0.1:9/loki/api/v1/push", basic_auth: {{username: me, password: topsecret}}}}]
+server: {{http_listen_port: 0}}
 positions: {{filename: {d}/positions.yaml}}
 scrape_configs:
   - job_name: app
@@ -266,8 +267,8 @@ scrape_configs:
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
     for expected in [
         "[inspect: logfmt stage]\n  extracted +level: \"warn\"\n  extracted +user: \"alice\"\n",
         "[inspect: labels stage]\n  label +level: \"warn\"\n",

@@ -189,7 +189,7 @@ impl Progress {
             lines,
             bytes,
             sent = summary.sent,
-            refused = summary.refused + summary.dropped_total(),
+            not_sent = summary.dropped_total(),
             seconds = format!("{:.1}", took.as_secs_f64()),
             lines_per_second = (lines as f64 / took.as_secs_f64().max(0.001)) as u64,
             "backfill done"

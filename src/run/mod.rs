@@ -53,9 +53,11 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Stop once every file was read to its end and everything read was delivered.
     pub exit_at_eof: bool,
-    /// Standard input is the only source (`-stdin`): no positions are read or written, and
-    /// the HTTP server is left out if its port is taken (by the node's lokiship).
+    /// Standard input is the only source (`-stdin`): no positions are read or written.
     pub stdin: bool,
+    /// A one-off run beside the node's lokiship (`-stdin`, `backfill`): the HTTP server is
+    /// left out if its port is taken.
+    pub server_optional: bool,
     /// Send disk queues left by clients whose URL or name changed through the client now at
     /// their place (`-wal.adopt-orphaned-queues`).
     pub adopt_orphaned_queues: bool,
@@ -132,8 +134,8 @@ pub async fn run(
     config_page.set(&config_text);
     let server = start_server(&config, config_page.clone(), reload, &ready, &shutdown).await;
     let server = match server {
-        Err(e) if opts.stdin => {
-            tracing::warn!(error = %format!("{e:#}"), "-stdin: no HTTP server (/metrics) for this run");
+        Err(e) if opts.server_optional => {
+            tracing::warn!(error = %format!("{e:#}"), "no HTTP server (/metrics) for this run");
             None
         }
         server => server?,
