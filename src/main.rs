@@ -137,7 +137,7 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         adopt_orphaned_queues: cli.adopt_orphaned_queues,
         reload_requests: None,
     };
-    let compiled = compile(&cli, loaded, &run_opts)?;
+    let compiled = compile(&cli, loaded, &run_opts, backfill.as_deref())?;
     if cli.check_syntax {
         println!("Valid config file! No syntax issues found");
         return Ok(None);
@@ -148,6 +148,11 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     let progress = backfill
         .as_ref()
         .map(|files| lokiship::run::backfill::Progress::start(files.clone()));
+    // A backfill reads its files one after the other, in the order given: files that share a
+    // stream (the audit preset drops `filename`) would otherwise interleave hours apart, and
+    // Loki refuses what is more than its ordering window behind the newest of a stream.
+    let mut pending: std::collections::VecDeque<String> =
+        backfill.clone().unwrap_or_default().into();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -164,7 +169,8 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
     m.config_last_reload_successful.set(1);
     m.config_last_reload_success_seconds
         .set(signals::unix_now());
-    let load_again = || compile(&cli, load()?, &run_opts);
+    let load_again = || compile(&cli, load()?, &run_opts, backfill.as_deref());
+    let backfill_run = |file: String| compile(&cli, load()?, &run_opts, Some(&[file]));
     let (send, receive) = tokio::sync::mpsc::channel(1);
     let mut endings = Endings {
         receive,
@@ -196,13 +202,17 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         }
     };
     let run_side = async {
-        let mut compiled = compiled;
+        let mut compiled = match pending.pop_front() {
+            Some(first) => backfill_run(first)?,
+            None => compiled,
+        };
         loop {
             let end = run(compiled, run_opts.clone(), &mut endings).await?;
-            match end.next {
-                Some(next) => compiled = *next,
-                None => return anyhow::Ok(job.then_some(end.summary)),
-            }
+            compiled = match (end.next, pending.pop_front()) {
+                (Some(next), _) => *next,
+                (None, Some(file)) if !end.signalled => backfill_run(file)?,
+                (None, _) => return anyhow::Ok(job.then_some(end.summary)),
+            };
         }
     };
     let started = std::time::Instant::now();
@@ -233,19 +243,19 @@ fn start_logging(cli: &Cli, cfg: &config::Config) -> anyhow::Result<()> {
     init_logging(&level, &format)
 }
 
-/// The config `loaded` with the command line's overrides, compiled, and checked to be runnable;
-/// its warnings logged.
+/// The config `loaded` with the command line's overrides (and made the backfill of `backfill`'s
+/// files), compiled, and checked to be runnable; its warnings logged.
 fn compile(
     cli: &Cli,
     mut loaded: config::Loaded,
     run_opts: &RunOptions,
+    backfill: Option<&[String]>,
 ) -> anyhow::Result<config::compile::Compiled> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     apply_overrides(cli, &mut loaded.config)?;
-    let backfill = backfill_command::files(cli)?;
-    if let Some(files) = &backfill {
+    if let Some(files) = backfill {
         config::backfill::for_backfill(&mut loaded.config, cli.job.as_deref(), files)?;
     }
     let mut compiled = config::compile::compile(loaded)?;

@@ -216,3 +216,49 @@ fn a_backfill_killed_midway_resumes_from_what_loki_acknowledged() {
         got.len()
     );
 }
+
+#[test]
+fn files_sharing_a_stream_go_one_after_the_other_and_a_wrong_order_is_caught_first() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stages = format!("{TIMESTAMPED}      - labeldrop: [filename]\n");
+    let config = config(dir.path(), &loki.url(), &stages);
+    let write = |name: &str, hours_ago: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+        let text: String = (0..6000)
+            .map(|n| {
+                let ts = (at + chrono::Duration::milliseconds(n))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                format!("{ts} {name} {n}\n")
+            })
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    // Each file more than one read (256 KiB) long: read together, they would interleave.
+    let (older, newer) = (write("older.log", 5), write("newer.log", 2));
+
+    let out = backfill(&config, &[&newer, &older]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("6000 more than 1h0m0s behind a newer entry of their stream"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(loki.requests().is_empty());
+
+    let out = backfill(&config, &[&older, &newer]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files: Vec<String> = loki
+        .accepted()
+        .iter()
+        .map(|r| r.line.split(' ').nth(1).unwrap_or("").to_string())
+        .collect();
+    let first_newer = files.iter().position(|f| f == "newer.log").unwrap();
+    assert_eq!(files.len(), 12000);
+    assert!(
+        files[..first_newer].iter().all(|f| f == "older.log") && first_newer == 6000,
+        "every line of the first file before the second's"
+    );
+}

@@ -95,6 +95,8 @@ impl Endings {
 /// What a run did, and the config to run next when it ended for a reload.
 pub struct RunEnd {
     pub summary: Summary,
+    /// Ended by SIGTERM/SIGINT (or for a reload), not by itself.
+    pub signalled: bool,
     pub next: Option<Box<Compiled>>,
 }
 
@@ -275,7 +277,11 @@ pub async fn run(
             summary.log();
         }
     }
-    Ok(RunEnd { summary, next })
+    Ok(RunEnd {
+        summary,
+        signalled,
+        next,
+    })
 }
 
 /// Waits for a stop signal or a reload (its [`Ending`]) or for the sources to finish (`None`),
