@@ -12,6 +12,10 @@
 //!     LOKISHIP_BENCH_KIND=syslog-tcp LOKISHIP_BENCH_LINES=500000 cargo bench --bench e2e
 //!     LOKISHIP_BENCH_KIND=syslog-udp LOKISHIP_BENCH_LINES=500000 cargo bench --bench e2e
 //!                                                              # the syslog receiver
+//!     LOKISHIP_BENCH_KIND=backfill cargo bench --bench e2e     # lokiship backfill of the audit
+//!                                                              # lines gzip'ed, beside plain
+//!     LOKISHIP_BENCH_KIND=webhook LOKISHIP_BENCH_LINES=200000 cargo bench --bench e2e
+//!                                                              # the audit webhook, 200 after fsync
 //!     LOKISHIP_BENCH_RATE=10000 cargo bench --bench e2e        # append 10,000 lines/s for 20 s:
 //!                                                              # CPU % of a core, append→received latency
 //!     LOKISHIP_BENCH_RATE=50000 LOKISHIP_BENCH_FILES=100 cargo bench --bench e2e
@@ -19,10 +23,14 @@
 //! Generated logs are cached in target/bench-data/. `LOKISHIP_BENCH_BINARY=path` measures another
 //! build (e.g. an older commit's) with the same harness.
 
+#[path = "e2e/backfill.rs"]
+mod backfill;
 #[path = "e2e/journal.rs"]
 mod journal;
 #[path = "e2e/syslog_receiver.rs"]
 mod syslog_receiver;
+#[path = "e2e/webhook.rs"]
+mod webhook;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,6 +50,12 @@ fn main() {
     if kind == "journal" || kind.starts_with("syslog-") {
         return bench_source(&kind, &data, lines);
     }
+    let (backfill, webhook) = (kind == "backfill", kind == "webhook");
+    let kind = if backfill || webhook {
+        "k8s-audit".into()
+    } else {
+        kind
+    };
     let source = data.join(format!("{kind}-{lines}.log"));
     if !source.exists() {
         eprintln!("generating {lines} {kind} lines with gen-logs ...");
@@ -61,21 +75,20 @@ fn main() {
         .build()
         .unwrap();
     let addr = runtime.block_on(start_receiver(received.clone()));
+    let url = format!("http://{addr}/loki/api/v1/push");
+    if backfill {
+        return backfill::run(&bench_binary(), &source, &url, &received);
+    }
+    if webhook {
+        return webhook::run(&bench_binary(), &source, &url, lines, &received);
+    }
 
     let work = tempfile::tempdir().unwrap();
     let logs: Vec<PathBuf> = (0..files)
         .map(|i| work.path().join(format!("bench-{i}.log")))
         .collect();
-    let config = write_config(
-        work.path(),
-        &work.path().join("bench-*.log"),
-        &format!("http://{addr}/loki/api/v1/push"),
-        &kind,
-    );
-    // Cargo builds the binary with the bench profile (release settings) for this bench.
-    let binary = std::env::var_os("LOKISHIP_BENCH_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")));
+    let config = write_config(work.path(), &work.path().join("bench-*.log"), &url, &kind);
+    let binary = bench_binary();
 
     match std::num::NonZeroUsize::new(rate) {
         None => {
@@ -97,6 +110,14 @@ fn main() {
     }
 }
 
+/// The lokiship measured: `LOKISHIP_BENCH_BINARY`, else the one Cargo builds with the bench
+/// profile (release settings) for this bench.
+fn bench_binary() -> PathBuf {
+    std::env::var_os("LOKISHIP_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")))
+}
+
 /// The journal, or the syslog receiver (`syslog-tcp`, `syslog-udp`), into the counting receiver.
 fn bench_source(kind: &str, data: &Path, lines: usize) {
     let received = Arc::new(AtomicU64::new(0));
@@ -106,9 +127,7 @@ fn bench_source(kind: &str, data: &Path, lines: usize) {
         .build()
         .unwrap();
     let addr = runtime.block_on(start_receiver(received.clone()));
-    let binary = std::env::var_os("LOKISHIP_BENCH_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lokiship")));
+    let binary = bench_binary();
     let url = format!("http://{addr}/loki/api/v1/push");
     match kind {
         "journal" => journal::run(&binary, data, &url, lines, &received),
