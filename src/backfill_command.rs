@@ -28,13 +28,27 @@ pub fn files(cli: &Cli) -> anyhow::Result<Option<Vec<String>>> {
     Ok(files)
 }
 
-/// Refuses to start when Loki would refuse entries, saying how many and what to do.
-pub fn check_timestamps(compiled: &Compiled) -> anyhow::Result<()> {
+/// Whether the backfill's files can be read together: with `-restamp` (each entry gets the
+/// time it is sent, in order), or when the check finds that no two files share a stream. Without
+/// `-restamp` or `-force` it first refuses to start when Loki would refuse entries, saying how
+/// many and what to do.
+pub fn files_together(cli: &Cli, compiled: &Compiled) -> anyhow::Result<bool> {
+    if cli.restamp {
+        return Ok(true);
+    }
+    if cli.force || cli.dry_run {
+        return Ok(false);
+    }
+    check_timestamps(compiled)
+}
+
+/// Refuses to start when Loki would refuse entries; whether the files can be read together.
+fn check_timestamps(compiled: &Compiled) -> anyhow::Result<bool> {
     let (Some(sc), Some(job)) = (
         compiled.config.scrape_configs.first(),
         compiled.jobs.first(),
     ) else {
-        return Ok(());
+        return Ok(false);
     };
     let max_age = compiled
         .config
@@ -49,10 +63,11 @@ pub fn check_timestamps(compiled: &Compiled) -> anyhow::Result<()> {
         entries = check.entries,
         too_old = check.too_old,
         out_of_order = check.behind,
+        files_share_streams = check.files_share_streams,
         "backfill: timestamps checked"
     );
     if check.refused() == 0 {
-        return Ok(());
+        return Ok(!check.files_share_streams);
     }
     let oldest = check
         .oldest_ns

@@ -142,17 +142,20 @@ fn real_main(cli: Cli) -> anyhow::Result<Option<lokiship::summary::Summary>> {
         println!("Valid config file! No syntax issues found");
         return Ok(None);
     }
-    if backfill.is_some() && !cli.force && !cli.restamp && !cli.dry_run {
-        backfill_command::check_timestamps(&compiled)?;
-    }
+    let together = match &backfill {
+        Some(_) => backfill_command::files_together(&cli, &compiled)?,
+        None => true,
+    };
     let progress = backfill
         .as_ref()
         .map(|files| lokiship::run::backfill::Progress::start(files.clone()));
-    // A backfill reads its files one after the other, in the order given: files that share a
-    // stream (the audit preset drops `filename`) would otherwise interleave hours apart, and
-    // Loki refuses what is more than its ordering window behind the newest of a stream.
-    let mut pending: std::collections::VecDeque<String> =
-        backfill.clone().unwrap_or_default().into();
+    // A backfill whose files share a stream (the audit preset drops `filename`) reads them one
+    // after the other, in the order given: together they would interleave hours apart, and Loki
+    // refuses what is more than its ordering window behind the newest entry of a stream.
+    let mut pending: std::collections::VecDeque<String> = match &backfill {
+        Some(files) if !together => files.clone().into(),
+        _ => Default::default(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -262,3 +262,34 @@ fn files_sharing_a_stream_go_one_after_the_other_and_a_wrong_order_is_caught_fir
         "every line of the first file before the second's"
     );
 }
+
+#[test]
+fn files_with_streams_of_their_own_are_read_together() {
+    let loki = FakeLoki::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Each file keeps its `filename` label: no stream is shared.
+    let config = config(
+        dir.path(),
+        &loki.url(),
+        "      - static_labels: {origin: backfill}\n",
+    );
+    let write = |name: &str| {
+        let text: String = (0..6000)
+            .map(|n| format!("{name} line {n:05} of a file that is long enough\n"))
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (a, b) = (write("a.log"), write("b.log"));
+    let out = backfill(&config, &[&a, &b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<String> = loki.accepted().into_iter().map(|r| r.line).collect();
+    assert_eq!(got.len(), 12_000);
+    let last_a = got.iter().rposition(|l| l.starts_with("a.log")).unwrap();
+    let first_b = got.iter().position(|l| l.starts_with("b.log")).unwrap();
+    assert!(
+        first_b < last_a,
+        "read together, the files' lines interleave"
+    );
+}

@@ -6,7 +6,8 @@
 //! `sampling` stages, which would count, wait or drop twice) and counts the entries Loki would
 //! refuse: older than the client's `reject_old_samples_max_age`, or behind the newest entry of
 //! their stream by more than Loki's ordering window. Nothing is sent then; `-restamp` or
-//! `-force` says what to do with them.
+//! `-force` says what to do with them. It also finds whether files share streams: only files
+//! that do not are read together.
 
 use crate::config::compile::Job;
 use crate::config::schema::ScrapeConfig;
@@ -33,6 +34,8 @@ pub struct Check {
     pub behind: u64,
     /// The oldest entry's time.
     pub oldest_ns: Option<i64>,
+    /// Some stream has entries of two files: those must be sent one file after the other.
+    pub files_share_streams: bool,
 }
 
 impl Check {
@@ -61,11 +64,13 @@ pub fn check(
         oldest_allowed: now.saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)),
         window: ORDERING_WINDOW.as_nanos() as i64,
         newest: HashMap::new(),
+        file: 0,
         check: Check::default(),
     };
     let _muted = crate::metrics::mute_pipeline_counts();
     for target in job.targets.targets() {
         for path in target.glob.matches() {
+            counts.file += 1;
             let labels = crate::source::file::labels_for(&target, &path.display().to_string());
             read_file(&path, max_line, |line| {
                 let mut out = Vec::new();
@@ -83,8 +88,10 @@ pub fn check(
 struct Counter {
     oldest_allowed: i64,
     window: i64,
-    /// The newest entry of each stream so far.
-    newest: HashMap<String, i64>,
+    /// The newest entry of each stream so far, and the file it came from first.
+    newest: HashMap<String, (i64, usize)>,
+    /// The file being read (counted from 1).
+    file: usize,
     check: Check,
 }
 
@@ -94,12 +101,14 @@ impl Counter {
         let c = &mut self.check;
         c.entries += 1;
         c.oldest_ns = Some(c.oldest_ns.map_or(ts, |o| o.min(ts)));
+        let (newest, first_file) = self
+            .newest
+            .entry(p.labels.render())
+            .or_insert((ts, self.file));
+        c.files_share_streams |= *first_file != self.file;
         if ts < self.oldest_allowed {
             c.too_old += 1;
-            return;
-        }
-        let newest = self.newest.entry(p.labels.render()).or_insert(ts);
-        if ts < *newest - self.window {
+        } else if ts < *newest - self.window {
             c.behind += 1;
         } else {
             *newest = (*newest).max(ts);
