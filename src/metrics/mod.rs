@@ -12,8 +12,11 @@ use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
 pub mod custom;
+mod muted;
 pub mod os;
 pub mod status;
+
+pub use muted::{mute_pipeline_counts, MutedGuard};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabels {
@@ -456,7 +459,7 @@ fn sync_lost_acks() {
 
 /// Counts a line dropped by a pipeline stage.
 pub fn pipeline_dropped(reason: &str) {
-    if MUTED.with(|m| m.get()) {
+    if muted::is_muted() {
         return;
     }
     metrics()
@@ -465,26 +468,6 @@ pub fn pipeline_dropped(reason: &str) {
             reason: reason.to_string(),
         })
         .inc();
-}
-
-thread_local! {
-    /// Set while this thread runs a pipeline whose entries are not shipped (backfill's check).
-    static MUTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Until the guard is dropped, lines this thread's pipelines drop are not counted: they are
-/// counted when the same lines are shipped.
-pub fn mute_pipeline_counts() -> MutedGuard {
-    MUTED.with(|m| m.set(true));
-    MutedGuard
-}
-
-pub struct MutedGuard;
-
-impl Drop for MutedGuard {
-    fn drop(&mut self) {
-        MUTED.with(|m| m.set(false));
-    }
 }
 
 /// Counts an error opening or reading a file.
