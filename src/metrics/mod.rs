@@ -61,6 +61,11 @@ pub struct PathLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabels {
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -107,6 +112,8 @@ pub struct Metrics {
     pub invalid_utf8_lines: Family<PathLabels, Counter>,
     pub file_errors: Family<ReasonLabels, Counter>,
     pub positions_write_errors: Counter,
+    /// State files found damaged at start: positions, identities, disk-queue segments and cursors.
+    pub state_damaged: Family<FileLabels, Counter>,
     pub label_cardinality: Family<JobLabelLabels, Gauge>,
     pub client_queue_bytes: Family<HostLabels, Gauge>,
     pub client_queue_entries: Family<HostLabels, Gauge>,
@@ -171,6 +178,7 @@ fn unregistered() -> Metrics {
         invalid_utf8_lines: Family::default(),
         file_errors: Family::default(),
         positions_write_errors: Counter::default(),
+        state_damaged: Family::default(),
         push_received_entries: Counter::default(),
         push_errors: Family::default(),
         custom: Default::default(),
@@ -357,6 +365,11 @@ fn register_pipeline(registry: &mut Registry, m: &Metrics) {
         m.positions_write_errors.clone(),
     );
     registry.register(
+        "lokiship_state_damaged",
+        "State files found damaged and set aside at start, by file (positions, positions_identities, wal_segment, wal_cursor)",
+        m.state_damaged.clone(),
+    );
+    registry.register(
         "lokiship_label_cardinality",
         "Distinct values a labels stage gave each label, per job (counted up to the budget + 1)",
         m.label_cardinality.clone(),
@@ -466,6 +479,16 @@ pub fn pipeline_dropped(reason: &str) {
         .pipeline_dropped_lines
         .get_or_create(&ReasonLabels {
             reason: reason.to_string(),
+        })
+        .inc();
+}
+
+/// A state file found damaged: counted in `lokiship_state_damaged_total{file}`.
+pub fn state_damaged(file: &str) {
+    metrics()
+        .state_damaged
+        .get_or_create(&FileLabels {
+            file: file.to_string(),
         })
         .inc();
 }

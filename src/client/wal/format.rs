@@ -54,14 +54,18 @@ pub(super) fn encode(entries: &[Entry]) -> io::Result<Vec<u8>> {
 }
 
 /// The entries of the record at `offset` and its length on disk; `None` when it fails its
-/// checksum or does not parse.
+/// checksum, does not parse, or claims more bytes than the file holds (a damaged length header
+/// must not make this allocate up to 4 GiB).
 pub(super) fn read_at(path: &Path, offset: u64) -> io::Result<Option<(Vec<Entry>, u64)>> {
     let mut file = File::open(path)?;
+    let file_len = file.metadata()?.len();
     file.seek(SeekFrom::Start(offset))?;
     let mut header = [0u8; HEADER];
     file.read_exact(&mut header)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let want = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let (len, _, want) = fields(&header);
+    if offset + (HEADER + len) as u64 > file_len {
+        return Ok(None);
+    }
     let mut payload = vec![0; len];
     file.read_exact(&mut payload)?;
     if crc(&payload) != want {
@@ -87,6 +91,16 @@ pub(super) fn read_at(path: &Path, offset: u64) -> io::Result<Option<(Vec<Entry>
     Ok(Some((entries, (HEADER + len) as u64)))
 }
 
+/// A header's (payload length, entry count, checksum).
+fn fields(header: &[u8]) -> (usize, u32, u32) {
+    let word = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(header.get(i..i + 4).unwrap_or(&[0; 4]));
+        u32::from_le_bytes(b)
+    };
+    (word(0) as usize, word(4), word(8))
+}
+
 /// The bytes of `path` from `from` to `to`.
 pub(super) fn read_range(path: &Path, from: u64, to: u64) -> io::Result<Vec<u8>> {
     let mut file = File::open(path)?;
@@ -103,7 +117,7 @@ fn crc(data: &[u8]) -> u32 {
 }
 
 pub(super) fn corrupt(host: &str, path: &Path, offset: u64) {
-    tracing::error!(host, path = %path.display(), offset, "disk queue record fails its checksum; skipping the rest of the segment");
+    tracing::error!(host, path = %path.display(), offset, "disk queue: a record fails its checksum or its length; skipping to the next good record");
     crate::metrics::metrics()
         .dropped_entries
         .get_or_create(&crate::metrics::DropLabels {
@@ -114,36 +128,82 @@ pub(super) fn corrupt(host: &str, path: &Path, offset: u64) {
         .inc();
 }
 
-/// The records of a segment that are whole and pass their checksum, and where they end.
-pub(super) fn scan(path: &Path, host: &str) -> io::Result<(Vec<(u64, u32)>, u64)> {
-    let data = std::fs::read(path)?;
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    while at + HEADER <= data.len() {
-        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let count = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-        let want = u32::from_le_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
-        let end = at + HEADER + len;
-        if end > data.len() {
-            break;
-        }
-        if crc(&data[at + HEADER..end]) != want {
-            corrupt(host, path, at as u64);
-            break;
-        }
-        records.push((at as u64, count));
-        at = end;
-    }
-    Ok((records, at as u64))
+/// What [`scan`] found in a segment.
+pub(super) struct Scanned {
+    /// (offset, entries) of each record that is whole and passes its checksum.
+    pub records: Vec<(u64, u32)>,
+    /// Where the last good record ends.
+    pub good_end: u64,
+    /// Stretches between good records that are not records: damage from outside (a disk, a
+    /// hand edit). Records are fsync'd whole, so a crash leaves damage only at the very end.
+    pub damaged: usize,
 }
 
-pub(super) fn read_cursor(dir: &Path) -> Option<Cursor> {
-    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
-    let (segment, offset) = text.trim().split_once(' ')?;
-    Some(Cursor {
-        segment: segment.parse().ok()?,
-        offset: offset.parse().ok()?,
-    })
+/// The records of a segment that are whole and pass their checksum. Past a damaged stretch the
+/// scan looks for the next good record, so one bad record does not cost the rest of the segment.
+pub(super) fn scan(path: &Path, host: &str) -> io::Result<Scanned> {
+    let data = std::fs::read(path)?;
+    let mut found = Scanned {
+        records: Vec::new(),
+        good_end: 0,
+        damaged: 0,
+    };
+    let mut at = 0usize;
+    while at + HEADER <= data.len() {
+        match record_at(&data, at) {
+            Some((end, count)) => {
+                found.records.push((at as u64, count));
+                at = end;
+                found.good_end = end as u64;
+            }
+            None => {
+                let Some(next) = (at + 1..data.len()).find(|&o| record_at(&data, o).is_some())
+                else {
+                    break;
+                };
+                corrupt(host, path, at as u64);
+                found.damaged += 1;
+                at = next;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The end and entry count of a good record starting at `at` in `data`. An empty payload or a
+/// count of 0 is not a record: zero-filled blocks (a lost write-back) pass an empty checksum.
+fn record_at(data: &[u8], at: usize) -> Option<(usize, u32)> {
+    let (len, count, want) = fields(data.get(at..at + HEADER)?);
+    let payload = data.get(at + HEADER..at.checked_add(HEADER)?.checked_add(len)?)?;
+    // Payloads are JSON arrays: checking the brackets first keeps the search past damage cheap.
+    if count == 0 || payload.first() != Some(&b'[') || payload.last() != Some(&b']') {
+        return None;
+    }
+    (crc(payload) == want).then_some((at + HEADER + len, count))
+}
+
+/// The cursor file: `Ok(None)` when there is none (a new queue), `Err` with what is wrong when
+/// it is there but does not say a segment and an offset.
+pub(super) fn read_cursor(dir: &Path) -> io::Result<Result<Option<Cursor>, String>> {
+    let bytes = match std::fs::read(dir.join("cursor")) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Ok(None)),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let parsed = text.trim().split_once(' ').and_then(|(segment, offset)| {
+        Some(Cursor {
+            segment: segment.parse().ok()?,
+            offset: offset.parse().ok()?,
+        })
+    });
+    Ok(parsed.map(Some).ok_or_else(|| {
+        let excerpt: String = text.chars().take(40).collect();
+        format!(
+            "{} bytes, not \"<segment> <offset>\": {excerpt:?}",
+            bytes.len()
+        )
+    }))
 }
 
 pub(super) fn write_cursor(dir: &Path, c: Cursor) -> io::Result<()> {

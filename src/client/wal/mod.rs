@@ -115,25 +115,35 @@ impl Wal {
         let last = ids.last().copied();
         for id in ids {
             let path = dir.join(format!("{id:010}.seg"));
-            let (records, good_end) = format::scan(&path, host)?;
+            let scanned = format::scan(&path, host)?;
             let bytes = std::fs::metadata(&path)?.len();
-            if Some(id) == last && good_end < bytes {
+            let torn_end = scanned.good_end < bytes;
+            if Some(id) == last && torn_end {
                 // A torn record at the very end: a crash during an append that was never fsync'd.
                 OpenOptions::new()
                     .write(true)
                     .open(&path)?
-                    .set_len(good_end)?;
+                    .set_len(scanned.good_end)?;
+            } else if scanned.damaged > 0 || torn_end {
+                set_damaged_aside(&path, host);
             }
             segments.push_back(Segment {
                 id,
                 path,
-                bytes: good_end,
-                records,
+                bytes: scanned.good_end,
+                records: scanned.records,
             });
         }
-        let cursor = match format::read_cursor(dir) {
-            Some(c) => c,
-            None => {
+        let cursor = match format::read_cursor(dir)? {
+            Ok(Some(c)) => c,
+            found => {
+                if let Err(why) = found {
+                    let aside = dir.join("cursor.damaged");
+                    let _ = std::fs::rename(dir.join("cursor"), &aside);
+                    tracing::error!(host, dir = %dir.display(), error = %why, aside = %aside.display(),
+                        "disk queue: the cursor file is damaged; sending the whole queue again (duplicates, not loss)");
+                    crate::metrics::state_damaged("wal_cursor");
+                }
                 // Written at once: a segment that sorts before it is known to be a leftover.
                 let c = Cursor {
                     segment: segments.front().map_or(FIRST_SEGMENT, |s| s.id),
@@ -341,6 +351,13 @@ impl Wal {
                     None => break,
                 }
             }
+            // The next good record: damaged stretches found by the scan are not in the list.
+            let next = seg.records.partition_point(|(o, _)| *o < at.offset);
+            let Some(&(offset, _)) = seg.records.get(next) else {
+                at.offset = seg.bytes;
+                continue;
+            };
+            at.offset = offset;
             match format::read_at(&seg.path, at.offset)? {
                 Some((entries, len)) => {
                     taken += entries.iter().map(|e| e.line.len()).sum::<usize>();
@@ -348,9 +365,9 @@ impl Wal {
                     at.offset += len;
                 }
                 None => {
+                    // Damaged since the scan: only this record is lost.
                     format::corrupt(&self.host, &seg.path, at.offset);
-                    // The rest of this segment cannot be trusted: go on with the next one.
-                    at.offset = seg.bytes;
+                    at.offset += 1;
                 }
             }
         }
@@ -477,6 +494,20 @@ impl Wal {
         let unsent: u64 = self.segments.iter().map(|s| self.unsent_in(s)).sum();
         m.wal_entries.get_or_create(&host).set(unsent as i64);
     }
+}
+
+/// Keeps a copy of a damaged segment beside it, `<segment>.damaged` (a hard link: the queue goes
+/// on with the good records of the segment, and deletes it once they are sent), for the operator
+/// to inspect; counted in `lokiship_state_damaged_total{file="wal_segment"}`.
+fn set_damaged_aside(path: &Path, host: &str) {
+    let mut aside = path.as_os_str().to_os_string();
+    aside.push(".damaged");
+    let aside = PathBuf::from(aside);
+    let _ = std::fs::remove_file(&aside);
+    let kept = std::fs::hard_link(path, &aside).is_ok();
+    tracing::error!(host, path = %path.display(), aside = %aside.display(), kept,
+        "disk queue: a segment is damaged; its good records are sent, a copy is kept aside");
+    crate::metrics::state_damaged("wal_segment");
 }
 
 #[cfg(test)]
