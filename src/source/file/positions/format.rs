@@ -141,8 +141,45 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// What is wrong with the files on disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("{0}")]
+    Positions(String),
+    #[error("identity file: {0}")]
+    Identities(String),
+    /// Not damage: a newer lokiship wrote it, and a downgrade must not misread it.
+    #[error("identity file: written by a newer lokiship (format version {0}; this one reads up to {VERSION}); downgrading needs that file removed, which reads every file again from the positions")]
+    Newer(u32),
+}
+
 /// Parses the positions file's text and, when there is one, the identity file's.
-pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, String> {
+pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, Damage> {
+    let main = parse_positions(promtail).map_err(Damage::Positions)?;
+    let (files, truncated) = match identity {
+        Some(text) => {
+            let ids = parse_identities(text)?;
+            (ids.files, ids.truncated)
+        }
+        None => (main.files, main.truncated),
+    };
+    Ok(OnDisk {
+        positions: main.positions,
+        cursors: main.cursors,
+        files,
+        truncated,
+    })
+}
+
+/// Promtail's file, its map split into files' offsets and cursors.
+pub struct Positions {
+    pub positions: BTreeMap<String, u64>,
+    pub cursors: BTreeMap<String, String>,
+    pub files: Vec<FileRecord>,
+    pub truncated: Vec<GenerationRecord>,
+}
+
+pub fn parse_positions(promtail: &str) -> Result<Positions, String> {
     let main: PromtailFile = if promtail.trim().is_empty() {
         PromtailFile::default()
     } else {
@@ -162,26 +199,21 @@ pub fn parse(promtail: &str, identity: Option<&str>) -> Result<OnDisk, String> {
             Err(_) => return Err(format!("offset {offset:?} of {path:?} is not a number")),
         }
     }
-    let (files, truncated) = match identity {
-        Some(text) => {
-            let ids: IdentityFile =
-                serde_yaml_ng::from_str(text).map_err(|e| format!("identity file: {e}"))?;
-            if ids.version > VERSION {
-                return Err(format!(
-                    "identity file: written by a newer lokiship (format version {}; this one reads up to {VERSION}); downgrading needs that file removed, which reads every file again from the positions",
-                    ids.version
-                ));
-            }
-            (ids.files, ids.truncated)
-        }
-        None => (main.files, main.truncated),
-    };
-    Ok(OnDisk {
+    Ok(Positions {
         positions,
         cursors,
-        files,
-        truncated,
+        files: main.files,
+        truncated: main.truncated,
     })
+}
+
+pub fn parse_identities(text: &str) -> Result<IdentityFile, Damage> {
+    let ids: IdentityFile =
+        serde_yaml_ng::from_str(text).map_err(|e| Damage::Identities(e.to_string()))?;
+    if ids.version > VERSION {
+        return Err(Damage::Newer(ids.version));
+    }
+    Ok(ids)
 }
 
 /// The two files' texts: (positions file, identity file).
@@ -269,6 +301,7 @@ mod tests {
     #[test]
     fn a_newer_identity_file_is_refused_not_misread() {
         let err = parse("positions: {}\n", Some("version: 3\nfiles: []\n")).unwrap_err();
-        assert!(err.contains("newer lokiship"), "{err}");
+        assert_eq!(err, Damage::Newer(3));
+        assert!(err.to_string().contains("newer lokiship"), "{err}");
     }
 }

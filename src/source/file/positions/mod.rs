@@ -11,6 +11,7 @@
 mod format;
 pub use format::{CURSOR_PREFIX, DOCKER_CURSOR_PREFIX};
 mod generations;
+mod salvage;
 pub mod saver;
 
 pub use generations::CopySource;
@@ -19,8 +20,9 @@ pub use saver::spawn_saver;
 use super::identity::{FileId, Fingerprint};
 use crate::entry::ack::AckTracker;
 use crate::source::cursor::CursorLedger;
-use format::{FileRecord, GenerationRecord, OnDisk};
+use format::{Damage, FileRecord, GenerationRecord, OnDisk};
 use generations::Generation;
+use salvage::Texts;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -30,9 +32,7 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PositionsError {
-    #[error(
-        "positions file {path}: {message} (set positions.ignore_invalid_yaml: true to start over)"
-    )]
+    #[error("positions file {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("positions file {path}: {source}")]
     Io {
@@ -124,36 +124,21 @@ impl Positions {
             path: shown.clone(),
             source,
         };
-        let on_disk = match read_pair(path).map_err(io_error)? {
+        let texts = Texts::read(path).map_err(io_error)?;
+        let on_disk = match texts.parse() {
             Ok(on_disk) => on_disk,
-            Err(message) => {
-                // Written atomically, so this is damage from outside (disk, a hand edit). The
-                // copies kept by the previous write avoid both a crash loop and re-sending
-                // every file from the start.
-                let prev = format::previous_copy(path);
-                let previous = if prev.exists() {
-                    read_pair(&prev).map_err(io_error)?
-                } else {
-                    Err("no previous copy".to_string())
-                };
-                match previous {
-                    Ok(on_disk) => {
-                        tracing::error!(path = %shown, error = %message, previous = %prev.display(),
-                            "positions file is invalid; resuming from the previous copy (lines since it was written are sent again)");
-                        on_disk
-                    }
-                    Err(_) if ignore_invalid => {
-                        tracing::warn!(path = %shown, error = %message, "positions file is invalid; starting over (ignore_invalid_yaml)");
-                        OnDisk::default()
-                    }
-                    Err(_) => {
-                        return Err(PositionsError::Invalid {
-                            path: shown,
-                            message,
-                        })
-                    }
-                }
+            Err(damage @ Damage::Newer(_)) => {
+                return Err(PositionsError::Invalid {
+                    path: shown,
+                    message: damage.to_string(),
+                })
             }
+            Err(damage) => recover(path, &texts, &damage, ignore_invalid).map_err(|message| {
+                PositionsError::Invalid {
+                    path: shown.clone(),
+                    message,
+                }
+            })?,
         };
         let positions = Self {
             path: path.to_path_buf(),
@@ -462,25 +447,34 @@ impl Positions {
     }
 }
 
-/// Reads the positions file at `path` and the identity file beside it; `Ok(Err(why))` when
-/// either is damaged.
-fn read_pair(path: &Path) -> std::io::Result<Result<OnDisk, String>> {
-    let read = |p: &Path| match std::fs::read_to_string(p) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    };
-    let main = read(path)?;
-    // Without the positions file its identities do not count: deleting the positions file is
-    // how an operator makes lokiship read everything again, as with Promtail.
-    let identities = match main {
-        Some(_) => read(&format::identity_path(path))?,
-        None => None,
-    };
-    Ok(format::parse(
-        main.as_deref().unwrap_or(""),
-        identities.as_deref(),
-    ))
+/// What to resume from when the files at `path` are damaged: the previous copy when it is
+/// whole, else what [`Texts::salvage`] still reads; the damaged file is set aside either way.
+/// `Err` only for an identity file of a newer lokiship.
+fn recover(
+    path: &Path,
+    texts: &Texts,
+    damage: &Damage,
+    ignore_invalid: bool,
+) -> Result<OnDisk, String> {
+    let prev = format::previous_copy(path);
+    let previous = Texts::read(&prev).ok().filter(|t| t.positions.is_some());
+    let shown = path.display().to_string();
+    if let Some(Ok(on_disk)) = previous.map(|t| t.parse()) {
+        let aside = salvage::set_aside(path, damage);
+        tracing::error!(path = %shown, error = %damage, previous = %prev.display(), aside = ?aside,
+            "positions file is damaged; resuming from the previous copy (lines since it was written are sent again)");
+        return Ok(on_disk);
+    }
+    let (on_disk, kept) = texts.salvage().map_err(|newer| newer.to_string())?;
+    let aside = salvage::set_aside(path, damage);
+    if ignore_invalid {
+        tracing::warn!(path = %shown, error = %damage, kept, aside = ?aside,
+            "positions file is damaged; resuming from the entries that still parse, other files are read from their start (ignore_invalid_yaml)");
+    } else {
+        tracing::error!(path = %shown, error = %damage, kept, aside = ?aside,
+            "positions file is damaged and has no whole previous copy; resuming from the entries that still parse, other files are read from their start (duplicates, not loss)");
+    }
+    Ok(on_disk)
 }
 
 /// Keeps the last good `path` as `prev` (a hard link: no copy, and the file at the path is never

@@ -183,13 +183,63 @@ fn a_copy_is_recognised_but_never_a_files_own_new_content_or_a_closed_file() {
 }
 
 #[test]
-fn invalid_file_is_an_error_unless_ignored() {
+fn a_garbage_file_without_a_previous_copy_is_set_aside_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let pos_path = dir.path().join("positions.yaml");
-    std::fs::write(&pos_path, b"\0\0\0garbage: [").unwrap();
-    let err = Positions::load(&pos_path, false, 1).err().expect("invalid");
-    assert!(err.to_string().contains("ignore_invalid_yaml"));
-    assert!(Positions::load(&pos_path, true, 1).is_ok());
+    for garbage in [
+        &b"\0\0\0garbage: ["[..],
+        &[0u8; 4096],
+        b"\xff\xfe positions: {",
+    ] {
+        std::fs::write(&pos_path, garbage).unwrap();
+        let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+        assert!(p.lock().legacy.is_empty());
+        let aside = dir.path().join("positions.yaml.damaged");
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            garbage,
+            "kept for the operator"
+        );
+        assert!(!pos_path.exists(), "the next save writes a new one");
+    }
+}
+
+#[test]
+fn the_entries_of_a_damaged_file_that_still_parse_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos_path = dir.path().join("positions.yaml");
+    // A torn write in the middle of Promtail's map.
+    std::fs::write(
+        &pos_path,
+        "positions:\n  /var/log/a.log: \"120\"\n  /var/log/b.log: \"\0\0\0\n  '/var/log/c: d.log': \"7\"\n  journal-system: s=abc\n",
+    )
+    .unwrap();
+    let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+    let inner = p.lock();
+    assert_eq!(inner.legacy.get("/var/log/a.log"), Some(&120));
+    assert_eq!(inner.legacy.get("/var/log/c: d.log"), Some(&7));
+    assert!(
+        !inner.legacy.contains_key("/var/log/b.log"),
+        "read from its start"
+    );
+    assert!(inner.cursors.contains_key("journal-system"));
+}
+
+#[test]
+fn a_damaged_identity_file_falls_back_to_the_offsets_by_path() {
+    let (dir, log, pos_path, id) = saved_at_4_then_8();
+    let ids = dir.path().join("positions.yaml.lokiship");
+    let prev_ids = dir.path().join("positions.yaml.prev.lokiship");
+    std::fs::write(&ids, b"version: 2\nfiles: [{\0\0").unwrap();
+    std::fs::write(&prev_ids, b"\0").unwrap();
+    let p = Positions::load(&pos_path, false, 1).expect("no crash loop");
+    let f = File::open(&log).unwrap();
+    assert_eq!(
+        p.open(id, log.to_str().unwrap(), &f, 8).start,
+        8,
+        "Promtail's map still says 8"
+    );
+    assert!(dir.path().join("positions.yaml.lokiship.damaged").exists());
 }
 
 #[test]
