@@ -21,11 +21,14 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
+    /// Values quoted in `message` are cut to a short excerpt — an error about a file that is no
+    /// config at all (`-config.file=/etc/passwd`) must not print that file — and passwords in
+    /// URLs are masked.
     pub fn new(file: &str, line: Option<usize>, message: impl Into<String>) -> Self {
         Self {
             file: file.to_string(),
             line,
-            message: message.into(),
+            message: super::expand::mask_url_passwords(&excerpt_quoted(&message.into(), false)),
         }
     }
 
@@ -43,8 +46,78 @@ impl ConfigError {
             }
             _ => (String::new(), text.clone()),
         };
-        Self::new(file, line, reword(&path, &detail))
+        let mut error = Self::new(file, line, reword(&path, &detail));
+        if is_secret_path(&path) {
+            error.message = excerpt_quoted(&error.message, true);
+        }
+        error
     }
+}
+
+/// The most characters of a quoted value an error message shows.
+const EXCERPT_CHARS: usize = 40;
+
+/// Keys whose values are secrets, as masked in `/config` and `-print-config-stderr`, and the
+/// blocks that hold them: a secret written where its block was expected is still a secret.
+const SECRET_KEYS: [&str; 10] = [
+    "password",
+    "bearer_token",
+    "credentials",
+    "client_secret",
+    "secret",
+    "token",
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "auth",
+];
+
+/// Whether a value's path (`clients[0].basic_auth.password`) ends in a secret's key.
+fn is_secret_path(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let key = last.split('[').next().unwrap_or(last);
+    SECRET_KEYS.contains(&key)
+}
+
+/// `message` with each value quoted in it (`"…"` or `` `…` ``, as serde quotes them) cut to
+/// [`EXCERPT_CHARS`] characters with its length, or replaced by `<secret>`.
+fn excerpt_quoted(message: &str, secret: bool) -> String {
+    let mut out = String::with_capacity(message.len().min(256));
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=start]);
+        let inner = &rest[start + 1..];
+        let end = closing_quote(inner, quote).unwrap_or(inner.len());
+        let value = &inner[..end];
+        if secret {
+            out.push_str("<secret>");
+        } else if value.chars().count() > EXCERPT_CHARS {
+            out.extend(value.chars().take(EXCERPT_CHARS));
+            out.push_str(&format!("…{quote} ({} characters)", value.chars().count()));
+            rest = inner.get(end + 1..).unwrap_or("");
+            continue;
+        } else {
+            out.push_str(value);
+        }
+        out.push(quote);
+        rest = inner.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the value opened by `quote` ends in `inner`: serde escapes `"` inside with a backslash.
+fn closing_quote(inner: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == quote && !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
 }
 
 fn reword(path: &str, detail: &str) -> String {
@@ -122,6 +195,42 @@ mod tests {
             Some("batchwait")
         );
         assert_eq!(suggest("zzzzzzzz", keys.iter().copied()), None);
+    }
+
+    #[test]
+    fn a_file_that_is_no_config_is_quoted_in_a_short_excerpt_only() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                .repeat(20);
+        let err = serde_yaml_ng::from_str::<crate::config::schema::Config>(&passwd).unwrap_err();
+        let shown = ConfigError::from_yaml("/etc/passwd", &err).to_string();
+        assert!(shown.len() < 200, "{shown}");
+        assert!(
+            shown.contains("root:x:0:0"),
+            "an excerpt says what the file is: {shown}"
+        );
+        assert!(!shown.contains("daemon:x:1:1:daemon:/usr/sbin"), "{shown}");
+        assert!(shown.contains(" characters)"), "how long it was: {shown}");
+    }
+
+    #[test]
+    fn values_at_secret_keys_are_never_quoted() {
+        let msg = excerpt_quoted("invalid value: string \"hunter2\", expected `x`", true);
+        assert_eq!(
+            msg,
+            "invalid value: string \"<secret>\", expected `<secret>`"
+        );
+        assert!(is_secret_path("clients[0].basic_auth.password"));
+        assert!(is_secret_path("clients[1].bearer_token"));
+        assert!(!is_secret_path("clients[0].basic_auth.password_file"));
+        let short = excerpt_quoted(
+            "unknown field \"batchwiat\", did you mean \"batchwait\"?",
+            false,
+        );
+        assert_eq!(
+            short,
+            "unknown field \"batchwiat\", did you mean \"batchwait\"?"
+        );
     }
 
     #[test]

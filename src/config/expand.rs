@@ -162,18 +162,22 @@ mod tests {
 /// `credentials`, `client_secret`, `secret` and `token` keys (block or flow style), and passwords
 /// in URLs (`https://user:pass@host`). For `-print-config-stderr`: logs are read by many.
 pub fn mask_secrets(text: &str) -> String {
-    static KEYS: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
-    let (keys, urls) = KEYS.get_or_init(|| {
-        (
-            regex::Regex::new(
-                r#"(?m)(^|[\s{,])(password|bearer_token|credentials|client_secret|secret|token)(\s*:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#](?:[^,}#\n]*[^\s,}#])?)"#,
-            )
-            .expect("a valid regex"),
-            regex::Regex::new(r"(://[^/\s:@]+:)[^/\s@]+@").expect("a valid regex"),
+    static KEYS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?m)(^|[\s{,])(password|bearer_token|credentials|client_secret|secret|token)(\s*:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#](?:[^,}#\n]*[^\s,}#])?)"#,
         )
+        .expect("a valid regex")
     });
-    let masked = keys.replace_all(text, "${1}${2}${3}<secret>");
-    urls.replace_all(&masked, "${1}<secret>@").into_owned()
+    mask_url_passwords(&keys.replace_all(text, "${1}${2}${3}<secret>"))
+}
+
+/// `text` with the passwords of URLs in it (`https://user:pass@host`) replaced by `<secret>`.
+pub fn mask_url_passwords(text: &str) -> String {
+    static URLS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let urls =
+        URLS.get_or_init(|| regex::Regex::new(r"(://[^/\s:@]+:)[^/\s@]+@").expect("a valid regex"));
+    urls.replace_all(text, "${1}<secret>@").into_owned()
 }
 
 #[cfg(test)]
