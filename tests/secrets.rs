@@ -122,7 +122,10 @@ fn no_secret_shows_in_the_log_the_printed_config_or_any_page() {
         "the printed config is in the log:\n{log}"
     );
     assert!(log.contains("500"), "the failures were logged:\n{log}");
-    assert!(log.contains("shipper:<secret>@"), "the URL was logged, masked:\n{log}");
+    assert!(
+        log.contains("shipper:<secret>@"),
+        "the URL was logged, masked:\n{log}"
+    );
     assert_no_secret("the log", &log);
     let pages = pages.into_inner().unwrap();
     assert!(pages.contains("promtail_build_info"), "{pages}");
