@@ -30,7 +30,7 @@ pub mod orphans;
 use crate::entry::Entry;
 use format::Cursor;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -97,7 +97,7 @@ pub struct Wal {
 impl Wal {
     /// Opens (or creates) the disk queue in `dir`.
     pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull, host: &str) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::durable::create_dir_private(dir)?;
         let mut ids: Vec<u64> = std::fs::read_dir(dir)?
             .flatten()
             .filter_map(|e| {
@@ -120,10 +120,7 @@ impl Wal {
             let torn_end = scanned.good_end < bytes;
             if Some(id) == last && torn_end {
                 // A torn record at the very end: a crash during an append that was never fsync'd.
-                OpenOptions::new()
-                    .write(true)
-                    .open(&path)?
-                    .set_len(scanned.good_end)?;
+                crate::durable::open_for_write(&path)?.set_len(scanned.good_end)?;
             } else if scanned.damaged > 0 || torn_end {
                 set_damaged_aside(&path, host);
             }

@@ -1,5 +1,6 @@
 //! The disk queue's behaviour: order, restarts, torn and prepended records, limits, expiry.
 use super::*;
+use std::fs::OpenOptions;
 
 fn entries(from: usize, n: usize) -> Vec<Entry> {
     (from..from + n)
