@@ -19,6 +19,8 @@ pub mod client;
 pub mod config;
 pub mod durable;
 pub mod entry;
+#[cfg(test)]
+mod fuzz;
 pub mod logfmt;
 pub mod metrics;
 pub mod pipeline;

@@ -249,4 +249,52 @@ mod tests {
             .unwrap_err()
             .contains("stream labels"));
     }
+
+    #[test]
+    fn fuzz_push_decoder() {
+        let adapter = crate::wire::entry_adapter(
+            1_700_000_000_123_456_789,
+            "hello \u{1b}[0m \u{0}".into(),
+            vec![("trace_id".into(), "abc".into())],
+        );
+        let body = crate::wire::encode_push(vec![crate::wire::logproto::StreamAdapter {
+            labels: r#"{job="app", msg="a \"quoted\" value"}"#.into(),
+            entries: vec![adapter.clone(), adapter],
+            hash: 0,
+        }]);
+        let protobuf = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let json = br#"{"streams":[{"stream":{"job":"app","msg":"a \"quoted\" value"},
+            "values":[["1700000000123456789","hello",{"trace_id":"abc"}],["1","x"]]}]}"#
+            .to_vec();
+        let mut as_json = HeaderMap::new();
+        as_json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let mut as_gzip_json = as_json.clone();
+        as_gzip_json.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let tokens = [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"streams\"",
+            "\"values\"",
+            "\"stream\"",
+            "\\u0000",
+            "=\"",
+            "\", ",
+            "9999999999999999999999",
+        ];
+        crate::fuzz::run("push_decoder", &[protobuf, json], &tokens, |input| {
+            // The input as sent, and wrapped so that the inner parsers see it: snappy around
+            // protobuf, gzip around JSON.
+            let _ = decode(&HeaderMap::new(), input);
+            if let Ok(snappy) = snap::raw::Encoder::new().compress_vec(input) {
+                let _ = decode(&HeaderMap::new(), &snappy);
+            }
+            let _ = decode(&as_json, input);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, input).unwrap();
+            let _ = decode(&as_gzip_json, &gz.finish().unwrap());
+            let _ = decode(&as_gzip_json, input);
+        });
+    }
 }

@@ -267,4 +267,34 @@ mod tests {
             r#"{"MESSAGE":"a \u003cb\u003e \u0026 \"c\"\n\u0001","PRIORITY":"6"}"#
         );
     }
+
+    #[test]
+    fn fuzz_journal_export_reader() {
+        let mut seed = b"__CURSOR=s=0;i=1\n__REALTIME_TIMESTAMP=1700000000000000\n_SYSTEMD_UNIT=ssh.service\nPRIORITY=6\nMESSAGE=Accepted publickey\n\n".to_vec();
+        seed.extend(binary("MESSAGE", b"bytes \x1b[1m\xff\n and a newline"));
+        seed.extend_from_slice(b"_PID=1\n\n__CURSOR=s=0;i=2\nMESSAGE=again\nMESSAGE=twice\n\n");
+        let tokens = [
+            "\n\n",
+            "MESSAGE=",
+            "__CURSOR=",
+            "__REALTIME_TIMESTAMP=",
+            "PRIORITY=",
+            "_SYSTEMD_UNIT\n",
+            "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f",
+            "\x05\0\0\0\0\0\0\0",
+        ];
+        crate::fuzz::run("journal_export_reader", &[seed], &tokens, |mut input| {
+            let mut line = Vec::new();
+            while let Ok(Some(read)) = Record::read_export(&mut input, &mut line, 4096) {
+                if let Ok(record) = read {
+                    let _ = record.to_json_line();
+                    let _ = record.timestamp_ns(0);
+                    for (name, _) in &record.fields {
+                        let _ = label_name(name);
+                    }
+                    let _ = priority_keyword(record.field("PRIORITY").unwrap_or(""));
+                }
+            }
+        });
+    }
 }

@@ -320,4 +320,58 @@ mod tests {
         framer.frames(true, |f| got.push(f.bytes.to_vec()));
         assert_eq!(got, vec![b"12 <1>x".to_vec(), b"<2>y".to_vec()]);
     }
+
+    #[test]
+    fn fuzz_syslog_framing_and_messages() {
+        use crate::source::syslog::message::{parse, Format, Options};
+        let seeds = [
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"][x@1 a=\"\\]\"] An application event\n".to_vec(),
+            b"<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick on /dev/pts/8\n<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!\n".to_vec(),
+            b"78 <34>1 2026-11-26T10:00:00+01:00 host app 42 - - message with\na newline inside\n61 <30>Nov 26 10:00:01 host sshd[1]: Accepted publickey for root".to_vec(),
+            b"<13>1 - - - - - -\n<191>1 9999-12-31T23:59:59.999999+23:59 h a p m [a b=\"c\"] \xef\xbb\xbfBOM\n".to_vec(),
+        ];
+        let tokens = [
+            "<13>",
+            "<191>",
+            "1 ",
+            " - ",
+            "[a@1 b=\"c\"]",
+            "\\\"",
+            "\\]",
+            "Oct 11 22:14:15 ",
+            "2026-11-26T10:00:00Z ",
+            "99999999999 ",
+            "0 ",
+            "\n",
+        ];
+        let now = chrono::Local::now();
+        crate::fuzz::run("syslog_framing_and_messages", &seeds, &tokens, |input| {
+            // The first byte picks the largest message and the size of each read.
+            let knob = usize::from(input.first().copied().unwrap_or(0));
+            let (max, read) = (16 + knob * 8, 1 + knob % 64);
+            for mut framer in [Framer::new(max), Framer::for_datagram(max)] {
+                let chunks: Vec<&[u8]> = input.chunks(read).collect();
+                let mut frames = Vec::new();
+                for (i, chunk) in chunks.iter().enumerate() {
+                    framer.buffer().extend_from_slice(chunk);
+                    framer.frames(i + 1 == chunks.len(), |f| {
+                        frames.push(String::from_utf8_lossy(f.bytes).into_owned())
+                    });
+                }
+                for frame in frames
+                    .iter()
+                    .chain([&String::from_utf8_lossy(input).into_owned()])
+                {
+                    for format in [Format::Rfc5424, Format::Rfc3164] {
+                        let opts = Options {
+                            format,
+                            label_structured_data: true,
+                            use_rfc5424_message: knob & 1 == 1,
+                        };
+                        let _ = parse(frame, &opts, now);
+                    }
+                }
+            }
+        });
+    }
 }

@@ -291,3 +291,43 @@ fn a_journal_cursor_is_saved_once_acknowledged_and_read_back_after_a_restart() {
         Some("ours")
     );
 }
+
+#[test]
+fn fuzz_positions_reader() {
+    // The positions file and the identity file, as one input split at the first 0x1e byte.
+    let (dir, _log, pos_path, _id) = saved_at_4_then_8();
+    let mut seed = std::fs::read(&pos_path).unwrap();
+    seed.push(0x1e);
+    seed.extend(std::fs::read(dir.path().join("positions.yaml.lokiship")).unwrap());
+    let promtail = b"positions:\n  /var/log/a.log: \"120\"\n  '/var/log/c: d.log': \"7\"\n  journal-system: s=abc;i=1\n  cursor-0123abcd: \"1796288405.5\"\n".to_vec();
+    let tokens = [
+        "positions:",
+        "\n  ",
+        ": \"",
+        "version: 2",
+        "files:",
+        "- path: ",
+        "inode: ",
+        "offset: ",
+        "fingerprint_len: ",
+        "truncated:",
+        "journal-",
+        "cursor-",
+        "&a",
+        "*a",
+        "!!binary",
+        "~",
+    ];
+    crate::fuzz::run("positions_reader", &[seed, promtail], &tokens, |input| {
+        let (positions, identities) = match input.iter().position(|b| *b == 0x1e) {
+            Some(at) => (input[..at].to_vec(), Some(input[at + 1..].to_vec())),
+            None => (input.to_vec(), None),
+        };
+        let texts = salvage::Texts {
+            positions: Some(positions),
+            identities,
+        };
+        let _ = texts.parse();
+        let _ = texts.salvage();
+    });
+}
