@@ -21,6 +21,7 @@ pub mod durable;
 pub mod entry;
 #[cfg(test)]
 mod fuzz;
+pub mod log_limit;
 pub mod logfmt;
 pub mod metrics;
 pub mod pipeline;

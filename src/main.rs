@@ -41,13 +41,24 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("invalid -log.level {level:?}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Warnings and errors rate-limited per cause (lokiship::log_limit); info and debug as is.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let window = lokiship::log_limit::WINDOW;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        "json" => builder.json().init(),
-        "logfmt" | "" => builder.event_format(lokiship::logfmt::Logfmt).init(),
+        "json" => registry
+            .with(lokiship::log_limit::RateLimited::new(fmt.json(), window))
+            .init(),
+        "logfmt" | "" => registry
+            .with(lokiship::log_limit::RateLimited::new(
+                fmt.event_format(lokiship::logfmt::Logfmt),
+                window,
+            ))
+            .init(),
         other => anyhow::bail!("invalid -log.format {other:?}: use logfmt or json"),
     }
     Ok(())
