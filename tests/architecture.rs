@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("logfmt", 0),
     ("process_metrics", 0),
     ("durable", 0),
+    ("fuzz", 0),
+    ("log_limit", 0),
     ("shutdown", 0),
     ("reload", 0),
     ("wire", 1),

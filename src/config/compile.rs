@@ -453,4 +453,61 @@ mod tests {
             format!(r#"{{hostname="{host}", job="stdin"}}"#)
         );
     }
+
+    #[test]
+    fn fuzz_config_loader() {
+        use crate::config::load::{load_str, LoadOptions};
+        let seeds: Vec<Vec<u8>> = [
+            include_str!("../../config/k8s-audit.yaml"),
+            include_str!("../../config/syslog.yaml"),
+            include_str!("../../config/journal.yaml"),
+            include_str!("../../config/k8s-audit-webhook.yaml"),
+            include_str!("../../tests/data/configs/every-stage.yaml"),
+            include_str!("../../tests/data/configs/server-and-clients.yaml"),
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let tokens = [
+            "${HOME}",
+            "${NOPE:-x}",
+            "${",
+            "$$",
+            ": ",
+            "\n  - ",
+            "\n    ",
+            "&a ",
+            "*a",
+            "<<: *a",
+            "!!binary ",
+            "!!str ",
+            "[",
+            "]",
+            "{",
+            "}",
+            "'",
+            "\"",
+            "~",
+            "0x",
+            "1e3",
+            "10MB",
+            "5m",
+            "job_name: ",
+            "pipeline_stages:",
+            "- regex: {expression: '(?P<a>",
+            "{{ .a }}",
+            "relabel_configs:",
+            "regex: (.*",
+        ];
+        let opts = LoadOptions {
+            expand_env: true,
+            strict: false,
+        };
+        crate::fuzz::run("config_loader", &seeds, &tokens, |input| {
+            let text = String::from_utf8_lossy(input);
+            if let Ok(loaded) = load_str("fuzz.yaml", &text, &opts) {
+                let _ = compile(loaded);
+            }
+        });
+    }
 }

@@ -8,6 +8,8 @@
 
 pub mod cardinality;
 pub mod extracted;
+#[cfg(test)]
+mod fuzz_target;
 pub mod go_json;
 pub mod inspect;
 pub mod selector;
