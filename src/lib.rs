@@ -15,6 +15,9 @@
 //! - [`source`]: where lines come from (files, the push receiver), running the pipeline.
 //! - [`server`], [`summary`], [`run`]: `/metrics` and `/ready`, what a run did, the wiring.
 
+// No unsafe code in the library: system calls go through rustix, reverse DNS through dns-lookup.
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod config;
 pub mod durable;

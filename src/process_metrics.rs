@@ -29,27 +29,14 @@ impl ProcessStats {
     pub fn read() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let boot_time = boot_time_seconds()?;
-        // SAFETY: sysconf only reads system constants.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK) as f64,
-                libc::sysconf(libc::_SC_PAGESIZE) as f64,
-            )
-        };
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let page = rustix::param::page_size() as f64;
         let mut s = parse_stat(&stat, ticks, page, boot_time)?;
         s.open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into the struct it is given.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            s.max_fds = limit.rlim_cur as f64;
-        }
-        // SAFETY: as above.
-        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0 {
-            s.virtual_max_bytes = limit.rlim_cur as f64;
-        }
+        use rustix::process::{getrlimit, Resource};
+        // No limit is reported as the largest number, as Prometheus' client does.
+        s.max_fds = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX) as f64;
+        s.virtual_max_bytes = getrlimit(Resource::As).current.unwrap_or(u64::MAX) as f64;
         Some(s)
     }
 }

@@ -15,7 +15,6 @@ use crate::shutdown::StopSignal;
 use crate::source::file::chunk::{count_read, Chunk, Counts};
 use crate::source::file::tailer::lines::{LineEvent, LineReader, READ_CHUNK};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -180,26 +179,21 @@ enum Readable {
 
 /// Waits until `input` can be read (data, its end, or an error to read) or lokiship stops.
 fn wait_readable(input: &File, stop: &StopSignal) -> Readable {
-    let mut fds = libc::pollfd {
-        fd: input.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let timeout = Timespec {
+        tv_sec: POLL.as_secs() as i64,
+        tv_nsec: i64::from(POLL.subsec_nanos()),
     };
     loop {
         if stop.is_stopped() {
             return Readable::Stopping;
         }
-        // SAFETY: poll(2) on one valid descriptor this source holds open.
-        let ready = unsafe { libc::poll(&mut fds, 1, POLL.as_millis() as libc::c_int) };
-        match ready {
-            n if n > 0 => return Readable::Yes,
-            0 => continue,
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Readable::Failed(e);
-                }
-            }
+        let mut fds = [PollFd::new(input, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => continue,
+            Ok(_) => return Readable::Yes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Readable::Failed(e.into()),
         }
     }
 }

@@ -11,7 +11,6 @@
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{HashMap, HashSet};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,18 +34,13 @@ pub struct Waker(std::sync::Arc<std::os::fd::OwnedFd>);
 
 impl Waker {
     pub fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to an eventfd this value keeps open.
-        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
     }
 }
 
 fn new_eventfd() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: eventfd takes no pointers; a non-negative result is a descriptor we now own.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
-    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    use rustix::event::EventfdFlags;
+    rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok()
 }
 
 impl DirWatcher {
@@ -115,27 +109,30 @@ impl DirWatcher {
     /// Sleeps until a watched directory changes or `timeout` passes (zero: just looks), and says what
     /// changed.
     pub fn wait(&mut self, timeout: Duration) -> Change {
-        let pollfd = |fd: i32| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+        use rustix::event::{PollFd, PollFlags};
+        // The inotify descriptor and the wake-up eventfd, those of them there are.
+        let mut pfds: Vec<PollFd<'_>> = Vec::with_capacity(2);
+        if let Some(i) = &self.inotify {
+            pfds.push(PollFd::new(i, PollFlags::IN));
+        }
+        let woken_at = self.wake.as_ref().map(|w| {
+            pfds.push(PollFd::new(w, PollFlags::IN));
+            pfds.len() - 1
+        });
+        let timeout = rustix::event::Timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        // The inotify descriptor (or -1: poll ignores it), then the wake-up eventfd (or -1).
-        let mut pfds = [
-            pollfd(self.inotify.as_ref().map_or(-1, |i| i.as_raw_fd())),
-            pollfd(self.wake.as_ref().map_or(-1, |w| w.as_raw_fd())),
-        ];
-        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: `pfds` is a valid array of two pollfds for the duration of the call.
-        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), 2, millis) };
-        if ready <= 0 {
+        let ready = rustix::event::poll(&mut pfds, Some(&timeout)).unwrap_or(0);
+        let woken = woken_at.is_some_and(|at| !pfds[at].revents().is_empty());
+        drop(pfds);
+        if ready == 0 {
             return Change::Nothing;
         }
-        if pfds[1].revents != 0 {
+        if woken {
             if let Some(w) = &self.wake {
-                let mut count = [0u8; 8];
-                // SAFETY: reads 8 bytes into a live buffer from an eventfd we own; resets it.
-                let _ = unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+                // Resets the eventfd.
+                let _ = rustix::io::read(w, &mut [0u8; 8]);
             }
             return Change::Nothing;
         }

@@ -57,8 +57,10 @@ impl JournalSource {
             let running = running.clone();
             self.stop.on_stop(Box::new(move || {
                 if let Some(pid) = *running.lock().unwrap_or_else(|e| e.into_inner()) {
-                    // SAFETY: kill(2) on a child this source started and has not reaped yet.
-                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                    // A child this source started and has not reaped yet.
+                    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                    }
                 }
             }));
         }

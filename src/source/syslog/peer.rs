@@ -80,66 +80,12 @@ fn hosts_names(hosts: &str, ip: IpAddr) -> Vec<String> {
     names
 }
 
-/// The name reverse DNS (through the system's resolver) gives `ip`, if any.
+/// The name reverse DNS (through the system's resolver: getnameinfo with `NI_NAMEREQD`) gives
+/// `ip`, if any.
 fn reverse_dns(ip: IpAddr) -> Option<String> {
-    let addr = std::net::SocketAddr::new(ip, 0);
-    let (storage, len) = sockaddr(&addr);
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `storage` holds a valid sockaddr of `len` bytes; `host` is a writable buffer of the
-    // length given; no service name is asked for.
-    let rc = unsafe {
-        libc::getnameinfo(
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-            host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
-            std::ptr::null_mut(),
-            0,
-            libc::NI_NAMEREQD,
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: getnameinfo wrote a NUL-terminated string into `host` on success.
-    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
-    let name = name.to_string_lossy().trim_end_matches('.').to_string();
+    let name = dns_lookup::lookup_addr(&ip).ok()?;
+    let name = name.trim_end_matches('.').to_string();
     (!name.is_empty()).then_some(name)
-}
-
-fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        std::net::SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage, which is aligned for it.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        std::net::SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: 0,
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage, which is aligned for it.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
 }
 
 #[cfg(test)]
