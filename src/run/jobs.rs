@@ -180,14 +180,19 @@ async fn start_push(
         hand_over: hand_over(ctx, job),
     });
     let addr = listen_addr(&api.server)?;
-    let (bound, handle) = crate::source::push::serve(receiver, addr, stop.signal(Part::Sources))
-        .await
-        .with_context(|| {
-            format!(
-                "job {:?}: loki_push_api cannot listen on {addr}",
-                sc.job_name
-            )
-        })?;
+    let limits = receiver_limits(
+        api.server.http_server_read_timeout,
+        api.server.http_listen_conn_limit,
+    );
+    let (bound, handle) =
+        crate::source::push::serve(receiver, addr, limits, stop.signal(Part::Sources))
+            .await
+            .with_context(|| {
+                format!(
+                    "job {:?}: loki_push_api cannot listen on {addr}",
+                    sc.job_name
+                )
+            })?;
     tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
     board().add_receiver(ReceiverStatus {
         job: sc.job_name.clone(),
@@ -250,6 +255,10 @@ async fn start_audit_webhook(
             .map_or(64 << 20, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
         credentials,
         hand_over: hand_over(ctx, job),
+        limits: receiver_limits(
+            config.server.http_server_read_timeout,
+            config.server.http_listen_conn_limit,
+        ),
     });
     let host = config.server.http_listen_address.as_str();
     let port = config
@@ -268,6 +277,26 @@ async fn start_audit_webhook(
         address: format!("{scheme}://{bound}"),
     });
     Ok(handle)
+}
+
+/// A receiver's limits from Promtail's server keys; unset ones keep the safe defaults.
+fn receiver_limits(
+    read_timeout: Option<crate::config::values::GoDuration>,
+    conn_limit: Option<usize>,
+) -> crate::source::http_receiver::Limits {
+    let defaults = crate::source::http_receiver::Limits::default();
+    crate::source::http_receiver::Limits {
+        // 0 is Promtail's "no limit".
+        max_connections: match conn_limit {
+            Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
+            Some(n) => n,
+            None => defaults.max_connections,
+        },
+        read_timeout: read_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(defaults.read_timeout),
+    }
 }
 
 /// The hand-over of a receiver whose senders cannot send again once answered.

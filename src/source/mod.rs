@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod docker;
 pub mod file;
 pub mod hand_over;
+pub mod http_receiver;
 pub mod journal;
 pub mod kubernetes;
 pub mod push;

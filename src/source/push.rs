@@ -43,10 +43,11 @@ struct Pushed {
     structured_metadata: Vec<(String, String)>,
 }
 
-/// Serves `receiver` on `addr` until `stop` fires; returns the bound address.
+/// Serves `receiver` on `addr` within `limits` until `stop` fires; returns the bound address.
 pub async fn serve(
     receiver: Arc<PushReceiver>,
     addr: SocketAddr,
+    limits: super::http_receiver::Limits,
     stop: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
@@ -57,16 +58,22 @@ pub async fn serve(
         .with_state(receiver);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        let stopped = async move { stop.stopped().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "push receiver failed");
-        }
-    });
+    let refused: super::http_receiver::Refused = Arc::new(push_error);
+    let drain = super::hand_over::STORE_TIMEOUT + std::time::Duration::from_secs(5);
+    let handle = tokio::spawn(super::http_receiver::serve(
+        listener, app, None, limits, stop, drain, refused,
+    ));
     Ok((bound, handle))
+}
+
+/// Counts a refused request in `lokiship_push_errors{reason}`.
+fn push_error(reason: &str) {
+    crate::metrics::metrics()
+        .push_errors
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: reason.into(),
+        })
+        .inc();
 }
 
 async fn push(State(r): State<Arc<PushReceiver>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -95,12 +102,7 @@ async fn raw(State(r): State<Arc<PushReceiver>>, body: Bytes) -> Response {
 }
 
 fn bad_request(why: String) -> Response {
-    crate::metrics::metrics()
-        .push_errors
-        .get_or_create(&crate::metrics::ReasonLabels {
-            reason: "bad_request".into(),
-        })
-        .inc();
+    push_error("bad_request");
     tracing::warn!(error = %why, "push receiver: refused a request");
     (StatusCode::BAD_REQUEST, why + "\n").into_response()
 }

@@ -1,7 +1,7 @@
 //! `k8s_audit_webhook`: lokiship's own receiver for kube-apiserver's audit webhook backend
 //! (`--audit-webhook-config-file`), beside Promtail's `loki_push_api`.
 
-use super::super::values::ByteSize;
+use super::super::values::{ByteSize, GoDuration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -29,6 +29,10 @@ pub struct AuditWebhookServer {
     pub http_listen_port: Option<u16>,
     /// HTTPS with this certificate; with `client_ca_file`, client certificates it signed are credentials.
     pub tls_config: Option<WebhookTls>,
+    /// A request must arrive within this, headers and body; 30s.
+    pub http_server_read_timeout: Option<GoDuration>,
+    /// The most connections at once (0: no limit); 256 when unset.
+    pub http_listen_conn_limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -23,9 +23,12 @@ pub struct ServerConfig {
     #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enable_runtime_reload: bool,
     pub http_path_prefix: String,
+    /// A receiver's (`loki_push_api`) request must arrive within this, headers and body; 30s.
+    pub http_server_read_timeout: Option<GoDuration>,
+    /// A receiver's most connections at once (0: no limit, as in Promtail); 256 when unset.
+    pub http_listen_conn_limit: Option<usize>,
     // Tuning knobs of Promtail's Go HTTP/gRPC server (every key its `-print-config-stderr` shows)
     // that have no counterpart here; accepted so that configs load unchanged.
-    pub http_server_read_timeout: Option<GoDuration>,
     pub http_server_write_timeout: Option<GoDuration>,
     pub http_server_idle_timeout: Option<GoDuration>,
     pub graceful_shutdown_timeout: Option<GoDuration>,
@@ -34,7 +37,6 @@ pub struct ServerConfig {
     pub grpc_server_max_concurrent_streams: Option<IgnoredAny>,
     pub log_source_ips_enabled: Option<IgnoredAny>,
     pub http_listen_network: Option<IgnoredAny>,
-    pub http_listen_conn_limit: Option<IgnoredAny>,
     pub grpc_listen_network: Option<IgnoredAny>,
     pub grpc_listen_conn_limit: Option<IgnoredAny>,
     pub grpc_collect_max_streams_by_conn: Option<IgnoredAny>,

@@ -13,12 +13,7 @@ pub struct Credentials {
     pub client_certificates: bool,
 }
 
-/// What a request showed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Peer {
-    /// The TLS handshake verified a client certificate against the client CA.
-    pub verified_certificate: bool,
-}
+pub use crate::source::http_receiver::Peer;
 
 /// Why a request is not let in.
 #[derive(Debug)]

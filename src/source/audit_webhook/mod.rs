@@ -26,13 +26,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A TLS handshake that takes longer is given up.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request whose headers take longer to arrive is given up (slow clients hold no connection).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections beyond this many wait to be accepted.
-const MAX_CONNECTIONS: usize = 256;
-
 /// One `k8s_audit_webhook` scrape config, compiled.
 pub struct AuditWebhook {
     pub job: String,
@@ -41,6 +34,8 @@ pub struct AuditWebhook {
     pub max_request_bytes: usize,
     pub credentials: Credentials,
     pub hand_over: Arc<DurableHandOver>,
+    /// Connections and read timeout of its listener.
+    pub limits: super::http_receiver::Limits,
 }
 
 /// Serves `hook` on `addr` (HTTPS with `tls`) until `stop` fires; returns the bound address and
@@ -54,84 +49,20 @@ pub async fn serve(
     let app = Router::new().fallback(receive).with_state(hook.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(accept_loop(hook, listener, app, tls, stop));
-    Ok((bound, handle))
-}
-
-async fn accept_loop(
-    hook: Arc<AuditWebhook>,
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    stop: crate::shutdown::StopSignal,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let accepted = tokio::select! {
-            _ = stop.stopped() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(job = %hook.job, error = %e, "audit webhook: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (app, tls, watcher, job) = (
-            app.clone(),
-            tls.clone(),
-            graceful.watcher(),
-            hook.job.clone(),
-        );
-        tokio::spawn(async move {
-            let _slot = slot;
-            match tls {
-                None => serve_connection(stream, Peer::default(), app, watcher).await,
-                Some(tls) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
-                    else {
-                        count_request(&job, "tls_handshake_failed");
-                        return;
-                    };
-                    let peer = Peer {
-                        verified_certificate: stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .is_some_and(|c| !c.is_empty()),
-                    };
-                    serve_connection(stream, peer, app, watcher).await;
-                }
-            }
-        });
-    }
+    let job = hook.job.clone();
+    let refused: super::http_receiver::Refused = Arc::new(move |why| count_request(&job, why));
     // Requests in progress are answered (their hand-over ends within its timeout).
-    let wait = super::hand_over::STORE_TIMEOUT + Duration::from_secs(5);
-    let _ = tokio::time::timeout(wait, graceful.shutdown()).await;
-}
-
-async fn serve_connection<S>(
-    stream: S,
-    peer: Peer,
-    app: Router,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper_util::service::TowerToHyperService::new(app.layer(Extension(peer)));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-    let _ = watcher.watch(connection).await;
+    let drain = super::hand_over::STORE_TIMEOUT + Duration::from_secs(5);
+    let handle = tokio::spawn(super::http_receiver::serve(
+        listener,
+        app,
+        tls,
+        hook.limits,
+        stop,
+        drain,
+        refused,
+    ));
+    Ok((bound, handle))
 }
 
 async fn receive(
