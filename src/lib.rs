@@ -17,6 +17,8 @@
 
 // No unsafe code in the library: system calls go through rustix, reverse DNS through dns-lookup.
 #![forbid(unsafe_code)]
+// No panics on input: unwrap and expect only in tests, or where a comment says why they hold.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client;
 pub mod config;

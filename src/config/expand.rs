@@ -161,6 +161,8 @@ mod tests {
 /// The config text with secrets replaced by `<secret>`: values of `password`, `bearer_token`,
 /// `credentials`, `client_secret`, `secret` and `token` keys (block or flow style), and passwords
 /// in URLs (`https://user:pass@host`). For `-print-config-stderr`: logs are read by many.
+// The regexes are constants: they cannot fail on input.
+#[allow(clippy::expect_used)]
 pub fn mask_secrets(text: &str) -> String {
     static KEYS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let keys = KEYS.get_or_init(|| {
@@ -173,6 +175,7 @@ pub fn mask_secrets(text: &str) -> String {
 }
 
 /// `text` with the passwords of URLs in it (`https://user:pass@host`) replaced by `<secret>`.
+#[allow(clippy::expect_used)]
 pub fn mask_url_passwords(text: &str) -> String {
     static URLS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let urls =

@@ -184,6 +184,8 @@ impl FileSource {
     }
 
     /// Runs on its own thread until stopped.
+    // A thread that cannot be spawned at start (no memory, no threads left) is fatal, and early.
+    #[allow(clippy::expect_used)]
     pub fn spawn(self) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("file-source".into())

@@ -11,6 +11,8 @@ const ACK_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// Saves the positions on its own thread until `stop` fires: within [`ACK_WRITE_INTERVAL`] of an
 /// acknowledgement that moved a position, and every `period` regardless. The last write, once the
 /// clients have finished, is the caller's ([`Positions::save`]).
+// A thread that cannot be spawned at start (no memory, no threads left) is fatal, and early.
+#[allow(clippy::expect_used)]
 pub fn spawn_saver(
     positions: Arc<Positions>,
     period: Duration,
