@@ -27,6 +27,69 @@ pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// A JSON string literal (quotes included) decoded as Go's decoder does: a `\\u` escape of a
+/// surrogate that is not half of a pair becomes U+FFFD instead of failing the whole value (the
+/// Kubernetes API server and Promtail both write and read such strings). `None` when `literal`
+/// is not a string literal at all.
+pub fn unquote_lossy(literal: &str) -> Option<String> {
+    let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let mut pending_high: Option<u32> = None;
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            if pending_high.take().is_some() {
+                out.push('\u{fffd}');
+            }
+            out.push(c);
+            continue;
+        }
+        let escaped = chars.next()?;
+        if escaped != 'u' && pending_high.take().is_some() {
+            out.push('\u{fffd}');
+        }
+        match escaped {
+            '"' => out.push('"'),
+            '\\' => out.push('\\'),
+            '/' => out.push('/'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let unit = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)?;
+                match (pending_high.take(), unit) {
+                    (Some(high), 0xDC00..=0xDFFF) => {
+                        let code = 0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00);
+                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    }
+                    (high, 0xD800..=0xDBFF) => {
+                        if high.is_some() {
+                            out.push('\u{fffd}');
+                        }
+                        pending_high = Some(unit);
+                    }
+                    (high, _) => {
+                        if high.is_some() {
+                            out.push('\u{fffd}');
+                        }
+                        out.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if pending_high.is_some() {
+        out.push('\u{fffd}');
+    }
+    Some(out)
+}
+
 /// A float64 inside JSON: plain digits from 1e-6 up to 1e21, exponent form outside.
 pub fn float_in_json(f: f64) -> String {
     let abs = f.abs();
@@ -104,5 +167,32 @@ mod tests {
         let mut out = String::new();
         write_value(&v, &mut out);
         assert_eq!(out, r#"[1,{"x":"\u003c\u0026\u003e"},2.5,1e+21]"#);
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters_as_in_go() {
+        // Promtail 3.6.15's json stage gave a="x\u{fffd}y" for {"a":"x\ud800y"} (recorded here).
+        assert_eq!(
+            unquote_lossy(r#""x\ud800y""#).as_deref(),
+            Some("x\u{fffd}y")
+        );
+        assert_eq!(
+            unquote_lossy(r#""\udc00\ud800""#).as_deref(),
+            Some("\u{fffd}\u{fffd}")
+        );
+        assert_eq!(
+            unquote_lossy(r#""\ud83d\ude00 \u00e9\n""#).as_deref(),
+            Some("😀 é\n")
+        );
+        assert_eq!(
+            unquote_lossy(r#""\ud800\n""#).as_deref(),
+            Some("\u{fffd}\n")
+        );
+        assert_eq!(
+            unquote_lossy(r#""\ud800\u0041""#).as_deref(),
+            Some("\u{fffd}A")
+        );
+        assert_eq!(unquote_lossy(r#""\uzz""#), None);
+        assert_eq!(unquote_lossy("12"), None);
     }
 }

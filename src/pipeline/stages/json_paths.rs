@@ -173,7 +173,9 @@ impl JsonPaths {
 pub fn raw_to_string(raw: &RawValue) -> Option<String> {
     let text = raw.get();
     match text.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(text).ok(),
+        Some(b'"') => serde_json::from_str::<String>(text)
+            .ok()
+            .or_else(|| crate::pipeline::go_json::unquote_lossy(text)),
         Some(b'n') => None,
         Some(b't' | b'f') => Some(text.to_string()),
         Some(b'{' | b'[') => {
