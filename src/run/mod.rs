@@ -135,6 +135,7 @@ pub async fn run(
         .filter(|_| config.server.enable_runtime_reload);
     let config_page = crate::server::ConfigPage::default();
     config_page.set(&config_text);
+    config_page.allow_remote(config.server.config_page_remote);
     let server = start_server(&config, config_page.clone(), reload, &ready, &shutdown).await;
     let server = match server {
         Err(e) if opts.server_optional => {

@@ -23,6 +23,9 @@ pub struct ServerConfig {
     #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub enable_runtime_reload: bool,
     pub http_path_prefix: String,
+    /// lokiship's: `/config` is shown to other hosts too (loopback only by default).
+    #[serde(default, deserialize_with = "u::yaml11_bool")]
+    pub config_page_remote: bool,
     /// A receiver's (`loki_push_api`) request must arrive within this, headers and body; 30s.
     pub http_server_read_timeout: Option<GoDuration>,
     /// A receiver's most connections at once (0: no limit, as in Promtail); 256 when unset.
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
             health_check_target: None,
             enable_runtime_reload: false,
             http_path_prefix: String::new(),
+            config_page_remote: false,
             http_server_read_timeout: None,
             http_server_write_timeout: None,
             http_server_idle_timeout: None,
