@@ -71,6 +71,18 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Co
         }
     };
     check_clients(&config, &lines, &unexpanded)?;
+    if config
+        .server
+        .http_tls_config
+        .as_ref()
+        .is_some_and(|t| t.is_set())
+    {
+        return Err(lines.error(
+            "http_tls_config:",
+            0,
+            "server.http_tls_config: HTTPS on lokiship's own server is not supported yet (it is on a loki_push_api receiver's server block)",
+        ));
+    }
     check_jobs(&config, &lines, &mut warnings)?;
     Ok(Loaded {
         config,
@@ -292,6 +304,16 @@ fn check_push_api(
                 api.server.http_listen_port
             ),
         ));
+    }
+    if let Some(tls) = api.server.http_tls_config.as_ref().filter(|t| t.is_set()) {
+        if let Err(why) = tls.client_auth() {
+            let job = &sc.job_name;
+            return Err(lines.error(
+                "http_tls_config:",
+                job_line,
+                format!("job {job:?}: loki_push_api.server.{why}"),
+            ));
+        }
     }
     Ok(())
 }

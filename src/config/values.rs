@@ -299,7 +299,6 @@ unsupported_options! {
     ScrapeLimitsConfig => "limits_config",
     Oauth2 => "oauth2",
     ProxyConnectHeader => "proxy_connect_header",
-    HttpTlsConfig => "server.http_tls_config",
     GrpcTlsConfig => "server.grpc_tls_config",
 }
 
@@ -309,12 +308,12 @@ mod tests {
 
     #[test]
     fn an_unsupported_option_is_refused_unless_it_sets_nothing() {
-        let read = |yaml: &str| serde_yaml_ng::from_str::<HttpTlsConfig>(yaml).map(|_| ());
+        let read = |yaml: &str| serde_yaml_ng::from_str::<GrpcTlsConfig>(yaml).map(|_| ());
         assert!(read("{cert: '', key: null, client_ca_file: ''}").is_ok());
         assert!(read("[]").is_ok());
         let err = read("{cert_file: /etc/tls.crt}").unwrap_err().to_string();
         assert!(
-            err.contains("server.http_tls_config is not supported yet"),
+            err.contains("server.grpc_tls_config is not supported yet"),
             "{err}"
         );
     }

@@ -3,7 +3,7 @@
 //! other jobs, the file source and the clients go on (the files of every job are one source,
 //! reconfigured in place: `source::file::reconfigure`). Each is named on the status page.
 
-use super::{listen_addr, RunOptions};
+use super::RunOptions;
 use crate::config::compile::Job;
 use crate::config::schema::Config;
 use crate::entry::sink::EntrySink;
@@ -76,11 +76,13 @@ impl JobTasks {
         let sc = &ctx.config.scrape_configs[index];
         let mut done = Vec::new();
         if sc.loki_push_api.is_some() {
-            done.push(Done::Task(start_push(ctx, index, job, &stop).await?));
+            done.push(Done::Task(
+                super::receivers::start_push(ctx, index, job, &stop).await?,
+            ));
         }
         if sc.k8s_audit_webhook.is_some() {
             done.push(Done::Task(
-                start_audit_webhook(ctx, index, job, &stop).await?,
+                super::receivers::start_audit_webhook(ctx, index, job, &stop).await?,
             ));
         }
         if let Some(syslog) = job.syslog.take() {
@@ -159,148 +161,11 @@ async fn stop_tasks(tasks: Vec<JobTask>) {
     }
 }
 
-/// A `loki_push_api` receiver for scrape config `index`.
-async fn start_push(
-    ctx: &Context<'_>,
-    index: usize,
-    job: &Job,
-    stop: &Arc<Shutdown>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let sc = &ctx.config.scrape_configs[index];
-    let Some(api) = &sc.loki_push_api else {
-        anyhow::bail!("job {:?} has no loki_push_api", sc.job_name);
-    };
-    let receiver = Arc::new(crate::source::push::PushReceiver {
-        labels: api
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
-        use_incoming_timestamp: api.use_incoming_timestamp,
-        hand_over: hand_over(ctx, job),
-    });
-    let addr = listen_addr(&api.server)?;
-    let limits = receiver_limits(
-        api.server.http_server_read_timeout,
-        api.server.http_listen_conn_limit,
-    );
-    let (bound, handle) =
-        crate::source::push::serve(receiver, addr, limits, stop.signal(Part::Sources))
-            .await
-            .with_context(|| {
-                format!(
-                    "job {:?}: loki_push_api cannot listen on {addr}",
-                    sc.job_name
-                )
-            })?;
-    tracing::info!(job = %sc.job_name, address = %bound, "push receiver listening");
-    board().add_receiver(ReceiverStatus {
-        job: sc.job_name.clone(),
-        kind: "loki_push_api".into(),
-        address: bound.to_string(),
-    });
-    Ok(handle)
-}
-
-/// A `k8s_audit_webhook` receiver for scrape config `index`.
-async fn start_audit_webhook(
-    ctx: &Context<'_>,
-    index: usize,
-    job: &Job,
-    stop: &Arc<Shutdown>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use crate::source::audit_webhook::{self as webhook, AuditWebhook, Credentials};
-    let sc = &ctx.config.scrape_configs[index];
-    let Some(config) = &sc.k8s_audit_webhook else {
-        anyhow::bail!("job {:?} has no k8s_audit_webhook", sc.job_name);
-    };
-    let context = || format!("job {:?}: k8s_audit_webhook", sc.job_name);
-    let tls = config.server.tls_config.as_ref();
-    let acceptor = tls
-        .map(|t| {
-            let clients = if t.client_ca_file.is_empty() {
-                crate::source::tls_server::ClientCerts::NotAsked
-            } else {
-                crate::source::tls_server::ClientCerts::Optional(&t.client_ca_file)
-            };
-            crate::source::tls_server::acceptor(&t.cert_file, &t.key_file, clients)
-        })
-        .transpose()
-        .with_context(|| format!("{}: tls_config", context()))?;
-    let token_file = &config.auth.bearer_token_file;
-    if !token_file.is_empty() {
-        std::fs::metadata(token_file).with_context(|| {
-            format!(
-                "{}: cannot read bearer_token_file {token_file:?}",
-                context()
-            )
-        })?;
-    }
-    let credentials = Credentials {
-        bearer_token_file: (!token_file.is_empty()).then(|| token_file.clone()),
-        client_certificates: tls.is_some_and(|t| !t.client_ca_file.is_empty()),
-    };
-    if credentials.none_required() {
-        tracing::warn!(job = %sc.job_name, "k8s_audit_webhook takes events from anyone who can connect: set auth.bearer_token_file or server.tls_config.client_ca_file");
-    }
-    let hook = Arc::new(AuditWebhook {
-        job: sc.job_name.clone(),
-        labels: config
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
-        max_request_bytes: config
-            .max_request_bytes
-            .map_or(64 << 20, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
-        credentials,
-        hand_over: hand_over(ctx, job),
-        limits: receiver_limits(
-            config.server.http_server_read_timeout,
-            config.server.http_listen_conn_limit,
-        ),
-    });
-    let host = config.server.http_listen_address.as_str();
-    let port = config
-        .server
-        .http_listen_port
-        .unwrap_or(crate::config::schema::DEFAULT_WEBHOOK_PORT);
-    let addr = super::parse_listen_addr(host, port)?;
-    let (bound, handle) = webhook::serve(hook, addr, acceptor, stop.signal(Part::Sources))
-        .await
-        .with_context(|| format!("{}: cannot listen on {addr}", context()))?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(job = %sc.job_name, address = %bound, "audit webhook receiver listening ({scheme})");
-    board().add_receiver(ReceiverStatus {
-        job: sc.job_name.clone(),
-        kind: "k8s_audit_webhook".into(),
-        address: format!("{scheme}://{bound}"),
-    });
-    Ok(handle)
-}
-
-/// A receiver's limits from Promtail's server keys; unset ones keep the safe defaults.
-fn receiver_limits(
-    read_timeout: Option<crate::config::values::GoDuration>,
-    conn_limit: Option<usize>,
-) -> crate::source::http_receiver::Limits {
-    let defaults = crate::source::http_receiver::Limits::default();
-    crate::source::http_receiver::Limits {
-        // 0 is Promtail's "no limit".
-        max_connections: match conn_limit {
-            Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
-            Some(n) => n,
-            None => defaults.max_connections,
-        },
-        read_timeout: read_timeout
-            .map(|d| d.0)
-            .filter(|d| !d.is_zero())
-            .unwrap_or(defaults.read_timeout),
-    }
-}
-
 /// The hand-over of a receiver whose senders cannot send again once answered.
-fn hand_over(ctx: &Context<'_>, job: &Job) -> Arc<crate::source::hand_over::DurableHandOver> {
+pub(super) fn hand_over(
+    ctx: &Context<'_>,
+    job: &Job,
+) -> Arc<crate::source::hand_over::DurableHandOver> {
     Arc::new(crate::source::hand_over::DurableHandOver {
         pipeline: job.pipeline.clone(),
         sink: ctx.sink.clone(),

@@ -30,6 +30,7 @@ mod clients;
 mod files;
 mod in_place;
 mod jobs;
+mod receivers;
 mod stdout;
 mod systemd;
 

@@ -10,6 +10,7 @@ pub mod http_receiver;
 pub mod journal;
 pub mod kubernetes;
 pub mod push;
+pub mod receiver_auth;
 pub mod relabel;
 pub mod stdin;
 pub mod syslog;

@@ -32,6 +32,8 @@ pub struct PushReceiver {
     pub labels: Labels,
     pub use_incoming_timestamp: bool,
     pub hand_over: Arc<DurableHandOver>,
+    /// Checked before a body is read.
+    pub credentials: super::receiver_auth::Credentials,
 }
 
 /// One pushed entry, before the pipeline.
@@ -43,27 +45,53 @@ struct Pushed {
     structured_metadata: Vec<(String, String)>,
 }
 
-/// Serves `receiver` on `addr` within `limits` until `stop` fires; returns the bound address.
+/// Serves `receiver` on `addr` (HTTPS with `tls`) within `limits` until `stop` fires; returns the
+/// bound address.
 pub async fn serve(
     receiver: Arc<PushReceiver>,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     limits: super::http_receiver::Limits,
     stop: crate::shutdown::StopSignal,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/loki/api/v1/raw", post(raw))
-        .route("/ready", get(|| async { "ready" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(
+            receiver.clone(),
+            authenticate,
+        ))
+        .route("/ready", get(|| async { "ready" }))
         .with_state(receiver);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let refused: super::http_receiver::Refused = Arc::new(push_error);
     let drain = super::hand_over::STORE_TIMEOUT + std::time::Duration::from_secs(5);
     let handle = tokio::spawn(super::http_receiver::serve(
-        listener, app, None, limits, stop, drain, refused,
+        listener, app, tls, limits, stop, drain, refused,
     ));
     Ok((bound, handle))
+}
+
+/// Lets a request with the credentials through, before anything of its body is read.
+async fn authenticate(
+    State(r): State<Arc<PushReceiver>>,
+    axum::extract::Extension(peer): axum::extract::Extension<super::receiver_auth::Peer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match r.credentials.check(peer, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            push_error(refusal.reason());
+            tracing::warn!(
+                reason = refusal.reason(),
+                "push receiver: refused a request without credentials"
+            );
+            refusal.response()
+        }
+    }
 }
 
 /// Counts a refused request in `lokiship_push_errors{reason}`.

@@ -12,7 +12,7 @@ pub const DEFAULT_WEBHOOK_PORT: u16 = 9880;
 #[serde(deny_unknown_fields, default)]
 pub struct AuditWebhookConfig {
     pub server: AuditWebhookServer,
-    pub auth: AuditWebhookAuth,
+    pub auth: ReceiverAuth,
     /// Set on every event received (before the pipeline).
     #[serde(deserialize_with = "super::labels_without_nulls")]
     pub labels: BTreeMap<String, String>,
@@ -45,8 +45,9 @@ pub struct WebhookTls {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuditWebhookAuth {
+/// lokiship's `auth` of a receiver that takes data over HTTP (`k8s_audit_webhook`, `loki_push_api`).
+pub struct ReceiverAuth {
     /// Requests must carry `Authorization: Bearer <the file's content>` (read at each request, so
-    /// a rotated token counts at once) unless they present a client certificate `client_ca_file` signed.
+    /// a rotated token counts at once) unless they present a client certificate the client CA signed.
     pub bearer_token_file: String,
 }

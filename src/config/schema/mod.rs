@@ -321,6 +321,9 @@ pub struct PushApiConfig {
     /// Keep the pushed timestamps; otherwise entries get the time they were received.
     #[serde(default, deserialize_with = "u::yaml11_bool")]
     pub use_incoming_timestamp: bool,
+    /// lokiship's: a bearer token file senders must present (or a client certificate).
+    #[serde(default)]
+    pub auth: ReceiverAuth,
 }
 
 #[derive(Debug, Deserialize, Default)]

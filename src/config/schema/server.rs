@@ -68,7 +68,7 @@ pub struct ServerConfig {
     pub trace_request_headers: Option<IgnoredAny>,
     pub trace_request_exclude_headers_list: Option<IgnoredAny>,
     pub cluster_validation: Option<IgnoredAny>,
-    pub http_tls_config: Option<u::HttpTlsConfig>,
+    pub http_tls_config: Option<HttpTlsConfig>,
     pub grpc_tls_config: Option<u::GrpcTlsConfig>,
     pub external_url: Option<String>,
     #[serde(default, deserialize_with = "u::yaml11_opt_bool")]
@@ -132,6 +132,137 @@ impl Default for ServerConfig {
             grpc_tls_config: None,
             external_url: None,
             profiling_enabled: None,
+        }
+    }
+}
+
+/// `http_tls_config`: HTTPS, as Promtail's server block has it. lokiship serves it on a
+/// `loki_push_api` receiver (not yet on its own server); certificates from files only.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTlsConfig {
+    /// Inline PEM: refused (not supported yet) unless empty.
+    pub cert: String,
+    pub key: Option<String>,
+    pub client_ca: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// Go's names: `NoClientCert` (or empty), `VerifyClientCertIfGiven`,
+    /// `RequireAndVerifyClientCert`; the two that do not verify are refused.
+    pub client_auth_type: String,
+    pub client_ca_file: String,
+}
+
+/// What a receiver asks of its clients' certificates, from `client_auth_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    /// A client may present one; then it must be valid, and it is a credential.
+    IfGiven,
+    Required,
+}
+
+impl HttpTlsConfig {
+    /// Whether anything is set (Promtail's `-print-config-stderr` writes the block empty).
+    pub fn is_set(&self) -> bool {
+        !(self.cert.is_empty()
+            && self.key.as_deref().is_none_or(str::is_empty)
+            && self.client_ca.is_empty()
+            && self.cert_file.is_empty()
+            && self.key_file.is_empty()
+            && self.client_auth_type.is_empty()
+            && self.client_ca_file.is_empty())
+    }
+
+    /// The client certificate policy, or why the block cannot be served.
+    pub fn client_auth(&self) -> Result<ClientAuth, String> {
+        if !self.cert.is_empty()
+            || self.key.as_deref().is_some_and(|k| !k.is_empty())
+            || !self.client_ca.is_empty()
+        {
+            return Err("http_tls_config: inline cert, key and client_ca are not supported yet; use cert_file, key_file and client_ca_file".into());
+        }
+        if self.cert_file.is_empty() || self.key_file.is_empty() {
+            return Err("http_tls_config needs cert_file and key_file".into());
+        }
+        let auth = match self.client_auth_type.as_str() {
+            "" | "NoClientCert" => ClientAuth::None,
+            "VerifyClientCertIfGiven" => ClientAuth::IfGiven,
+            "RequireAndVerifyClientCert" => ClientAuth::Required,
+            "RequestClientCert" | "RequireAnyClientCert" => {
+                return Err(format!(
+                    "http_tls_config.client_auth_type {:?} does not verify the certificate; use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+                    self.client_auth_type
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "http_tls_config.client_auth_type {other:?} is not one of NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+                ))
+            }
+        };
+        match (auth, self.client_ca_file.is_empty()) {
+            (ClientAuth::None, false) => Err("http_tls_config: client_ca_file is set without a client_auth_type that verifies (VerifyClientCertIfGiven or RequireAndVerifyClientCert)".into()),
+            (ClientAuth::IfGiven | ClientAuth::Required, true) => Err(format!("http_tls_config.client_auth_type {} needs client_ca_file", self.client_auth_type)),
+            _ => Ok(auth),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(yaml: &str) -> HttpTlsConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_client_certificate_policy_is_goes_names_and_must_verify() {
+        assert!(!read("{cert: '', key: null, client_ca: '', cert_file: '', key_file: '', client_auth_type: '', client_ca_file: ''}").is_set());
+        let files = "cert_file: s.crt, key_file: s.key";
+        assert_eq!(
+            read(&format!("{{{files}}}")).client_auth(),
+            Ok(ClientAuth::None)
+        );
+        assert_eq!(
+            read(&format!(
+                "{{{files}, client_auth_type: RequireAndVerifyClientCert, client_ca_file: ca.crt}}"
+            ))
+            .client_auth(),
+            Ok(ClientAuth::Required)
+        );
+        assert_eq!(
+            read(&format!(
+                "{{{files}, client_auth_type: VerifyClientCertIfGiven, client_ca_file: ca.crt}}"
+            ))
+            .client_auth(),
+            Ok(ClientAuth::IfGiven)
+        );
+        for (bad, says) in [
+            ("{cert_file: s.crt}", "needs cert_file and key_file"),
+            (
+                &*format!("{{{files}, client_ca_file: ca.crt}}"),
+                "without a client_auth_type",
+            ),
+            (
+                &*format!("{{{files}, client_auth_type: RequireAndVerifyClientCert}}"),
+                "needs client_ca_file",
+            ),
+            (
+                &*format!(
+                    "{{{files}, client_auth_type: RequireAnyClientCert, client_ca_file: ca.crt}}"
+                ),
+                "does not verify",
+            ),
+            (
+                &*format!("{{{files}, client_auth_type: Sometimes}}"),
+                "is not one of",
+            ),
+            ("{cert: '-----BEGIN', key_file: k}", "inline"),
+        ] {
+            let err = read(bad).client_auth().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 }

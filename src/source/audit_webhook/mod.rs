@@ -8,9 +8,9 @@
 //! otherwise 503, and the API server retries with its backoff. 400 says why a body is not an
 //! EventList, 413 refuses one over `max_request_bytes`, 401 a request without credentials.
 
-mod auth;
 mod events;
 
+use super::receiver_auth as auth;
 pub use auth::{Credentials, Peer};
 
 use super::hand_over::DurableHandOver;

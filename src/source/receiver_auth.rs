@@ -1,6 +1,6 @@
-//! Who may send audit events: a client certificate the configured CA signed (checked by the TLS
-//! handshake), or the bearer token of `auth.bearer_token_file`. With neither configured, anyone
-//! who can connect.
+//! Who may send data to a receiver (`loki_push_api`, `k8s_audit_webhook`): a client certificate
+//! the configured CA signed (checked by the TLS handshake), or the bearer token of
+//! `auth.bearer_token_file`. With neither configured, anyone who can connect.
 
 use axum::http::{header, HeaderMap};
 
@@ -22,6 +22,33 @@ pub enum Refusal {
     Unauthorized(&'static str),
     /// 503: the token file cannot be read; the sender retries once it can.
     TokenUnreadable(String),
+}
+
+impl Refusal {
+    /// What `lokiship_push_errors_total{reason}` calls it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::TokenUnreadable(_) => "token_unreadable",
+        }
+    }
+
+    /// 401 (with `WWW-Authenticate: Bearer`) or 503, saying why.
+    pub fn response(&self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse as _;
+        match self {
+            Refusal::Unauthorized(why) => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{why}\n"),
+            )
+                .into_response(),
+            Refusal::TokenUnreadable(why) => {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response()
+            }
+        }
+    }
 }
 
 impl Credentials {
