@@ -71,7 +71,12 @@ pub(super) async fn start_push(
     board().add_receiver(ReceiverStatus {
         job: sc.job_name.clone(),
         kind: "loki_push_api".into(),
-        address: format!("{scheme}://{bound}"),
+        // As before HTTPS existed here: the bare address for plain HTTP.
+        address: if scheme == "https" {
+            format!("https://{bound}")
+        } else {
+            bound.to_string()
+        },
     });
     Ok(handle)
 }
